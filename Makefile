@@ -1,0 +1,47 @@
+# zoo: two commands do all set-up on a fresh machine with python3 (3.10+) and make.
+#   make reports   the main job: run the notebooks with default parameters into reports/
+#   make test      the test suite (what CI runs)
+# Both create .venv on first use and install zoolib editable with the pinned versions in
+# constraints.txt; later runs reuse it (reinstalling only when pyproject.toml or
+# constraints.txt change).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PARAMS ?= default
+
+.PHONY: test reports lab kernel lint lock benchmarks clean-reports
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+reports: $(STAMP)
+	$(BIN)/python -m zoolib run --params $(PARAMS)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+# Register the environment as a "Python (zoo)" kernel for a Jupyter installed elsewhere.
+kernel: $(STAMP)
+	$(BIN)/python -m ipykernel install --user --name zoo --display-name "Python (zoo)"
+
+lint: $(STAMP)
+	$(BIN)/ruff check zoolib tests benchmarks
+	$(BIN)/nbstripout --verify notebooks/*.ipynb
+
+benchmarks: $(STAMP)
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+lock: $(STAMP)
+	{ echo "# Pinned versions used by 'make' (pip install -c constraints.txt -e .[dev])."; \
+	  echo "# Regenerate after changing dependencies: make lock"; \
+	  $(BIN)/pip freeze --exclude-editable | grep -v "^zoolib"; } > constraints.txt
+
+clean-reports:
+	rm -rf reports/executed reports/html reports/metrics reports/index.html

@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+from scipy import stats
+
+from zoolib import metrics
+
+
+def test_rmse_masks_unasked_questions(rng):
+    rho = rng.random((30, 2))
+    n = rng.integers(0, 10, (30, 2))
+    n[:5, 1] = 0
+    k = np.floor(rng.random((30, 2)) * (n + 1))
+    got = metrics.rmse(rho, k, n)
+    for q in range(2):
+        errs = [(rho[i, q] - k[i, q] / n[i, q]) ** 2 for i in range(30) if n[i, q] > 0]
+        assert got[q] == pytest.approx(np.sqrt(np.mean(errs)))
+
+
+def test_mean_nll_against_scipy(rng):
+    rho = rng.random(50)
+    n = rng.integers(0, 20, 50)
+    k = np.floor(rng.random(50) * (n + 1))
+    want = np.mean([-stats.binom.logpmf(k[i], n[i], rho[i]) for i in range(50) if n[i] > 0])
+    assert metrics.mean_nll(rho, k, n) == pytest.approx(want)
+
+
+def test_posterior_nll_is_log_of_mean_likelihood(rng):
+    rho = rng.random((40, 3, 6))
+    n = rng.integers(1, 30, (40, 3))
+    k = np.floor(rng.random((40, 3)) * (n + 1))
+    got = metrics.mean_posterior_nll(rho, k, n)
+    want = [
+        np.mean([-np.log(np.mean(stats.binom.pmf(k[i, q], n[i, q], rho[i, q]))) for i in range(40)])
+        for q in range(3)
+    ]
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    # with a single sample it reduces to the point NLL
+    np.testing.assert_allclose(
+        metrics.mean_posterior_nll(rho[..., :1], k, n), metrics.mean_nll(rho[..., 0], k, n)
+    )
+
+
+def test_metrics_reject_k_above_n():
+    with pytest.raises(ValueError, match=r"index \(1,\)"):
+        metrics.rmse([0.5, 0.5], [1, 4], [2, 3])

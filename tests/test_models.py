@@ -1,0 +1,106 @@
+import keras
+import numpy as np
+import pytest
+from scipy import special
+
+from zoolib import losses, models, posteriors
+
+
+def test_architecture_follows_the_paper():
+    model = models.build_bayesian_cnn(image_size=64, channels=3, n_questions=2)
+    trunk, head = model.get_layer("trunk"), model.get_layer("head")
+    convs = [lay for lay in trunk.layers if isinstance(lay, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [32, 32, 64, 64, 128, 128]
+    assert all(c.kernel_size == (3, 3) and c.padding == "same" for c in convs)
+    pools = [lay for lay in trunk.layers if isinstance(lay, keras.layers.MaxPooling2D)]
+    assert len(pools) == 4
+    assert trunk.output.shape[-1] == 128
+    assert [type(lay) for lay in head.layers[1:]] == [models.MCDropout, keras.layers.Dense]
+    assert head.get_layer("mc_dropout").rate == 0.5
+    assert model.output.shape[1:] == (2,)
+    assert models.split_trunk_head(model) == (trunk, head)
+
+
+def test_mc_dropout_is_active_at_prediction_time():
+    x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 1)).astype("float32")
+    model = models.build_bayesian_cnn(image_size=32, seed=1)
+    a, b = model.predict(x, verbose=0), model.predict(x, verbose=0)
+    assert not np.allclose(a, b)
+    # the trunk is deterministic
+    trunk = model.get_layer("trunk")
+    np.testing.assert_array_equal(trunk.predict(x, verbose=0), trunk.predict(x, verbose=0))
+    no_dropout = models.build_bayesian_cnn(image_size=32, dropout_rate=0.0, seed=1)
+    np.testing.assert_array_equal(
+        no_dropout.predict(x, verbose=0), no_dropout.predict(x, verbose=0)
+    )
+
+
+def toy_problem(n_galaxies, size=32, seed=0):
+    """Images whose central brightness sets the probability of a yes vote."""
+    rng = np.random.default_rng(seed)
+    true_p = rng.random(n_galaxies)
+    yy, xx = np.mgrid[:size, :size] - size / 2
+    blob = np.exp(-(xx**2 + yy**2) / (2 * 4.0**2))
+    images = 20 + 200 * true_p[:, None, None] * blob + rng.normal(0, 5, (n_galaxies, size, size))
+    images = np.clip(images, 0, 255).astype(np.uint8)[..., None]
+    n = rng.integers(5, 45, n_galaxies)
+    k = rng.binomial(n, true_p)
+    return images, np.stack([k, n], -1)[:, None, :].astype("float32"), true_p
+
+
+def test_model_learns_a_toy_problem_and_loss_falls():
+    images, y, true_p = toy_problem(768)
+    k, n = y[:, 0, 0], y[:, 0, 1]
+
+    def mean_loss(p):
+        return float(np.mean(losses.binomial_nll(k, n, special.logit(p)).numpy()))
+
+    baseline = mean_loss(np.full_like(true_p, k.sum() / n.sum()))  # no image information
+    oracle = mean_loss(true_p)  # the best any model can do on average
+    model = models.build_bayesian_cnn(image_size=32, seed=3)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=losses.BinomialLoss())
+    history = model.fit(images, y, epochs=8, batch_size=64, verbose=0)
+    loss = history.history["loss"]
+    assert loss[-1] < loss[0]
+    rho = posteriors.sample_rho(model, images, 10, seed=0).mean(-1)[:, 0]
+    # the trained model closes most of the gap between the baseline and the oracle
+    assert mean_loss(rho) < baseline - 0.8 * (baseline - oracle)
+    assert np.corrcoef(rho, true_p)[0, 1] > 0.95
+
+
+def test_save_and_load_round_trip(tmp_path):
+    images, y, _ = toy_problem(64)
+    model = models.build_bayesian_cnn(image_size=32, n_questions=1, seed=2)
+    model.compile(optimizer="adam", loss=losses.BinomialLoss())
+    model.fit(images, y, epochs=1, verbose=0)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)  # no custom_objects needed
+    assert isinstance(loaded.loss, losses.BinomialLoss)
+    assert isinstance(loaded.get_layer("head").get_layer("mc_dropout"), models.MCDropout)
+    x = images.astype("float32")
+    np.testing.assert_array_equal(
+        model.get_layer("trunk").predict(x, verbose=0),
+        loaded.get_layer("trunk").predict(x, verbose=0),
+    )
+    np.testing.assert_array_equal(
+        posteriors.sample_rho(model, images, 5, seed=9),
+        posteriors.sample_rho(loaded, images, 5, seed=9),
+    )
+
+
+def test_bad_dropout_rate():
+    with pytest.raises(ValueError, match="dropout_rate"):
+        models.build_bayesian_cnn(dropout_rate=1.0)
+
+
+def test_binomial_loss_gradient_matches_analytic_in_model_context():
+    # d loss / d logit = n sigmoid(x) - k, so a perfect logit has zero gradient
+    k, n = 12.0, 40.0
+    x = special.logit(k / n)
+    import tensorflow as tf
+
+    v = tf.Variable([[x]], dtype=tf.float64)
+    with tf.GradientTape() as tape:
+        loss = losses.binomial_nll([[k]], [[n]], v)
+    assert abs(float(tape.gradient(loss, v)[0, 0])) < 1e-9

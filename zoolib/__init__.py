@@ -1,0 +1,18 @@
+"""zoolib: the tested logic behind the zoo notebooks.
+
+Bayesian CNNs and active learning for Galaxy Zoo vote counts, after Walmsley et al. 2020,
+MNRAS 491, 1554. One module per concept:
+
+* :mod:`zoolib.losses` - binomial likelihood of (k, n) votes, as a Keras loss
+* :mod:`zoolib.models` - the paper's CNN with a deterministic trunk and an MC-dropout head
+* :mod:`zoolib.posteriors` - MC-dropout samples, mixture posteriors over votes, coverage
+* :mod:`zoolib.acquisition` - entropies and BALD, top-k selection
+* :mod:`zoolib.metrics` - per-question RMSE and NLL
+* :mod:`zoolib.runner` - runs the numbered notebooks with papermill into reports
+* :mod:`zoolib.paths` - project paths from one root constant
+
+Submodules are imported explicitly (``from zoolib import losses``) so that importing zoolib
+does not start TensorFlow.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,138 @@
+"""The Bayesian CNN of Walmsley et al. (2020): a deterministic trunk and an MC-dropout head.
+
+Architecture (3x3 convolutions, ReLU, "same" padding)::
+
+    image (S, S, C), pixel values 0..255
+      -> rescale to [0, 1]
+      -> conv 32 -> conv 32 -> max-pool
+      -> conv 64 -> conv 64 -> max-pool
+      -> conv 128 -> max-pool
+      -> conv 128 -> max-pool
+      -> flatten -> dense 128 ReLU                      = trunk: image -> 128 features
+      -> MCDropout(rate) -> dense Q (logits)            = head: features -> logits
+
+Dropout stays on at prediction time, so every forward pass is a draw from the approximate
+posterior over network weights (Gal & Ghahramani 2016). Because all randomness sits in the head,
+``zoolib.posteriors.sample_rho`` runs the expensive trunk once per image and draws the T dropout
+masks on the cheap head only.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers
+
+
+@keras.saving.register_keras_serializable(package="zoolib")
+class MCDropout(layers.Dropout):
+    """Dropout that is active at prediction time too (Monte Carlo dropout).
+
+    Each call multiplies each input unit independently by ``Bernoulli(1 - rate) / (1 - rate)``,
+    whatever the ``training`` flag says. Input and output shapes are equal.
+    """
+
+    def call(self, inputs, training=None):
+        return super().call(inputs, training=True)
+
+    def reseed(self, seed: int) -> None:
+        """Restart this layer's random stream at ``seed`` so that later draws repeat exactly."""
+        state = self.seed_generator.state
+        state.assign(np.array([int(seed), 0], dtype=state.dtype))
+
+
+def build_trunk(
+    image_size: int = 64,
+    channels: int = 1,
+    filters: tuple[int, ...] = (32, 32, 64, 64, 128, 128),
+    dense_units: int = 128,
+    name: str = "trunk",
+) -> keras.Model:
+    """Deterministic feature extractor: (batch, S, S, C) pixels 0..255 -> (batch, dense_units)."""
+    if len(filters) != 6:
+        raise ValueError(f"filters must list 6 convolution widths, got {filters!r}")
+    inputs = keras.Input((image_size, image_size, channels), name="image")
+    x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+    conv = dict(kernel_size=3, padding="same", activation="relu")
+    x = layers.Conv2D(filters[0], name="conv1", **conv)(x)
+    x = layers.Conv2D(filters[1], name="conv2", **conv)(x)
+    x = layers.MaxPooling2D(name="pool1")(x)
+    x = layers.Conv2D(filters[2], name="conv3", **conv)(x)
+    x = layers.Conv2D(filters[3], name="conv4", **conv)(x)
+    x = layers.MaxPooling2D(name="pool2")(x)
+    x = layers.Conv2D(filters[4], name="conv5", **conv)(x)
+    x = layers.MaxPooling2D(name="pool3")(x)
+    x = layers.Conv2D(filters[5], name="conv6", **conv)(x)
+    x = layers.MaxPooling2D(name="pool4")(x)
+    x = layers.Flatten(name="flatten")(x)
+    features = layers.Dense(dense_units, activation="relu", name="dense")(x)
+    return keras.Model(inputs, features, name=name)
+
+
+def build_head(
+    n_features: int = 128,
+    n_questions: int = 1,
+    dropout_rate: float = 0.5,
+    seed: int | None = None,
+    name: str = "head",
+) -> keras.Model:
+    """Stochastic head: (batch, n_features) -> MCDropout -> (batch, n_questions) logits."""
+    if not 0.0 <= dropout_rate < 1.0:
+        raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate!r}")
+    features = keras.Input((n_features,), name="features")
+    x = MCDropout(dropout_rate, seed=seed, name="mc_dropout")(features)
+    logits = layers.Dense(n_questions, name="logits")(x)
+    return keras.Model(features, logits, name=name)
+
+
+def build_bayesian_cnn(
+    image_size: int = 64,
+    channels: int = 1,
+    n_questions: int = 1,
+    dropout_rate: float = 0.5,
+    dense_units: int = 128,
+    filters: tuple[int, ...] = (32, 32, 64, 64, 128, 128),
+    seed: int | None = None,
+    name: str = "bayesian_cnn",
+) -> keras.Model:
+    """The paper's Bayesian CNN: (batch, S, S, C) pixels 0..255 -> (batch, Q) logits.
+
+    ``rho = sigmoid(logits)`` is the predicted probability that a volunteer answers "yes" to each
+    of the Q questions. The model is a functional composition of two sub-models, reachable as
+    ``model.get_layer("trunk")`` (deterministic, image -> ``dense_units`` features) and
+    ``model.get_layer("head")`` (MC dropout then a dense layer). ``seed`` fixes the weight
+    initialisation and the dropout stream.
+    """
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    trunk = build_trunk(image_size, channels, tuple(filters), dense_units)
+    head = build_head(dense_units, n_questions, dropout_rate, seed=seed)
+    inputs = keras.Input((image_size, image_size, channels), name="image")
+    outputs = head(trunk(inputs))
+    return keras.Model(inputs, outputs, name=name)
+
+
+def mc_dropout_layers(model: keras.Model) -> list[MCDropout]:
+    """All MCDropout layers of ``model``, searching nested sub-models."""
+    return [layer for layer in model._flatten_layers() if isinstance(layer, MCDropout)]
+
+
+def split_trunk_head(model: keras.Model) -> tuple[keras.Model, keras.Model] | None:
+    """Return (trunk, head) when the model is trunk -> head with all randomness in the head.
+
+    Returns ``None`` when the model has no such structure or its trunk holds an MCDropout layer;
+    callers then fall back to full stochastic forward passes.
+    """
+    try:
+        trunk, head = model.get_layer("trunk"), model.get_layer("head")
+    except ValueError:
+        return None
+    if mc_dropout_layers(trunk):
+        return None
+    return trunk, head
+
+
+def reseed(model: keras.Model, seed: int) -> None:
+    """Restart the random streams of all MCDropout layers in ``model`` from ``seed``."""
+    for i, layer in enumerate(mc_dropout_layers(model)):
+        layer.reseed(seed + 7919 * i)
