@@ -23,34 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-
-def _first_bad_index(mask: np.ndarray) -> tuple[int, ...] | int:
-    idx = tuple(int(i) for i in np.argwhere(mask)[0])
-    return idx[0] if len(idx) == 1 else idx
-
-
-def validate_counts(k, n) -> None:
-    """Raise ``ValueError`` naming the first index where (k, n) are not valid vote counts.
-
-    Valid means finite, ``k >= 0``, ``n >= 0`` and ``k <= n``. ``k`` and ``n`` are array-likes of
-    the same (broadcastable) shape.
-    """
-    k = np.asarray(k, dtype=np.float64)
-    n = np.asarray(n, dtype=np.float64)
-    k, n = np.broadcast_arrays(k, n)
-    checks = [
-        (~np.isfinite(k), "k (yes votes) is not finite"),
-        (~np.isfinite(n), "n (total votes) is not finite"),
-        (k < 0, "k (yes votes) is negative"),
-        (n < 0, "n (total votes) is negative"),
-        (k > n, "k (yes votes) exceeds n (total votes)"),
-    ]
-    with np.errstate(invalid="ignore"):
-        for mask, what in checks:
-            if mask.any():
-                i = _first_bad_index(mask)
-                at = i if isinstance(i, int) else tuple(i)
-                raise ValueError(f"{what} at index {i}: k={k[at]!r}, n={n[at]!r}")
+from zoolib.schema import validate_counts
 
 
 def binomial_nll(k, n, logits, include_constant: bool = False) -> tf.Tensor:

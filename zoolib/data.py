@@ -1,0 +1,254 @@
+"""Processed datasets on disk and the tf.data input pipeline.
+
+A processed dataset ``data/processed/<name>/`` holds
+
+* ``images.npy``: uint8 (galaxies, size, size, channels), memory-mappable;
+* ``catalog.parquet``: one row per image, in the same order: canonical columns (``id_str``,
+  vote columns, ...) plus ``split`` in {train, val, test};
+* ``manifest.json``: source, question schema, image size, counts, content hashes (sha256) and
+  any rows skipped and why.
+
+Datasets are written to a temporary folder beside the target and renamed into place, so a
+failure never leaves a half-written dataset behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from zoolib import paths
+from zoolib.schema import ID_COLUMN, QUESTIONS, SPLIT_COLUMN, question, validate_counts
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class ProcessedDataset:
+    """A processed dataset: ``images`` (memmap, uint8 (n, S, S, C)), ``catalog``, ``manifest``."""
+
+    images: np.ndarray
+    catalog: pd.DataFrame
+    manifest: dict
+    path: Path
+
+    @property
+    def questions(self) -> list[str]:
+        """Questions with vote columns in this dataset, in schema order."""
+        return list(self.manifest["questions"])
+
+    def split(self, name: str) -> tuple[np.ndarray, pd.DataFrame]:
+        """Images and catalogue rows of one split (images are read into memory)."""
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; expected one of {SPLITS}")
+        rows = np.flatnonzero(self.catalog[SPLIT_COLUMN].to_numpy() == name)
+        return np.asarray(self.images[rows]), self.catalog.iloc[rows].reset_index(drop=True)
+
+
+def assign_splits(n: int, fractions: tuple[float, float, float], seed: int) -> np.ndarray:
+    """Random train/val/test labels for n rows, with the given fractions (summing to 1)."""
+    fractions = tuple(float(f) for f in fractions)
+    if len(fractions) != 3 or min(fractions) < 0 or not np.isclose(sum(fractions), 1.0):
+        raise ValueError(
+            f"split_fractions must be 3 non-negative numbers summing to 1: {fractions}"
+        )
+    counts = np.floor(np.array(fractions) * n).astype(int)
+    counts[0] += n - counts.sum()  # rounding remainder goes to train
+    labels = np.repeat(np.array(SPLITS), counts)
+    return np.random.default_rng(seed).permutation(labels)
+
+
+def questions_in(catalog: pd.DataFrame) -> list[str]:
+    """Schema questions whose yes and total columns are both present, in schema order."""
+    return [
+        q.name
+        for q in QUESTIONS.values()
+        if q.yes_column in catalog.columns and q.total_column in catalog.columns
+    ]
+
+
+def votes_array(catalog: pd.DataFrame, questions: list[str]) -> np.ndarray:
+    """(galaxies, Q, 2) float32 array of [k, N] per question, as BinomialLoss expects."""
+    k = np.stack([catalog[question(q).yes_column].to_numpy() for q in questions], axis=1)
+    n = np.stack([catalog[question(q).total_column].to_numpy() for q in questions], axis=1)
+    return np.stack([k, n], axis=-1).astype(np.float32)
+
+
+def validate_catalog(catalog: pd.DataFrame, n_images: int) -> None:
+    """Check row count, unique ids and valid vote counts; errors name ids and columns."""
+    if len(catalog) == 0:
+        raise ValueError("the catalogue is empty")
+    if len(catalog) != n_images:
+        raise ValueError(f"{len(catalog)} catalogue rows but {n_images} images")
+    if ID_COLUMN not in catalog.columns:
+        raise ValueError(f"required column {ID_COLUMN!r} is missing")
+    dup = catalog[ID_COLUMN][catalog[ID_COLUMN].duplicated()].unique()
+    if len(dup):
+        raise ValueError(f"duplicate {ID_COLUMN} values: {list(dup[:10])}")
+    for name in questions_in(catalog):
+        q = question(name)
+        try:
+            validate_counts(
+                catalog[q.yes_column].to_numpy(),
+                catalog[q.total_column].to_numpy(),
+                row_labels=catalog[ID_COLUMN].to_numpy(),
+            )
+        except ValueError as err:
+            raise ValueError(f"question {name!r}: {err}") from None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_processed(
+    name: str,
+    images: np.ndarray,
+    catalog: pd.DataFrame,
+    source: str,
+    split_fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
+    seed: int = 0,
+    skipped: list[dict] | None = None,
+    extra: dict | None = None,
+    root: Path | None = None,
+) -> Path:
+    """Validate and write a processed dataset atomically; return its folder.
+
+    Args:
+        name: dataset name (folder under ``root``, default ``data/processed``).
+        images: uint8 (galaxies, S, S, C).
+        catalog: canonical catalogue, one row per image in the same order. A ``split`` column is
+            added from ``split_fractions`` and ``seed`` unless present.
+        source: where the data came from (a path, or "synthetic").
+        skipped: rows dropped on the way, with reasons; recorded in the manifest.
+        extra: more manifest entries (e.g. the notebook's parameters).
+    """
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] != images.shape[2]:
+        raise ValueError(f"images must be uint8 (n, S, S, C); got {images.dtype} {images.shape}")
+    validate_catalog(catalog, len(images))
+    catalog = catalog.reset_index(drop=True).copy()
+    if SPLIT_COLUMN not in catalog.columns:
+        catalog[SPLIT_COLUMN] = assign_splits(len(catalog), split_fractions, seed)
+    bad = ~catalog[SPLIT_COLUMN].isin(SPLITS)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"row {row}: split {catalog[SPLIT_COLUMN].iloc[row]!r} not in {SPLITS}")
+    root = Path(root or paths.PROCESSED_DIR)
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / name
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.tmp-"))
+    try:
+        np.save(tmp / "images.npy", images)
+        catalog.to_parquet(tmp / "catalog.parquet", index=False)
+        manifest = {
+            "name": name,
+            "source": str(source),
+            "questions": questions_in(catalog),
+            "schema": {
+                q: {"yes": question(q).yes_column, "total": question(q).total_column}
+                for q in questions_in(catalog)
+            },
+            "image_size": int(images.shape[1]),
+            "channels": int(images.shape[3]),
+            "n_galaxies": len(catalog),
+            "split_counts": {s: int((catalog[SPLIT_COLUMN] == s).sum()) for s in SPLITS},
+            "sha256": {f: _sha256(tmp / f) for f in ("images.npy", "catalog.parquet")},
+            "skipped": list(skipped or []),
+            **(extra or {}),
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+        if target.exists():  # swap: old aside, new in, old removed
+            old = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.old-"))
+            target.rename(old / name)
+            tmp.rename(target)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def load_processed(name: str, root: Path | None = None, verify: bool = False) -> ProcessedDataset:
+    """Open a processed dataset; images are memory-mapped. ``verify`` checks the sha256 hashes."""
+    folder = Path(root or paths.PROCESSED_DIR) / name
+    if not (folder / "manifest.json").is_file():
+        raise FileNotFoundError(
+            f"no processed dataset {name!r} at {folder}; run notebooks/01_data_prep.ipynb first"
+        )
+    manifest = json.loads((folder / "manifest.json").read_text())
+    if verify:
+        for fname, want in manifest["sha256"].items():
+            if _sha256(folder / fname) != want:
+                raise ValueError(f"{folder / fname} does not match the hash in its manifest")
+    images = np.load(folder / "images.npy", mmap_mode="r")
+    catalog = pd.read_parquet(folder / "catalog.parquet")
+    if len(images) != len(catalog):
+        raise ValueError(f"{folder}: {len(images)} images but {len(catalog)} catalogue rows")
+    return ProcessedDataset(images, catalog, manifest, folder)
+
+
+def augment(image, seed):
+    """Random dihedral transform, small zoom-crop and slight brightness/contrast jitter.
+
+    ``image`` is float32 (S, S, C) on the 0..255 scale; ``seed`` a shape-(2,) int tensor for
+    TensorFlow's stateless random ops, so the augmentation is reproducible.
+    """
+    import tensorflow as tf
+
+    seeds = tf.random.experimental.stateless_split(seed, 6)
+    size = tf.shape(image)[0]
+    image = tf.image.stateless_random_flip_left_right(image, seeds[0])
+    image = tf.image.stateless_random_flip_up_down(image, seeds[1])
+    k = tf.random.stateless_uniform([], seeds[2], 0, 4, dtype=tf.int32)
+    image = tf.image.rot90(image, k)
+    frac = tf.random.stateless_uniform([], seeds[3], 0.88, 1.0)  # zoom in by up to 12%
+    offset = tf.random.stateless_uniform([2], seeds[4], 0.0, 1.0) * (1.0 - frac)
+    box = tf.stack([offset[0], offset[1], offset[0] + frac, offset[1] + frac])[None]
+    image = tf.image.crop_and_resize(image[None], box, [0], tf.stack([size, size]))[0]
+    jitter = tf.random.stateless_uniform([2], seeds[5], -1.0, 1.0)
+    mean = tf.reduce_mean(image)
+    image = (image - mean) * (1.0 + 0.08 * jitter[0]) + mean + 6.0 * jitter[1]
+    return tf.clip_by_value(image, 0.0, 255.0)
+
+
+def make_tf_dataset(
+    images: np.ndarray,
+    votes: np.ndarray,
+    batch_size: int = 64,
+    shuffle: bool = True,
+    augment_images: bool = True,
+    seed: int = 0,
+):
+    """A ``tf.data`` pipeline of (image float32 (S, S, C) 0..255, votes float32 (Q, 2)) batches.
+
+    Shuffles (reshuffled each epoch, seeded), augments with :func:`augment` (seeded per
+    element and epoch), batches and prefetches. ``images`` may be a memmap.
+    """
+    import tensorflow as tf
+
+    if len(images) != len(votes):
+        raise ValueError(f"{len(images)} images but {len(votes)} vote rows")
+    ds = tf.data.Dataset.from_tensor_slices((np.asarray(images), np.asarray(votes, np.float32)))
+    if shuffle:
+        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
+    if augment_images:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip((ds, seeds)).map(
+            lambda xy, s: (augment(xy[0], s), xy[1]), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
