@@ -9,8 +9,16 @@ def make_notebook(path, params_source, body_source):
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell(params_source)
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [nbformat.v4.new_markdown_cell("# demo"), params, nbformat.v4.new_code_cell(body_source)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# demo"),
+        params,
+        nbformat.v4.new_code_cell(body_source),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, path)
 
 

@@ -124,7 +124,7 @@ def true_probabilities(lat: pd.DataFrame, size: int = REFERENCE_SIZE) -> pd.Data
     q = lat["axis_ratio"].to_numpy()
     h = np.nan_to_num(lat["disk_scale_px"].to_numpy())
     # resolved: disk structure spans several PSF widths; detected: bright against the sky
-    resolved = _sigmoid((h / psf - 2.0) / 0.6)
+    resolved = _sigmoid((h / psf - 3.0) / 0.8)
     detected = _sigmoid((np.log(sb / noise) - np.log(8.0)) / 0.4)
     arms = lat["arm_amplitude"].to_numpy() * np.minimum(lat["n_arms"].to_numpy(), 2) / 2
     bar = lat["bar_strength"].to_numpy()
@@ -142,7 +142,7 @@ def true_probabilities(lat: pd.DataFrame, size: int = REFERENCE_SIZE) -> pd.Data
     bar_len = lat["bar_length_px"].to_numpy()
     bar_seen = (
         bar
-        * _sigmoid((bar_len / psf - 2.5) / 0.6)  # the bar must be resolved
+        * _sigmoid((bar_len / psf - 4.0) / 0.8)  # the bar must be well resolved
         * _sigmoid((q - 0.45) / 0.08)  # and the disk not too inclined
         * detected
     )

@@ -1,0 +1,140 @@
+"""zoolib.images: greyscale = channel mean, crop, resize, shapes, and errors naming the file."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from zoolib.images import load_image, load_images
+
+RAW = Path(__file__).resolve().parents[1] / "data" / "raw"
+DECALS_PNG = RAW / "gz_decals_dr5" / "images" / "J104924.86-002547.5.png"
+GZ1_JPEG = RAW / "sdss_gz1_sample" / "images" / "587724198279184570.jpeg"
+
+
+@pytest.fixture
+def rgb(rng) -> np.ndarray:
+    return rng.integers(0, 256, size=(20, 30, 3), dtype=np.uint8)  # (H, W, RGB), not square
+
+
+def save(array: np.ndarray, path: Path, **kwargs) -> Path:
+    Image.fromarray(array).save(path, **kwargs)
+    return path
+
+
+def test_greyscale_is_the_channel_mean(tmp_path, rgb):
+    grey = load_image(save(rgb, tmp_path / "a.png"), size=20)  # full-height square, no resize
+    assert grey.shape == (20, 20, 1) and grey.dtype == np.uint8
+    np.testing.assert_array_equal(grey[..., 0], np.rint(rgb[:, 5:25].mean(axis=2)))
+
+
+def test_greyscale_is_not_pillow_luminance(tmp_path):
+    green = np.zeros((8, 8, 3), np.uint8)
+    green[..., 1] = 255
+    assert load_image(save(green, tmp_path / "g.png"), 8)[0, 0, 0] == 85  # 'L' would give 150
+
+
+def test_rgb_and_crop_fraction(tmp_path, rgb):
+    out = load_image(save(rgb, tmp_path / "a.png"), size=10, channels=3, crop_fraction=0.5)
+    assert out.shape == (10, 10, 3)
+    np.testing.assert_array_equal(out, rgb[5:15, 10:20])  # centred 10x10 square
+
+
+def test_jpeg_greyscale_matches_decoded_pixels(tmp_path, rgb):
+    path = save(rgb, tmp_path / "a.jpg", quality=90)
+    decoded = np.asarray(Image.open(path).convert("RGB"))  # lossy: compare with what Pillow reads
+    grey = load_image(path, size=20)
+    np.testing.assert_array_equal(grey[..., 0], np.rint(decoded[:, 5:25].mean(axis=2)))
+
+
+def test_resize_is_antialiased(tmp_path):
+    board = (np.indices((64, 64)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    out = load_image(save(np.stack([board] * 3, axis=2), tmp_path / "b.png"), 8)
+    assert np.abs(out.astype(int) - 127.5).max() <= 2  # nearest-neighbour would give 0 or 255
+
+
+def test_greyscale_file_gives_three_equal_channels(tmp_path, rgb):
+    path = save(rgb[..., 0], tmp_path / "l.png")
+    out = load_image(path, 20, channels=3)
+    assert (out == out[..., :1]).all()
+
+
+def test_real_png_and_jpeg():
+    png = load_image(DECALS_PNG, 128, channels=3, crop_fraction=0.75)
+    jpeg = load_image(GZ1_JPEG, 64)
+    assert png.shape == (128, 128, 3) and jpeg.shape == (64, 64, 1)
+    assert png.dtype == jpeg.dtype == np.uint8 and png.std() > 5 and jpeg.std() > 5
+
+
+def test_load_images_in_order(tmp_path, rgb):
+    paths = [save(np.roll(rgb, i, axis=1), tmp_path / f"{i}.png") for i in range(5)]
+    batch, failures = load_images(paths, 12, channels=3, crop_fraction=0.8, n_jobs=3)
+    assert batch.shape == (5, 12, 12, 3) and batch.dtype == np.uint8 and failures == []
+    for i, path in enumerate(paths):
+        np.testing.assert_array_equal(batch[i], load_image(path, 12, 3, 0.8))
+    empty, _ = load_images([], 12)
+    assert empty.shape == (0, 12, 12, 1)
+
+
+def test_load_images_raise_and_skip(tmp_path, rgb):
+    good = save(rgb, tmp_path / "good.png")
+    (tmp_path / "junk.png").write_bytes(b"not a png")
+    paths = [good, tmp_path / "missing.png", good, tmp_path / "junk.png"]
+    with pytest.raises(FileNotFoundError, match=r"missing\.png"):
+        load_images(paths, 16)
+    batch, failures = load_images(paths, 16, on_error="skip")
+    assert batch.shape == (2, 16, 16, 1)
+    assert [(f["index"], Path(f["file"]).name) for f in failures] == [
+        (1, "missing.png"),
+        (3, "junk.png"),
+    ]
+    assert "junk.png" in failures[1]["reason"]
+
+
+# --- errors name the file --------------------------------------------------------------------
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nope\.png"):
+        load_image(tmp_path / "nope.png", 16)
+
+
+def test_corrupt_and_non_image_files(tmp_path, rgb):
+    (tmp_path / "notes.jpg").write_text("this is text, not a JPEG")
+    with pytest.raises(ValueError, match=r"cannot read image .*notes\.jpg"):
+        load_image(tmp_path / "notes.jpg", 16)
+    whole = save(rgb, tmp_path / "whole.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match=r"cut\.png"):
+        load_image(tmp_path / "cut.png", 16)
+
+
+def test_crop_smaller_than_output_is_refused(tmp_path, rgb):
+    path = save(rgb, tmp_path / "small.png")  # 30x20: a full crop is 20x20
+    assert load_image(path, 20).shape == (20, 20, 1)
+    with pytest.raises(ValueError, match=r"small\.png is 30x20 px.*keeps 10x10.*size=20"):
+        load_image(path, 20, crop_fraction=0.5)
+    with pytest.raises(ValueError, match=r"small\.png.*size=21"):
+        load_image(path, 21)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"crop_fraction": 1.2}, "crop_fraction"),
+        ({"crop_fraction": 0.0}, "crop_fraction"),
+        ({"channels": 2}, "channels"),
+    ],
+)
+def test_bad_arguments(tmp_path, rgb, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        load_image(save(rgb, tmp_path / "a.png"), 8, **kwargs)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("astropy") is not None, reason="astropy installed")
+def test_fits_without_astropy_says_what_to_install(tmp_path):
+    (tmp_path / "g.fits").write_bytes(b"SIMPLE  =                    T")
+    with pytest.raises(ImportError, match=r"g\.fits needs astropy"):
+        load_image(tmp_path / "g.fits", 8)

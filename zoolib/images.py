@@ -1,0 +1,146 @@
+"""Load galaxy images as uint8 arrays the model can take: centre crop, resize, greyscale.
+
+:func:`load_image` reads one JPEG / PNG (anything Pillow opens; FITS only with astropy) and
+returns a ``(size, size, channels)`` uint8 array:
+
+1. the image is converted to RGB (greyscale files repeat their one channel, alpha is dropped);
+2. a centred square is cut out whose side is ``crop_fraction`` of the shorter image side (a
+   square, so non-square images are not stretched; galaxy cutouts are square anyway);
+3. the square is resized to ``size x size`` with Pillow's antialiased LANCZOS filter;
+4. ``channels=1`` gives greyscale as the MEAN of R, G and B, rounded, as in Walmsley et al.
+   2020 (not Pillow's luminance "L" conversion, which weights green most); ``channels=3``
+   keeps RGB.
+
+Only downsampling is done: if the cropped square has fewer pixels per side than ``size`` the
+image is refused (upsampling would invent resolution the survey does not have). Every error
+names the file: FileNotFoundError for a missing file, ValueError for a file that is not a
+readable image or is too small for the crop, ImportError for FITS without astropy.
+
+:func:`load_images` loads many files with a thread pool (Pillow releases the GIL while decoding
+and resizing) and a tqdm progress bar for long lists.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fits.fz")
+PROGRESS_MIN = 200  # show a progress bar from this many images
+
+
+def load_image(
+    path: str | Path, size: int, channels: int = 1, crop_fraction: float = 1.0
+) -> np.ndarray:
+    """One image as a ``(size, size, channels)`` uint8 array (see the module docstring)."""
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 (greyscale) or 3 (RGB), got {channels!r}")
+    if not 0.0 < crop_fraction <= 1.0:
+        raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction!r} (for {path})")
+    if int(size) != size or size < 1:
+        raise ValueError(f"size must be a positive integer, got {size!r}")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file not found: {path}")
+    image = _read_rgb(path)
+    side = round(crop_fraction * min(image.size))
+    if side < size:
+        raise ValueError(
+            f"image {path} is {image.size[0]}x{image.size[1]} px; crop_fraction={crop_fraction}"
+            f" keeps {side}x{side} px, smaller than size={size} (images are only downsampled)"
+        )
+    left, top = (image.size[0] - side) // 2, (image.size[1] - side) // 2
+    box = (left, top, left + side, top + side)
+    pixels = np.asarray(image.resize((size, size), Image.Resampling.LANCZOS, box=box))
+    if channels == 1:
+        pixels = np.rint(pixels.mean(axis=2, dtype=np.float64, keepdims=True))
+    return pixels.astype(np.uint8)
+
+
+def _read_rgb(path: Path) -> Image.Image:
+    """Decode a file into an RGB Pillow image, with errors that name the file."""
+    if path.name.lower().endswith(FITS_SUFFIXES):
+        return _read_fits(path)
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")  # convert() decodes the whole file
+    except (OSError, SyntaxError, ValueError) as err:  # UnidentifiedImageError is an OSError
+        raise ValueError(f"cannot read image {path}: {err}") from err
+
+
+def _read_fits(path: Path) -> Image.Image:
+    """First image HDU of a FITS file, linearly scaled min..max to 0..255 (2-D or bands-first).
+
+    This is a plain display stretch, not the survey's colour scheme (e.g. DECaLS asinh g, r, z);
+    make your own PNGs for that.
+    """
+    try:
+        from astropy.io import fits
+    except ImportError:
+        raise ImportError(f"reading FITS image {path} needs astropy: pip install astropy") from None
+    try:
+        with fits.open(path, memmap=False) as hdus:
+            data = next(h.data for h in hdus if h.data is not None)
+    except (OSError, StopIteration, ValueError) as err:
+        raise ValueError(f"cannot read FITS image {path}: {err}") from err
+    data = np.nan_to_num(np.asarray(data, dtype=np.float64))
+    if data.ndim == 3:
+        data = np.moveaxis(data[:3], 0, -1)  # (bands, H, W) -> (H, W, bands)
+        data = data if data.shape[2] == 3 else data.mean(axis=2)
+    if data.ndim not in (2, 3):
+        raise ValueError(f"FITS image {path} has shape {data.shape}; expected 2-D or 3-D")
+    lo, hi = data.min(), data.max()
+    scaled = np.zeros_like(data) if hi == lo else (data - lo) / (hi - lo) * 255
+    return Image.fromarray(np.rint(scaled).astype(np.uint8)).convert("RGB")
+
+
+def load_images(
+    paths: Sequence[str | Path],
+    size: int,
+    channels: int = 1,
+    crop_fraction: float = 1.0,
+    on_error: str = "raise",
+    n_jobs: int | None = None,
+) -> tuple[np.ndarray, list[dict]]:
+    """Load many images into one ``(n, size, size, channels)`` uint8 array, in order.
+
+    With ``on_error="raise"`` the first failing file (in list order) raises, naming the file.
+    With ``on_error="skip"`` failing files are left out of the array (so ``n`` is the number
+    that loaded, still in list order) and reported as ``{"index", "file", "reason"}``, where
+    ``index`` is the position in ``paths``. ``n_jobs`` threads (default: CPU count, max 16).
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+
+    def one(path):
+        try:
+            return load_image(path, size, channels, crop_fraction), None
+        except (OSError, ValueError, ImportError) as err:
+            if on_error == "raise":
+                raise
+            return None, str(err)
+
+    n_jobs = n_jobs or min(16, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+        results = list(
+            tqdm(
+                pool.map(one, paths),
+                total=len(paths),
+                desc="images",
+                disable=len(paths) < PROGRESS_MIN,
+            )
+        )
+    failures = [
+        {"index": i, "file": str(p), "reason": err}
+        for i, (p, (_, err)) in enumerate(zip(paths, results, strict=True))
+        if err
+    ]
+    arrays = [a for a, _ in results if a is not None]
+    out = np.stack(arrays) if arrays else np.zeros((0, size, size, channels), dtype=np.uint8)
+    return out, failures
