@@ -1,0 +1,139 @@
+"""End to end: catalogue + images -> processed dataset, bad input, notebook 01 via the runner."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from zoolib import data, paths, runner
+
+DECALS = paths.RAW_DIR / "gz_decals_dr5" / "catalog.csv"
+
+
+@pytest.fixture
+def mini_catalog(tmp_path):
+    """A DECaLS-style catalogue of 4 real galaxies with their images, copied to tmp_path."""
+    src = pd.read_csv(DECALS).head(4)
+    (tmp_path / "images").mkdir()
+    for f in src["file"]:
+        shutil.copy(DECALS.parent / f, tmp_path / f)
+    src.to_csv(tmp_path / "cat.csv", index=False)
+    return tmp_path
+
+
+def _prepare(folder, **kw):
+    return data.prepare_catalog("mini", folder / "cat.csv", root=folder / "out", **kw)
+
+
+def test_real_catalogue_becomes_a_dataset(mini_catalog):
+    _prepare(mini_catalog, image_size=48, crop_fraction=0.5, split_fractions=(0.5, 0.25, 0.25))
+    ds = data.load_processed("mini", root=mini_catalog / "out", verify=True)
+    assert ds.images.shape == (4, 48, 48, 1)
+    assert ds.questions == ["smooth-or-featured"]
+    raw = pd.read_csv(mini_catalog / "cat.csv")
+    np.testing.assert_array_equal(
+        ds.catalog["smooth-or-featured_smooth"], raw["smooth-or-featured_smooth"]
+    )
+    assert ds.manifest["parameters"]["crop_fraction"] == 0.5
+
+
+def _break(folder, how):
+    cat = pd.read_csv(folder / "cat.csv")
+    target = folder / cat["file"].iloc[2]
+    if how == "missing":
+        target.unlink()
+    elif how == "corrupt":
+        target.write_bytes(b"this is not a png")
+    elif how == "small":
+        Image.new("RGB", (20, 20)).save(target)
+    return cat, target
+
+
+@pytest.mark.parametrize("how", ["missing", "corrupt", "small"])
+def test_bad_image_names_the_file_and_writes_nothing(mini_catalog, how):
+    _, target = _break(mini_catalog, how)
+    with pytest.raises((ValueError, FileNotFoundError, OSError)) as err:
+        _prepare(mini_catalog, image_size=48)
+    assert target.name in str(err.value)
+    assert not (mini_catalog / "out" / "mini").exists()
+    assert (
+        not any((mini_catalog / "out").glob(".mini*")) if (mini_catalog / "out").exists() else True
+    )
+
+
+def test_skip_drops_bad_images_and_lists_them(mini_catalog):
+    cat, target = _break(mini_catalog, "corrupt")
+    _prepare(mini_catalog, image_size=48, on_error="skip", split_fractions=(1.0, 0.0, 0.0))
+    ds = data.load_processed("mini", root=mini_catalog / "out")
+    assert len(ds.catalog) == 3 and cat["iauname"].iloc[2] not in set(ds.catalog["id_str"])
+    (skipped,) = ds.manifest["skipped"]
+    assert skipped["id_str"] == cat["iauname"].iloc[2] and target.name in skipped["file"]
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda c: c.assign(**{"smooth-or-featured_smooth": 99}), "smooth-or-featured_smooth"),
+        (lambda c: pd.concat([c, c.iloc[:1]]), "J104924.86-002547.5"),
+        (
+            lambda c: c.drop(columns="smooth-or-featured_total-votes"),
+            "smooth-or-featured_total-votes",
+        ),
+        (lambda c: c.iloc[:0], "empty"),
+    ],
+)
+def test_bad_catalogue_rows_are_named(mini_catalog, edit, message):
+    cat = pd.read_csv(mini_catalog / "cat.csv")
+    edit(cat).to_csv(mini_catalog / "cat.csv", index=False)
+    with pytest.raises(ValueError, match=message):
+        _prepare(mini_catalog)
+    assert not (mini_catalog / "out" / "mini").exists()
+
+
+def test_unknown_format_and_imageless_catalogue(mini_catalog):
+    with pytest.raises(ValueError, match="format"):
+        _prepare(mini_catalog, catalog_format="hubble")
+    gz2 = paths.RAW_DIR / "gz2_stripe82" / "table5_counts.csv.gz"
+    with pytest.raises(ValueError, match="names no image files"):
+        data.prepare_catalog("gz2", gz2, root=mini_catalog / "out")
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A scratch project root that sees the shipped raw data but writes elsewhere."""
+    (tmp_path / "data").mkdir()
+    os.symlink(paths.RAW_DIR, tmp_path / "data" / "raw")
+    monkeypatch.setenv("ZOO_PROJECT_ROOT", str(tmp_path))
+    return tmp_path
+
+
+def test_notebook_01_runs_with_ci_parameters(project):
+    done = runner.run("ci", only=["01"], reports_dir=project / "reports")
+    assert [p.name for p in done] == ["01_data_prep.html"]
+    manifest = json.loads((project / "data" / "processed" / "ci" / "manifest.json").read_text())
+    assert manifest["n_galaxies"] == 600 and manifest["image_size"] == 32
+    assert manifest["questions"] == ["smooth-or-featured", "disk-edge-on", "bar"]
+    html = (project / "reports" / "html" / "01_data_prep.html").read_text()
+    assert html.count("image/png") >= 5  # gallery, sorted galleries, distributions, visibility
+
+
+def test_notebook_01_runs_on_a_real_catalogue(project, tmp_path):
+    params = {
+        "01_data_prep": {
+            "source": str(DECALS),
+            "image_size": 32,
+            "crop_fraction": 0.6,
+            "name": "decals-mini",
+            "split_fractions": [0.6, 0.2, 0.2],
+        }
+    }
+    (tmp_path / "real.yaml").write_text(json.dumps(params))
+    runner.run(str(tmp_path / "real.yaml"), only=["01"], reports_dir=project / "reports")
+    manifest = json.loads(
+        (project / "data" / "processed" / "decals-mini" / "manifest.json").read_text()
+    )
+    assert manifest["n_galaxies"] == 28 and manifest["questions"] == ["smooth-or-featured"]
