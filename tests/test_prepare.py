@@ -94,6 +94,24 @@ def test_bad_catalogue_rows_are_named(mini_catalog, edit, message):
     assert not (mini_catalog / "out" / "mini").exists()
 
 
+def test_row_without_an_image_file_is_named(mini_catalog):
+    cat = pd.read_csv(mini_catalog / "cat.csv")
+    cat.loc[1, "file"] = None
+    cat.to_csv(mini_catalog / "cat.csv", index=False)
+    with pytest.raises(ValueError, match=r"no image file named in row\(s\) 1 \('J"):
+        _prepare(mini_catalog)
+    _prepare(mini_catalog, on_error="skip", split_fractions=(1.0, 0.0, 0.0))
+    ds = data.load_processed("mini", root=mini_catalog / "out")
+    assert len(ds.catalog) == 3 and ds.manifest["skipped"][0]["id_str"] == cat.loc[1, "iauname"]
+
+
+def test_no_loadable_image_at_all(mini_catalog):
+    for f in (mini_catalog / "images").iterdir():
+        f.write_bytes(b"junk")
+    with pytest.raises(ValueError, match="none of the 4 images could be loaded"):
+        _prepare(mini_catalog, on_error="skip")
+
+
 def test_unknown_format_and_imageless_catalogue(mini_catalog):
     with pytest.raises(ValueError, match="format"):
         _prepare(mini_catalog, catalog_format="hubble")

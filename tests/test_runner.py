@@ -64,3 +64,9 @@ def test_failing_notebook_stops_the_run_and_is_kept(project):
 def test_missing_parameter_set(project):
     with pytest.raises(FileNotFoundError, match="nope.yaml"):
         runner.run("nope", notebooks_dir=project / "notebooks", reports_dir=project / "reports")
+
+
+def test_only_that_matches_nothing_is_an_error(project):
+    with pytest.raises(runner.RunError, match="--only 5 matches no notebook"):
+        runner.run("ci", only=["5"], notebooks_dir=project / "notebooks", reports_dir=project / "r")
+    assert not (project / "r" / "index.html").exists()

@@ -121,3 +121,13 @@ def test_inclined_disks_hide_bars(universe):
     face_on = barred["axis_ratio"] > 0.7
     inclined = barred["axis_ratio"] < 0.35
     assert barred.loc[face_on, "true_p_bar"].mean() > 3 * barred.loc[inclined, "true_p_bar"].mean()
+
+
+def test_truth_does_not_depend_on_image_size():
+    """Sizes scale with the image (same field of view), so what volunteers see is the same."""
+    _, small = synthetic.simulate(400, size=32, seed=9)
+    _, large = synthetic.simulate(400, size=128, seed=9)
+    for col in ["p_smooth", "p_artifact", "true_p_disk-edge-on", "true_p_bar"]:
+        np.testing.assert_allclose(small[col], large[col], rtol=1e-12)
+    np.testing.assert_allclose(4 * small["disk_scale_px"], large["disk_scale_px"], rtol=1e-12)
+    np.testing.assert_allclose(4 * small["star1_x_px"], large["star1_x_px"], rtol=1e-12)

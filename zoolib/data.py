@@ -8,8 +8,9 @@ A processed dataset ``data/processed/<name>/`` holds
 * ``manifest.json``: source, question schema, image size, counts, content hashes (sha256) and
   any rows skipped and why.
 
-Datasets are written to a temporary folder beside the target and renamed into place, so a
-failure never leaves a half-written dataset behind.
+Datasets are written to a temporary folder beside the target and renamed into place (an
+existing dataset is moved aside first and put back if that fails), so a failure never leaves a
+half-written dataset behind.
 """
 
 from __future__ import annotations
@@ -169,10 +170,14 @@ def write_processed(
             **(extra or {}),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
-        if target.exists():  # swap: old aside, new in, old removed
+        if target.exists():  # swap: old aside, new in (old put back on failure), old removed
             old = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.old-"))
             target.rename(old / name)
-            tmp.rename(target)
+            try:
+                tmp.rename(target)
+            except BaseException:
+                (old / name).rename(target)
+                raise
             shutil.rmtree(old)
         else:
             tmp.rename(target)
@@ -201,28 +206,35 @@ def load_processed(name: str, root: Path | None = None, verify: bool = False) ->
     return ProcessedDataset(images, catalog, manifest, folder)
 
 
-def augment(image, seed):
-    """Random dihedral transform, small zoom-crop and slight brightness/contrast jitter.
+def augment(images, seed):
+    """Augment a batch as galaxies allow: any of the 8 flips/rotations, a small zoom-crop and a
+    slight brightness/contrast jitter, drawn independently for each image.
 
-    ``image`` is float32 (S, S, C) on the 0..255 scale; ``seed`` a shape-(2,) int tensor for
-    TensorFlow's stateless random ops, so the augmentation is reproducible.
+    Args:
+        images: float32 (B, S, S, C) on the 0..255 scale.
+        seed: shape-(2,) integer tensor for TensorFlow's stateless random ops, so the result
+            depends on nothing but (images, seed).
+
+    Returns:
+        float32 (B, S, S, C), clipped to 0..255.
     """
     import tensorflow as tf
 
-    seeds = tf.random.experimental.stateless_split(seed, 6)
-    size = tf.shape(image)[0]
-    image = tf.image.stateless_random_flip_left_right(image, seeds[0])
-    image = tf.image.stateless_random_flip_up_down(image, seeds[1])
-    k = tf.random.stateless_uniform([], seeds[2], 0, 4, dtype=tf.int32)
-    image = tf.image.rot90(image, k)
-    frac = tf.random.stateless_uniform([], seeds[3], 0.88, 1.0)  # zoom in by up to 12%
-    offset = tf.random.stateless_uniform([2], seeds[4], 0.0, 1.0) * (1.0 - frac)
-    box = tf.stack([offset[0], offset[1], offset[0] + frac, offset[1] + frac])[None]
-    image = tf.image.crop_and_resize(image[None], box, [0], tf.stack([size, size]))[0]
-    jitter = tf.random.stateless_uniform([2], seeds[5], -1.0, 1.0)
-    mean = tf.reduce_mean(image)
-    image = (image - mean) * (1.0 + 0.08 * jitter[0]) + mean + 6.0 * jitter[1]
-    return tf.clip_by_value(image, 0.0, 255.0)
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 5)
+    b, size = tf.shape(images)[0], tf.shape(images)[1]
+    flip = tf.random.stateless_uniform([b], seeds[0]) < 0.5
+    images = tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
+    turns = tf.random.stateless_uniform([b], seeds[1], 0, 4, dtype=tf.int32)
+    rotated = tf.stack([tf.image.rot90(images, k) for k in range(4)], axis=1)  # (B, 4, S, S, C)
+    images = tf.gather(rotated, turns, axis=1, batch_dims=1)
+    frac = tf.random.stateless_uniform([b], seeds[2], 0.88, 1.0)  # zoom in by up to 12%
+    corner = tf.random.stateless_uniform([b, 2], seeds[3]) * (1.0 - frac)[:, None]
+    boxes = tf.concat([corner, corner + frac[:, None]], axis=1)  # (y1, x1, y2, x2)
+    images = tf.image.crop_and_resize(images, boxes, tf.range(b), tf.stack([size, size]))
+    jitter = tf.random.stateless_uniform([b, 1, 1, 2], seeds[4], -1.0, 1.0)
+    mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+    images = (images - mean) * (1.0 + 0.08 * jitter[..., :1]) + mean + 6.0 * jitter[..., 1:]
+    return tf.clip_by_value(images, 0.0, 255.0)
 
 
 def make_tf_dataset(
@@ -233,25 +245,46 @@ def make_tf_dataset(
     augment_images: bool = True,
     seed: int = 0,
 ):
-    """A ``tf.data`` pipeline of (image float32 (S, S, C) 0..255, votes float32 (Q, 2)) batches.
+    """A ``tf.data`` pipeline of batches (images float32 (B, S, S, C) 0..255, votes (B, Q, 2)).
 
-    Shuffles (reshuffled each epoch, seeded), augments with :func:`augment` (seeded per
-    element and epoch), batches and prefetches. ``images`` may be a memmap.
+    Each pass over the dataset (each epoch) draws a new order and new augmentations from
+    ``numpy.random.default_rng([seed, epoch])``, so two pipelines with the same seed yield the
+    same batches whatever TensorFlow's global seed is. Only one batch of ``images`` is read at a
+    time (a memmap stays on disk); augmentation runs batched, in parallel, and is prefetched.
     """
     import tensorflow as tf
 
     if len(images) != len(votes):
         raise ValueError(f"{len(images)} images but {len(votes)} vote rows")
-    ds = tf.data.Dataset.from_tensor_slices((np.asarray(images), np.asarray(votes, np.float32)))
-    if shuffle:
-        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    votes = np.asarray(votes, dtype=np.float32)
+    n = len(images)
+    epochs = iter(range(2**62))
+
+    def batches():
+        rng = np.random.default_rng([seed, next(epochs)])
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        for start in range(0, n, batch_size):
+            idx = np.sort(order[start : start + batch_size])  # sorted: sequential memmap reads
+            batch_seed = rng.integers(0, 2**62, size=2)
+            yield np.asarray(images[idx], dtype=np.float32), votes[idx], batch_seed
+
+    shape = (None,) + tuple(images.shape[1:])
+    ds = tf.data.Dataset.from_generator(
+        batches,
+        output_signature=(
+            tf.TensorSpec(shape, tf.float32),
+            tf.TensorSpec((None,) + votes.shape[1:], tf.float32),
+            tf.TensorSpec((2,), tf.int64),
+        ),
+    )
+    ds = ds.apply(tf.data.experimental.assert_cardinality(-(-n // batch_size)))
     if augment_images:
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        ds = tf.data.Dataset.zip((ds, seeds)).map(
-            lambda xy, s: (augment(xy[0], s), xy[1]), num_parallel_calls=tf.data.AUTOTUNE
-        )
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        ds = ds.map(lambda x, y, s: (augment(x, s), y), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(lambda x, y, s: (x, y))
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def prepare_synthetic(
@@ -304,8 +337,22 @@ def prepare_catalog(
             "it can be explored but not turned into an image dataset"
         )
     root_dir = Path(images_root) if images_root else catalog_path.parent
+    named = catalog[FILE_COLUMN].fillna("").astype(str).str.strip() != ""
+    if not named.all():
+        rows = [f"{r} ({catalog[ID_COLUMN].iloc[r]!r})" for r in np.flatnonzero(~named)[:10]]
+        if on_error == "raise":
+            raise ValueError(f"{catalog_path}: no image file named in row(s) {', '.join(rows)}")
+        skipped = skipped + [
+            {"id_str": i, "reason": "no image file named"} for i in catalog[ID_COLUMN][~named]
+        ]
+        catalog = catalog[named].reset_index(drop=True)
     files = [root_dir / f for f in catalog[FILE_COLUMN]]
     pixels, failures = images.load_images(files, image_size, channels, crop_fraction, on_error)
+    if len(failures) == len(catalog):
+        raise ValueError(
+            f"{catalog_path}: none of the {len(catalog)} images could be loaded; "
+            f"first failure: {failures[0]['file']}: {failures[0]['reason']}"
+        )
     if failures:
         bad = [f["index"] for f in failures]
         skipped = skipped + [

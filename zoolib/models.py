@@ -101,7 +101,9 @@ def build_bayesian_cnn(
     of the Q questions. The model is a functional composition of two sub-models, reachable as
     ``model.get_layer("trunk")`` (deterministic, image -> ``dense_units`` features) and
     ``model.get_layer("head")`` (MC dropout then a dense layer). ``seed`` fixes the weight
-    initialisation and the dropout stream.
+    initialisation and the dropout stream; note that it does so by calling
+    ``keras.utils.set_random_seed(seed)``, which also seeds Python's, NumPy's and TensorFlow's
+    global generators.
     """
     if seed is not None:
         keras.utils.set_random_seed(seed)
@@ -118,16 +120,22 @@ def mc_dropout_layers(model: keras.Model) -> list[MCDropout]:
 
 
 def split_trunk_head(model: keras.Model) -> tuple[keras.Model, keras.Model] | None:
-    """Return (trunk, head) when the model is trunk -> head with all randomness in the head.
+    """Return (trunk, head) when the model is exactly image -> trunk -> head -> output.
 
-    Returns ``None`` when the model has no such structure or its trunk holds an MCDropout layer;
-    callers then fall back to full stochastic forward passes.
+    Returns ``None`` for any other structure (extra layers around the two sub-models, for
+    instance) or when the trunk holds an MCDropout layer; callers then fall back to full
+    stochastic forward passes.
     """
-    try:
-        trunk, head = model.get_layer("trunk"), model.get_layer("head")
-    except ValueError:
+    inner = [layer for layer in model.layers if not isinstance(layer, layers.InputLayer)]
+    if [layer.name for layer in inner] != ["trunk", "head"]:
         return None
-    if mc_dropout_layers(trunk):
+    trunk, head = inner
+    if len(model.inputs) != 1 or len(model.outputs) != 1 or mc_dropout_layers(trunk):
+        return None
+    # with only these two layers, the output can only be head(trunk(image))
+    if tuple(head.input.shape) != tuple(trunk.output.shape):
+        return None
+    if tuple(model.output.shape) != tuple(head.output.shape):
         return None
     return trunk, head
 

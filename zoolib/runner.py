@@ -94,11 +94,15 @@ def run(
     """Run the numbered notebooks (or those whose names start with an entry of ``only``)."""
     reports_dir = Path(reports_dir or paths.REPORTS_DIR)
     sets = load_params(params, Path(notebooks_dir) / "params" if notebooks_dir else None)
-    notebooks = numbered_notebooks(notebooks_dir)
+    available = numbered_notebooks(notebooks_dir)
+    notebooks = available
     if only:
-        notebooks = [nb for nb in notebooks if any(nb.name.startswith(o) for o in only)]
-    known = {nb.stem for nb in numbered_notebooks(notebooks_dir)}
-    stray = sorted(set(sets) - known)
+        notebooks = [nb for nb in available if any(nb.name.startswith(o) for o in only)]
+        if not notebooks:
+            raise RunError(
+                f"--only {' '.join(only)} matches no notebook; have {[nb.name for nb in available]}"
+            )
+    stray = sorted(set(sets) - {nb.stem for nb in available})
     if stray:
         raise RunError(f"parameter set {params!r} names notebooks that do not exist: {stray}")
     done = []

@@ -78,32 +78,26 @@ def vote_columns(names: list[str] | None = None) -> list[str]:
     return cols
 
 
-def _first_bad_index(mask: np.ndarray) -> tuple[int, ...] | int:
-    idx = tuple(int(i) for i in np.argwhere(mask)[0])
-    return idx[0] if len(idx) == 1 else idx
-
-
 def validate_counts(k, n, row_labels=None) -> None:
     """Raise ``ValueError`` naming the first index where (k, n) are not valid vote counts.
 
-    Valid means finite, ``k >= 0``, ``n >= 0`` and ``k <= n``. ``k`` and ``n`` are array-likes of
-    the same (broadcastable) shape. ``row_labels`` (one per row of the first axis, e.g. galaxy
-    ids) are quoted in the message too.
+    Valid means finite, whole, ``k >= 0``, ``n >= 0`` and ``k <= n``. ``k`` and ``n`` are
+    array-likes of the same (broadcastable) shape. ``row_labels`` (one per row of the first axis,
+    e.g. galaxy ids) are quoted in the message too.
     """
-    k = np.asarray(k, dtype=np.float64)
-    n = np.asarray(n, dtype=np.float64)
-    k, n = np.broadcast_arrays(k, n)
-    checks = [
-        (~np.isfinite(k), "k (yes votes) is not finite"),
-        (~np.isfinite(n), "n (total votes) is not finite"),
-        (k < 0, "k (yes votes) is negative"),
-        (n < 0, "n (total votes) is negative"),
-        (k > n, "k (yes votes) exceeds n (total votes)"),
-    ]
+    k, n = np.broadcast_arrays(np.asarray(k, np.float64), np.asarray(n, np.float64))
     with np.errstate(invalid="ignore"):
-        for mask, what in checks:
-            if mask.any():
-                i = _first_bad_index(mask)
-                at = i if isinstance(i, int) else tuple(i)
-                label = "" if row_labels is None else f" ({row_labels[np.ravel(at)[0]]!r})"
-                raise ValueError(f"{what} at index {i}{label}: k={k[at]:g}, n={n[at]:g}")
+        checks = [
+            (~np.isfinite(k), "k (yes votes) is not finite"),
+            (~np.isfinite(n), "n (total votes) is not finite"),
+            (k < 0, "k (yes votes) is negative"),
+            (n < 0, "n (total votes) is negative"),
+            ((k != np.round(k)) | (n != np.round(n)), "vote counts are not whole numbers"),
+            (k > n, "k (yes votes) exceeds n (total votes)"),
+        ]
+    for mask, what in checks:
+        if mask.any():
+            at = tuple(int(i) for i in np.argwhere(mask)[0])
+            where = at[0] if len(at) == 1 else at
+            label = "" if row_labels is None else f" ({row_labels[at[0]]!r})"
+            raise ValueError(f"{what} at index {where}{label}: k={k[at]:g}, n={n[at]:g}")

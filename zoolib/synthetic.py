@@ -90,7 +90,7 @@ def sample_latents(n: int, rng: np.random.Generator, size: int = REFERENCE_SIZE)
             "offset_y_px": rng.normal(0, 0.7, n) * scale,
         }
     )
-    star_r = rng.uniform(4, size / 2, (n, 2)) * scale
+    star_r = rng.uniform(4, REFERENCE_SIZE / 2, (n, 2)) * scale  # same field of view
     star_t = rng.uniform(0, 2 * np.pi, (n, 2))
     frame["star1_x_px"], frame["star1_y_px"] = (
         star_r[:, 0] * np.cos(star_t[:, 0]),
@@ -103,10 +103,6 @@ def sample_latents(n: int, rng: np.random.Generator, size: int = REFERENCE_SIZE)
     frame["star_flux"] = np.exp(rng.normal(np.log(8), 0.8, n))
     frame["edge_on"] = featured & (disk_q < 0.3)
     return frame
-
-
-def _sigmoid(x):
-    return special.expit(x)
 
 
 def true_probabilities(lat: pd.DataFrame, size: int = REFERENCE_SIZE) -> pd.DataFrame:
@@ -124,26 +120,26 @@ def true_probabilities(lat: pd.DataFrame, size: int = REFERENCE_SIZE) -> pd.Data
     q = lat["axis_ratio"].to_numpy()
     h = np.nan_to_num(lat["disk_scale_px"].to_numpy())
     # resolved: disk structure spans several PSF widths; detected: bright against the sky
-    resolved = _sigmoid((h / psf - 3.0) / 0.8)
-    detected = _sigmoid((np.log(sb / noise) - np.log(8.0)) / 0.4)
+    resolved = special.expit((h / psf - 3.0) / 0.8)
+    detected = special.expit((np.log(sb / noise) - np.log(8.0)) / 0.4)
     arms = lat["arm_amplitude"].to_numpy() * np.minimum(lat["n_arms"].to_numpy(), 2) / 2
     bar = lat["bar_strength"].to_numpy()
     features = np.clip(arms + 0.6 * bar + 0.3 * (1 - np.nan_to_num(lat["bulge_fraction"])), 0, 1.5)
     face_visible = features * resolved * detected
-    edge_visible = (1 - q) * _sigmoid((h / psf - 1.0) / 0.4) * detected  # a thin streak
+    edge_visible = (1 - q) * special.expit((h / psf - 1.0) / 0.4) * detected  # a thin streak
     vis = np.maximum(face_visible, edge_visible)
-    p_feat_disk = 0.04 + 0.92 * _sigmoid((vis - 0.35) / 0.08)
+    p_feat_disk = 0.04 + 0.92 * special.expit((vis - 0.35) / 0.08)
     p_feat_smooth = 0.03 + 0.12 * (1 - q)  # flattened ellipticals are sometimes called disks
     p_feat = np.where(featured, p_feat_disk, p_feat_smooth)
     star_r = np.hypot(lat["star1_x_px"], lat["star1_y_px"]).to_numpy() * REFERENCE_SIZE / size
     star_near = (lat["n_stars"].to_numpy() > 0) & (star_r < 10)
     p_art = 0.01 + 0.12 * star_near
-    edge = np.where(featured, 0.03 + 0.9 * _sigmoid((0.32 - q) / 0.05) * detected, 0.05)
+    edge = np.where(featured, 0.03 + 0.9 * special.expit((0.32 - q) / 0.05) * detected, 0.05)
     bar_len = lat["bar_length_px"].to_numpy()
     bar_seen = (
         bar
-        * _sigmoid((bar_len / psf - 4.0) / 0.8)  # the bar must be well resolved
-        * _sigmoid((q - 0.45) / 0.08)  # and the disk not too inclined
+        * special.expit((bar_len / psf - 4.0) / 0.8)  # the bar must be well resolved
+        * special.expit((q - 0.45) / 0.08)  # and the disk not too inclined
         * detected
     )
     p_bar = np.where(featured, 0.04 + 0.9 * np.clip(bar_seen, 0, 1), 0.02)
