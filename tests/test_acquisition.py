@@ -72,6 +72,52 @@ def test_mutual_information_properties(rng):
     assert mi[0] <= np.log(2) + 1e-9
 
 
+@pytest.mark.parametrize("n", [5000, 100_000])
+def test_entropies_at_large_n_against_scipy(n, rng):
+    # scipy.stats.binom's pmf (Boost) is accurate to a few ulp: checked against 40-digit
+    # decimal arithmetic it gives the entropy at n = 5000 to 6e-15. Measured errors here are
+    # 2e-12 (n = 5000) and 2e-11 (n = 1e5); the former code was off by 1e-8 and 4e-6.
+    tol = {5000: 1e-11, 100_000: 1e-10}[n]
+    rho = np.vstack([rng.random((2, 4)), [[1e-6, 0.5, 0.999, 0.3]]])
+    pred, expected = acq.entropies(rho, n)
+    ks = np.arange(n + 1)
+    for i, row in enumerate(rho):
+        want_expected = np.mean([stats.binom(n, r).entropy() for r in row])
+        want_pred = stats.entropy(np.mean([stats.binom.pmf(ks, n, r) for r in row], axis=0))
+        assert abs(expected[i] - want_expected) < tol
+        assert abs(pred[i] - want_pred) < tol
+
+
+@pytest.mark.parametrize("n", [5000, 100_000])
+def test_identical_samples_give_zero_information_at_large_n(n, rng):
+    same = np.repeat(rng.random((4, 1)), 8, axis=1)
+    pred, expected = acq.entropies(same, n)
+    assert np.all(np.abs(pred - expected) < 1e-13)  # measured below 1e-14 up to n = 1e6
+    mi = acq.mutual_information(same, n)
+    assert np.all((mi >= 0) & (mi < 1e-13))
+
+
+def test_only_tiny_negative_information_is_clipped(monkeypatch):
+    pred = np.zeros(4)
+    expected = np.array([1e-13, acq.MI_ROUNDING, 1e-6, -0.5])
+    monkeypatch.setattr(acq, "entropies", lambda *args, **kwargs: (pred, expected))
+    got = acq.mutual_information(np.full((4, 2), 0.5), 10)
+    np.testing.assert_array_equal(got[:2], 0.0)
+    assert got[2] == pytest.approx(-1e-6) and got[3] == pytest.approx(0.5)
+
+
+def test_per_galaxy_n_is_left_aligned_even_when_galaxies_equal_questions(rng):
+    rho = rng.random((3, 3, 6))
+    n = np.array([0, 7, 30])  # one n per galaxy, shared by its questions
+    mi = acq.mutual_information(rho, n)
+    for i in range(3):
+        for q in range(3):
+            assert mi[i, q] == pytest.approx(max(brute_force(rho[i, q], n[i])[2], 0), abs=1e-12)
+    for bad in (np.ones(4), np.ones((3, 1)), np.ones((2, 3))):
+        with pytest.raises(ValueError, match=r"n must be a scalar, per galaxy \(3,\)"):
+            acq.entropies(rho, bad)
+
+
 def test_zero_votes_carry_no_information(rng):
     np.testing.assert_array_equal(acq.mutual_information(rng.random((5, 7)), 0), 0.0)
 

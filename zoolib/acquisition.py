@@ -15,8 +15,9 @@ disagree with one another: labelling such a galaxy teaches the model the most (H
 2011; Walmsley et al. 2020). The pool's n is not known before labelling, so callers pass an
 expected number of votes per question.
 
-``rho_samples`` is (galaxies, T) or (galaxies, Q, T); every score has shape
-rho_samples.shape[:-1]. Work is done in chunks of rows so memory stays bounded.
+``rho_samples`` is (galaxies, T) or (galaxies, Q, T); ``n`` is a scalar, (galaxies,) or
+rho_samples.shape[:-1]; every score has shape rho_samples.shape[:-1]. Work is done in chunks
+of rows so memory stays bounded.
 """
 
 from __future__ import annotations
@@ -24,37 +25,34 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from zoolib.posteriors import CHUNK_ELEMENTS, _chunks, _logpmf, _rows
+from zoolib.posteriors import CHUNK_ELEMENTS, _chunks, _log_choose, _logpmf, _rows
+
+MI_ROUNDING = 1e-12  # nats: negative BALD scores this small are rounding, set to zero
 
 
 def _entropies_one_n(rho: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Predictive and expected entropy for rows rho (m, T) that all share the vote count n.
+    r"""Predictive and expected entropy for rows rho (m, T) that all share the vote count n.
 
-    With :math:`\\log p_t(k) = \\log\binom{n}{k} + k\\,\\mathrm{logit}\rho_t + n\\log(1-\rho_t)`
-    the whole (m, T, n + 1) table is one matrix product, and
-    :math:`H[p_t] = -\\sum_k p_t(k)\\log\binom nk - n\rho_t\\mathrm{logit}\rho_t - n\\log(1-\rho_t)`
-    needs one matrix-vector product instead of a second pass over the table.
+    With :math:`\log p_t(k) = \log\binom{n}{k} + k\,\mathrm{logit}\,\rho_t + n\log(1-\rho_t)`
+    the whole (m T, n + 1) table of log-probabilities is one matrix product of (m T, 3) by
+    (3, n + 1), and :math:`H[p_t] = -\sum_k p_t(k)\log p_t(k)` is summed directly from it.
+    (The shortcut :math:`-E_t[\log\binom nk] - n\rho_t\,\mathrm{logit}\,\rho_t - n\log(1-\rho_t)`
+    assumes :math:`\sum_k p_t(k) = 1` exactly and multiplies its rounding by :math:`\sim n`.)
     """
     m, t = rho.shape
-    k = np.arange(n + 1, dtype=np.float64)
-    log_choose = special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)
-    edge = (rho == 0) | (rho == 1)
-    if edge.any():  # exact 0 or 1: logit is infinite, use the careful general path
-        logp = _logpmf(rho, np.float64(n), n)
+    if ((rho == 0) | (rho == 1)).any():  # exact 0 or 1: logit is infinite, use the general path
+        logp = _logpmf(rho, np.float64(n), n).reshape(m * t, n + 1)
         np.maximum(logp, -1e300, out=logp)  # p = 0 where log p = -inf, and 0 * log p = 0
-        p = np.exp(logp)
-        expected = -np.einsum("mtk,mtk->m", p, logp) / t
-        return special.entr(p.mean(axis=1)).sum(axis=-1), expected
-    log1m = np.log1p(-rho)
-    logit = np.log(rho) - log1m
-    design = np.stack([logit, n * log1m, np.ones_like(rho)], axis=-1).reshape(m * t, 3)
-    weights = np.stack([k, np.ones_like(k), log_choose])  # (3, K)
-    p = design @ weights  # log p, (m * T, K)
-    np.exp(p, out=p)
-    expected_log_choose = (p @ log_choose).reshape(m, t)
-    per_sample_entropy = -(expected_log_choose + n * (rho * logit + log1m))
+    else:
+        k = np.arange(n + 1, dtype=np.float64)
+        log1m = np.log1p(-rho)
+        design = np.stack([np.log(rho) - log1m, n * log1m, np.ones_like(rho)], axis=-1)
+        weights = np.stack([k, np.ones_like(k), _log_choose(n, k)])  # (3, n + 1)
+        logp = design.reshape(m * t, 3) @ weights
+    p = np.exp(logp)
+    expected = -np.einsum("ik,ik->i", p, logp).reshape(m, t).mean(axis=1)
     pred = special.entr(p.reshape(m, t, n + 1).mean(axis=1)).sum(axis=-1)
-    return pred, per_sample_entropy.mean(axis=1)
+    return pred, expected
 
 
 def entropies(
@@ -62,9 +60,12 @@ def entropies(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Predictive and expected entropy together (one pass over the binomial tables).
 
+    Accuracy: see :func:`mutual_information`.
+
     Args:
         rho_samples: (galaxies, T) or (galaxies, Q, T) probabilities.
-        n: whole vote counts, a scalar or broadcastable to rho_samples.shape[:-1].
+        n: whole vote counts: a scalar, (galaxies,) per galaxy (shared by its questions), or
+            rho_samples.shape[:-1]; other shapes raise ValueError.
         chunk_elements: rows are processed in chunks of about this many table entries.
 
     Returns:
@@ -91,11 +92,25 @@ def expected_entropy(rho_samples, n, chunk_elements: int = CHUNK_ELEMENTS) -> np
 def mutual_information(rho_samples, n, chunk_elements: int = CHUNK_ELEMENTS) -> np.ndarray:
     r"""BALD score: predictive entropy minus expected entropy, in nats.
 
-    Mathematically :math:`\ge 0`; differences of about 1e-15 below zero from rounding are set
-    to zero so that the scores can be used as sampling weights.
+    Args:
+        rho_samples: (galaxies, T) or (galaxies, Q, T) probabilities.
+        n: whole vote counts: a scalar, (galaxies,) per galaxy, or rho_samples.shape[:-1].
+
+    Returns:
+        Array of shape rho_samples.shape[:-1].
+
+    Accuracy (measured against ``scipy.stats.binom``, whose pmf is accurate to a few ulp): each
+    entropy is within about 1e-15 n nats (3e-15 at n = 40, 3e-13 at n = 1000, 2e-12 at
+    n = 5000, 2e-11 at n = 1e5, 8e-10 at n = 1e6), and because both come from the same table
+    their difference is more accurate still: identical samples give :math:`|\mathrm{MI}|`
+    below 1e-14 up to n = 1e6. Mathematically :math:`\mathrm{MI} \ge 0`, so values in
+    [-``MI_ROUNDING``, 0) = [-1e-12, 0) are set to zero so that the scores can serve as
+    sampling weights; anything more negative would be a bug and is returned unchanged.
     """
     pred, expected = entropies(rho_samples, n, chunk_elements)
-    return np.maximum(pred - expected, 0.0)
+    mi = pred - expected
+    mi[(mi < 0) & (mi >= -MI_ROUNDING)] = 0.0
+    return mi
 
 
 def sum_over_questions(scores) -> np.ndarray:

@@ -206,6 +206,20 @@ def load_processed(name: str, root: Path | None = None, verify: bool = False) ->
     return ProcessedDataset(images, catalog, manifest, folder)
 
 
+def resize(images: np.ndarray, size: int, batch_size: int = 1024) -> np.ndarray:
+    """Antialiased resize of uint8 (n, S, S, C) images to (n, size, size, C); no-op if S == size."""
+    if images.shape[1] == size:
+        return np.asarray(images)
+    import tensorflow as tf
+
+    out = np.empty((len(images), size, size, images.shape[3]), dtype=np.uint8)
+    for start in range(0, len(images), batch_size):
+        batch = tf.image.resize(np.asarray(images[start : start + batch_size], np.float32),
+                                [size, size], antialias=True)  # fmt: skip
+        out[start : start + len(batch)] = np.clip(np.rint(batch.numpy()), 0, 255)
+    return out
+
+
 def augment(images, seed):
     """Augment a batch as galaxies allow: any of the 8 flips/rotations, a small zoom-crop and a
     slight brightness/contrast jitter, drawn independently for each image.

@@ -144,3 +144,10 @@ def reseed(model: keras.Model, seed: int) -> None:
     """Restart the random streams of all MCDropout layers in ``model`` from ``seed``."""
     for i, layer in enumerate(mc_dropout_layers(model)):
         layer.reseed(seed + 7919 * i)
+
+
+def load_model(path) -> keras.Model:
+    """Load a saved ``.keras`` model; importing this module registers MCDropout and the loss."""
+    from zoolib import losses  # noqa: F401  (registers BinomialLoss for the compile config)
+
+    return keras.models.load_model(path)

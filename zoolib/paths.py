@@ -2,7 +2,7 @@
 
 ``PROJECT_ROOT`` is the folder holding ``pyproject.toml``. Set the environment variable
 ``ZOO_PROJECT_ROOT`` to point the notebooks and the runner at another working tree (the tests
-use this to write into a temporary folder).
+use this to write into a temporary folder), and ``ZOO_REPORTS_DIR`` to move the reports.
 """
 
 from __future__ import annotations
@@ -21,4 +21,7 @@ RUNS_DIR: Path = DATA_DIR / "runs"  # active-learning runs (git-ignored)
 MODELS_DIR: Path = PROJECT_ROOT / "models"  # trained models (git-ignored)
 NOTEBOOKS_DIR: Path = PROJECT_ROOT / "notebooks"
 PARAMS_DIR: Path = NOTEBOOKS_DIR / "params"
-REPORTS_DIR: Path = PROJECT_ROOT / "reports"  # executed notebooks and HTML (git-ignored)
+# executed notebooks, HTML and metrics (git-ignored); the runner points notebooks it runs at
+# its own reports folder through ZOO_REPORTS_DIR
+REPORTS_DIR: Path = Path(os.environ.get("ZOO_REPORTS_DIR", PROJECT_ROOT / "reports")).resolve()
+METRICS_DIR: Path = REPORTS_DIR / "metrics"

@@ -115,3 +115,133 @@ def visibility_vs_redshift(catalog: pd.DataFrame):
         ax.set_ylim(0, 1)
     fig.tight_layout()
     return fig
+
+
+def draw_posterior(ax, rho_samples, n: int, k: int | None = None, show_samples: bool = True):
+    """The paper's posterior panel for one galaxy and question.
+
+    Grey: Binomial(k | n, rho_t) for each of the T samples; green: their mean, the posterior
+    over the vote count; orange dashed: a single stochastic forward pass (sample 0); black line:
+    the observed k.
+    """
+    from zoolib.posteriors import vote_pmf
+
+    rho_samples = np.asarray(rho_samples, dtype=np.float64)
+    ks = np.arange(n + 1)
+    pmfs = vote_pmf(rho_samples, n)  # (T, n + 1)
+    if show_samples:
+        for pmf in pmfs:
+            ax.plot(ks, pmf, color="0.6", lw=0.6, alpha=0.5)
+    ax.plot(ks, pmfs[0], color="tab:orange", lw=1.2, ls="--", label="one forward pass")
+    ax.plot(ks, pmfs.mean(axis=0), color="tab:green", lw=2.2, label=f"mixture of T={len(pmfs)}")
+    if k is not None:
+        ax.axvline(k, color="black", lw=1.5, label=f"observed k={k}")
+    ax.set_xlim(0, n)
+    ax.set_xlabel("k (yes votes)")
+    ax.set_ylabel("p(k)")
+
+
+def posterior_panels(
+    images: np.ndarray, rho_samples: np.ndarray, k, n, titles: list[str], name: str
+):
+    """One row per galaxy: the image and its posterior over k (see :func:`draw_posterior`).
+
+    ``rho_samples`` is (galaxies, T) for one question; ``k`` and ``n`` are (galaxies,).
+    """
+    rows = len(images)
+    fig, axes = plt.subplots(rows, 2, figsize=(7.5, 2.3 * rows), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 2.4]})  # fmt: skip
+    for i in range(rows):
+        show_image(axes[i, 0], images[i], titles[i])
+        draw_posterior(axes[i, 1], rho_samples[i], int(n[i]), int(k[i]))
+    axes[0, 1].legend(fontsize=7, loc="upper right")
+    fig.suptitle(f"{name}: posteriors over the vote count")
+    fig.tight_layout()
+    return fig
+
+
+def calibration(levels, curves: dict[str, np.ndarray], title: str = "interval coverage"):
+    """Coverage of central credible intervals against their nominal level, one line per method."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    ax.plot([0, 1], [0, 1], color="0.5", ls=":", label="perfect calibration")
+    for label, values in curves.items():
+        ax.plot(levels, values, marker="o", label=label)
+    ax.set_xlabel("nominal level")
+    ax.set_ylabel("observed coverage")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def pit_histograms(pits: dict[str, np.ndarray], bins: int = 20):
+    """Histograms of (randomised) PIT values; flat means calibrated, U-shaped overconfident."""
+    fig, axes = plt.subplots(1, len(pits), figsize=(4.2 * len(pits), 3.2), squeeze=False)
+    for ax, (label, values) in zip(axes[0], pits.items(), strict=True):
+        values = np.asarray(values)
+        ax.hist(values[np.isfinite(values)], bins=np.linspace(0, 1, bins + 1), density=True)
+        ax.axhline(1.0, color="black", ls=":")
+        ax.set_title(label)
+        ax.set_xlabel("PIT")
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(history: dict[str, list[float]]):
+    """Training and validation loss per epoch."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    for key, values in history.items():
+        if key.endswith("loss"):
+            ax.plot(np.arange(1, len(values) + 1), values, marker="o", label=key)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("binomial loss per galaxy (no log C term)")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def predicted_vs_target(mean_rho: np.ndarray, catalog: pd.DataFrame, questions: list[str]):
+    """Scatter of the predicted mean rho (galaxies, Q) against the truth per question.
+
+    The target is ``true_p_<question>`` when the catalogue has it (simulated data), otherwise
+    the observed fraction k/N; galaxies with N = 0 are left out.
+    """
+    fig, axes = plt.subplots(1, len(questions), figsize=(4.3 * len(questions), 4), squeeze=False)
+    for j, name in enumerate(questions):
+        q = question(name)
+        n = catalog[q.total_column].to_numpy()
+        asked = n > 0
+        truth = f"true_p_{name}"
+        if truth in catalog.columns:
+            target, label = catalog[truth].to_numpy(), "true p"
+        else:
+            target, label = catalog[q.yes_column].to_numpy() / np.maximum(n, 1), "observed k/N"
+        ax = axes[0, j]
+        ax.scatter(target[asked], mean_rho[asked, j], s=6, alpha=0.4)
+        ax.plot([0, 1], [0, 1], color="black", lw=1)
+        ax.set(xlabel=label, ylabel="predicted mean rho", title=name, xlim=(0, 1), ylim=(0, 1))
+    fig.tight_layout()
+    return fig
+
+
+def showcase_indices(pred_entropy: np.ndarray, mutual_info: np.ndarray, n_show: int) -> dict:
+    """Pick galaxies that span the kinds of posterior: {label: position}.
+
+    * confident: the lowest predictive entropy;
+    * uncertain but agreeing: high predictive entropy with low mutual information (every
+      sampled network says "about half of the volunteers");
+    * disagreeing: the highest mutual information (the networks are each confident but
+      disagree: what BALD acquires);
+    then more galaxies evenly spread in predictive entropy until ``n_show`` are chosen.
+    """
+    n = len(pred_entropy)
+    picks = {"confident": int(np.argmin(pred_entropy))}
+    agreeing = pred_entropy - 3 * mutual_info
+    picks["uncertain, samples agree"] = int(np.argmax(agreeing))
+    picks["samples disagree (high BALD)"] = int(np.argmax(mutual_info))
+    order = np.argsort(pred_entropy)
+    for q in np.linspace(0.2, 0.8, max(0, n_show - 3)):
+        candidate = int(order[int(q * (n - 1))])
+        if candidate not in picks.values():
+            picks[f"entropy quantile {q:.2f}"] = candidate
+    return dict(list(picks.items())[:n_show])

@@ -8,6 +8,7 @@ parameters of ``notebooks/params/default.yaml`` (one mapping per notebook stem),
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import tempfile
@@ -106,19 +107,56 @@ def run(
     if stray:
         raise RunError(f"parameter set {params!r} names notebooks that do not exist: {stray}")
     done = []
-    for nb in notebooks:
-        start = time.perf_counter()
-        print(f"running {nb.name} ...", flush=True)
-        done.append(run_notebook(nb, sets.get(nb.stem, {}), reports_dir))
-        print(f"  {nb.name} done in {time.perf_counter() - start:.1f} s", flush=True)
-    if not notebooks:
-        print(f"no numbered notebooks in {notebooks_dir or paths.NOTEBOOKS_DIR} yet", flush=True)
-    links = "\n".join(
-        f'<li><a href="html/{html.escape(p.name)}">{html.escape(p.stem)}</a></li>' for p in done
-    )
-    _atomic_write(
-        reports_dir / "index.html",
-        f"<!doctype html><title>zoo reports</title><h1>zoo reports ({html.escape(params)})</h1>"
-        f"<ul>{links or '<li>no notebooks were run</li>'}</ul>\n",
-    )
+    saved_env = {
+        k: os.environ.get(k) for k in ("ZOO_REPORTS_DIR", "ZOO_HEADLESS", "TF_CPP_MIN_LOG_LEVEL")
+    }
+    os.environ["ZOO_REPORTS_DIR"] = str(reports_dir.resolve())  # notebooks write metrics here
+    os.environ["ZOO_HEADLESS"] = "1"  # widgets draw static figures
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ log out of reports
+    try:
+        for nb in notebooks:
+            start = time.perf_counter()
+            print(f"running {nb.name} ...", flush=True)
+            done.append(run_notebook(nb, sets.get(nb.stem, {}), reports_dir))
+            print(f"  {nb.name} done in {time.perf_counter() - start:.1f} s", flush=True)
+    finally:
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    write_index(reports_dir, params, done)
     return done
+
+
+def _summary_rows(metrics_file: Path) -> str:
+    """Table rows of a metrics file's flat ``summary`` mapping, if it has one."""
+    if not metrics_file.is_file():
+        return ""
+    summary = json.loads(metrics_file.read_text()).get("summary", {})
+    return "".join(
+        f"<tr><td>{html.escape(str(k))}</td><td>{v:.4g}</td></tr>"
+        if isinstance(v, float)
+        else f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
+        for k, v in summary.items()
+    )
+
+
+def write_index(reports_dir: Path, params: str, done: list[Path]) -> Path:
+    """``reports/index.html``: links to every report with the key metrics of each notebook."""
+    sections = []
+    for page in done:
+        rows = _summary_rows(reports_dir / "metrics" / f"{page.stem}.json")
+        table = f"<table>{rows}</table>" if rows else ""
+        sections.append(
+            f'<h2><a href="html/{html.escape(page.name)}">{html.escape(page.stem)}</a></h2>{table}'
+        )
+    body = "\n".join(sections) or "<p>no notebooks were run</p>"
+    style = "body{font-family:sans-serif;max-width:60em;margin:auto}td{padding:2px 12px}"
+    target = reports_dir / "index.html"
+    _atomic_write(
+        target,
+        f"<!doctype html><meta charset=utf-8><title>zoo reports</title><style>{style}</style>"
+        f"<h1>zoo reports <small>(parameters: {html.escape(params)})</small></h1>{body}\n",
+    )
+    return target

@@ -1,0 +1,178 @@
+"""Test-set evaluation of a vote model against a baseline, and metrics files for the reports.
+
+For each question the model's MC-dropout samples are scored with
+:func:`zoolib.metrics.mean_posterior_nll` (NLL of the observed votes under the mixture) and
+:func:`zoolib.metrics.rmse` of the mean :math:`\\rho` against the observed fraction k/N. The
+baseline predicts, for every galaxy, the training set's pooled fraction
+:math:`\\sum k / \\sum N`: a model that learned nothing from the images. On synthetic data the
+RMSE against the true volunteer probability ``true_p_<question>`` is reported as well.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from zoolib import metrics, paths
+from zoolib.schema import question
+
+
+def baseline_fractions(train_catalog: pd.DataFrame, questions: list[str]) -> np.ndarray:
+    """(Q,) pooled training fraction sum(k) / sum(N) per question."""
+    out = []
+    for name in questions:
+        q = question(name)
+        total = train_catalog[q.total_column].sum()
+        if total == 0:
+            raise ValueError(f"no training galaxy was asked {name!r}: no baseline")
+        out.append(train_catalog[q.yes_column].sum() / total)
+    return np.asarray(out, dtype=np.float64)
+
+
+def evaluate(
+    rho_samples: np.ndarray,
+    catalog: pd.DataFrame,
+    questions: list[str],
+    baseline: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Per-question metrics of the model (and the baseline) on ``catalog``'s galaxies.
+
+    Args:
+        rho_samples: (galaxies, Q, T) MC-dropout samples, rows in catalogue order.
+        catalog: canonical catalogue (vote columns, optional ``true_p_<question>``).
+        questions: the Q question names, in the model's output order.
+        baseline: (Q,) constant fractions (see :func:`baseline_fractions`), or None.
+
+    Returns:
+        DataFrame indexed by (model, question) with columns ``nll`` (nats per galaxy asked),
+        ``rmse`` (against k/N) and, when the truth is known, ``rmse_true`` (against true p).
+    """
+    rho_samples = np.asarray(rho_samples, dtype=np.float64)
+    k = np.stack([catalog[question(q).yes_column].to_numpy() for q in questions], axis=1)
+    n = np.stack([catalog[question(q).total_column].to_numpy() for q in questions], axis=1)
+    models = {"cnn": rho_samples}
+    if baseline is not None:
+        models["baseline"] = np.broadcast_to(np.asarray(baseline)[None, :, None], k.shape + (1,))
+    rows = []
+    for label, samples in models.items():
+        mean = samples.mean(axis=-1)
+        nll = metrics.mean_posterior_nll(samples, k, n)
+        rmse = metrics.rmse(mean, k, n)
+        for j, name in enumerate(questions):
+            row = {"model": label, "question": name, "nll": nll[j], "rmse": rmse[j]}
+            truth = f"true_p_{name}"
+            if truth in catalog.columns:
+                row["rmse_true"] = float(np.sqrt(np.mean((mean[:, j] - catalog[truth]) ** 2)))
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["model", "question"])
+
+
+def write_metrics(name: str, payload: dict, metrics_dir: Path | None = None) -> Path:
+    """Write ``payload`` as ``<metrics_dir>/<name>.json`` atomically; return the path."""
+    folder = Path(metrics_dir or paths.METRICS_DIR)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{name}.json"
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(payload, fh, indent=2, default=_jsonable)
+    os.replace(tmp, target)
+    return target
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def table_to_dict(table: pd.DataFrame) -> dict:
+    """{model: {question: {metric: value}}} from an :func:`evaluate` table."""
+    out: dict = {}
+    for (model, name), row in table.iterrows():
+        out.setdefault(model, {})[name] = {k: float(v) for k, v in row.dropna().items()}
+    return out
+
+
+def summarize(table: pd.DataFrame) -> dict[str, float]:
+    """Flat {"<question> <metric> <model>": value} from an :func:`evaluate` table."""
+    names = {"nll": "NLL", "rmse": "RMSE", "rmse_true": "RMSE vs true p"}
+    out = {}
+    for (model, name), row in table.iterrows():
+        for metric, value in row.dropna().items():
+            out[f"{name} {names.get(metric, metric)} {model}"] = float(value)
+    return out
+
+
+def rho_interval_coverage(rho_samples: np.ndarray, true_p: np.ndarray, levels) -> np.ndarray:
+    """Fraction of galaxies whose true p lies in the central interval of their rho samples.
+
+    Args:
+        rho_samples: (galaxies, T) samples for one question.
+        true_p: (galaxies,) the true volunteer probability (simulated data only).
+        levels: nominal levels in (0, 1).
+
+    Returns:
+        (len(levels),) coverage; the interval at level L runs between the (1-L)/2 and (1+L)/2
+        empirical quantiles of the T samples. This checks the *epistemic* uncertainty that MC
+        dropout claims about rho itself, not the vote-count posterior.
+    """
+    rho_samples = np.asarray(rho_samples, dtype=np.float64)
+    true_p = np.asarray(true_p, dtype=np.float64)
+    out = []
+    for level in levels:
+        lo = np.quantile(rho_samples, (1 - level) / 2, axis=-1)
+        hi = np.quantile(rho_samples, (1 + level) / 2, axis=-1)
+        out.append(np.mean((lo <= true_p) & (true_p <= hi)))
+    return np.asarray(out)
+
+
+def posterior_report(
+    rho_samples: np.ndarray,
+    rho_single: np.ndarray,
+    k: np.ndarray,
+    n: np.ndarray,
+    questions: list[str],
+    levels=(0.5, 0.8, 0.95),
+) -> tuple[dict, dict]:
+    """Calibration and accuracy of the MC-dropout mixture against a single deterministic pass.
+
+    Args:
+        rho_samples: (galaxies, Q, T) MC-dropout samples; rho_single: (galaxies, Q) dropout off.
+        k, n: (galaxies, Q) observed votes.
+
+    Returns:
+        ({question: {coverage_mc, coverage_single, nll_mc, nll_single, rmse_mc, rmse_single}},
+        a flat summary for the report index).
+    """
+    from zoolib import posteriors
+
+    single = np.asarray(rho_single)[..., None]
+    cov_mc = posteriors.coverage(rho_samples, k, n, levels)
+    cov_single = posteriors.coverage(single, k, n, levels)
+    nll_mc = metrics.mean_posterior_nll(rho_samples, k, n)
+    nll_single = metrics.mean_posterior_nll(single, k, n)
+    rmse_mc = metrics.rmse(np.mean(rho_samples, axis=-1), k, n)
+    rmse_single = metrics.rmse(np.asarray(rho_single), k, n)
+    results, summary = {}, {}
+    for j, name in enumerate(questions):
+        results[name] = {
+            "coverage_mc": {str(lv): float(cov_mc[i, j]) for i, lv in enumerate(levels)},
+            "coverage_single": {str(lv): float(cov_single[i, j]) for i, lv in enumerate(levels)},
+            "nll_mc": float(nll_mc[j]), "nll_single": float(nll_single[j]),
+            "rmse_mc": float(rmse_mc[j]), "rmse_single": float(rmse_single[j]),
+        }  # fmt: skip
+        for i, lv in enumerate(levels):
+            summary[f"{name} coverage@{lv:.0%} MC / single"] = (
+                f"{cov_mc[i, j]:.3f} / {cov_single[i, j]:.3f}"
+            )
+        summary[f"{name} NLL MC / single"] = f"{nll_mc[j]:.4f} / {nll_single[j]:.4f}"
+    return results, summary
