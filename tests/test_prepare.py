@@ -129,16 +129,6 @@ def project(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_notebook_01_runs_with_ci_parameters(project):
-    done = runner.run("ci", only=["01"], reports_dir=project / "reports")
-    assert [p.name for p in done] == ["01_data_prep.html"]
-    manifest = json.loads((project / "data" / "processed" / "ci" / "manifest.json").read_text())
-    assert manifest["n_galaxies"] == 1000 and manifest["image_size"] == 32
-    assert manifest["questions"] == ["smooth-or-featured", "disk-edge-on", "bar"]
-    html = (project / "reports" / "html" / "01_data_prep.html").read_text()
-    assert html.count("image/png") >= 5  # gallery, sorted galleries, distributions, visibility
-
-
 def test_notebook_01_runs_on_a_real_catalogue(project, tmp_path):
     params = {
         "01_data_prep": {

@@ -97,6 +97,7 @@ def test_empirical_vote_fractions_match_true_p(universe, name):
 def test_smooth_galaxies_rarely_get_bar_votes(universe):
     smooth = universe["morphology"] == "smooth"
     barred = universe["has_bar"]
+
     def rate(mask):
         n = universe.loc[mask, "smooth-or-featured_total-votes"].sum()
         return universe.loc[mask, "bar_yes"].sum() / n

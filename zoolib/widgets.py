@@ -92,11 +92,13 @@ class GalaxyExplorer:
 
     def redraw(self) -> None:
         """Redraw the figure in the output area after a control changed."""
+        from IPython.display import display
+
         self.redraws += 1
         with self.output:
             self.output.clear_output(wait=True)
             fig = self.figure()
-            plt.show(fig)
+            display(fig)
             plt.close(fig)
 
     def widget(self) -> w.Widget:

@@ -1,0 +1,71 @@
+"""The main job in miniature: notebooks 01 -> 02 -> 03 with the ci parameters, via the runner."""
+
+import json
+import math
+import os
+
+import pytest
+
+from zoolib import paths, runner
+
+
+@pytest.fixture(scope="module")
+def ci_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("project")
+    (root / "data").mkdir()
+    os.symlink(paths.RAW_DIR, root / "data" / "raw")
+    old = os.environ.get("ZOO_PROJECT_ROOT")
+    os.environ["ZOO_PROJECT_ROOT"] = str(root)  # the kernels write data and models here
+    try:
+        done = runner.run("ci", only=["01", "02", "03"], reports_dir=root / "reports")
+    finally:
+        if old is None:
+            os.environ.pop("ZOO_PROJECT_ROOT")
+        else:
+            os.environ["ZOO_PROJECT_ROOT"] = old
+    return root, done
+
+
+def _metrics(root, stem):
+    return json.loads((root / "reports" / "metrics" / f"{stem}.json").read_text())
+
+
+def test_reports_and_index_are_written(ci_run):
+    root, done = ci_run
+    assert [p.name for p in done] == [
+        "01_data_prep.html",
+        "02_train.html",
+        "03_dropout_posteriors.html",
+    ]
+    for page in done:
+        assert page.stat().st_size > 50_000  # figures are embedded
+    index = (root / "reports" / "index.html").read_text()
+    assert all(f"html/{p.name}" in index for p in done)
+    assert "NLL cnn" in index and "coverage@80%" in index  # key metrics on the index page
+    assert (root / "models" / "ci.keras").is_file()
+
+
+def test_training_metrics_are_sane_and_beat_the_baseline(ci_run):
+    root, _ = ci_run
+    m = _metrics(root, "02_train")
+    assert m["questions"] == ["smooth-or-featured", "disk-edge-on", "bar"]
+    for label in ("cnn", "baseline"):
+        for name, row in m["test"][label].items():
+            assert math.isfinite(row["nll"]) and row["nll"] > 0, (label, name)
+            assert 0 <= row["rmse"] <= 1 and 0 <= row["rmse_true"] <= 1, (label, name)
+    cnn, base = m["test"]["cnn"]["smooth-or-featured"], m["test"]["baseline"]["smooth-or-featured"]
+    assert cnn["nll"] < base["nll"]  # even a few epochs learn something from the images
+    assert len(m["history"]["loss"]) == m["epochs_run"] <= 6
+
+
+def test_posterior_metrics_are_in_range(ci_run):
+    root, _ = ci_run
+    m = _metrics(root, "03_dropout_posteriors")
+    for name, row in m["questions"].items():
+        for kind in ("coverage_mc", "coverage_single"):
+            values = [row[kind][lv] for lv in ("0.5", "0.8", "0.95")]
+            assert all(0 <= v <= 1 for v in values), (name, kind)
+            assert values == sorted(values)  # wider intervals cover at least as much
+        # the mixture is never narrower than one of its components on average: it covers more
+        assert row["coverage_mc"]["0.95"] >= row["coverage_single"]["0.95"] - 0.02
+        assert math.isfinite(row["nll_mc"]) and math.isfinite(row["nll_single"])
