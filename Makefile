@@ -32,7 +32,7 @@ kernel: $(STAMP)
 	$(BIN)/python -m ipykernel install --user --name zoo --display-name "Python (zoo)"
 
 lint: $(STAMP)
-	$(BIN)/ruff check zoolib tests benchmarks
+	$(BIN)/ruff check zoolib tests benchmarks notebooks
 	$(BIN)/nbstripout --verify notebooks/*.ipynb
 
 benchmarks: $(STAMP)
