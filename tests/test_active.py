@@ -101,3 +101,23 @@ def test_too_many_acquisitions_is_refused(tmp_path, universe):
     settings = {**SETTINGS, "n_rounds": 50}
     with pytest.raises(ValueError, match="exceeds the 120 non-test ids"):
         active.simulate(tmp_path, images, cat, strategy="bald", **settings)
+
+
+def test_labels_to_reach_interpolates_against_a_hand_computed_curve():
+    n = [100, 200, 300, 400]
+    nll = [10.0, 8.0, 7.0, 6.5]
+    assert active.labels_to_reach(n, nll, 7.5) == pytest.approx(250.0)
+    assert active.labels_to_reach(n, nll, 11.0) == 100.0
+    assert np.isnan(active.labels_to_reach(n, nll, 6.0))
+    with pytest.raises(ValueError, match="increase"):
+        active.labels_to_reach([1, 1], [2, 1], 1.5)
+
+
+def test_label_saving():
+    n = [100, 200, 300, 400]
+    random = [10.0, 9.0, 8.0, 7.0]  # target 7.0, reached at 400 labels
+    bald = [10.0, 8.0, 7.0, 6.0]  # reaches 7.0 at 300 labels: 25% fewer
+    assert active.label_saving(n, bald, n, random) == pytest.approx(0.25)
+    assert active.label_saving(n, random, n, random) == pytest.approx(0.0)
+    worse = [10.0, 9.5, 9.0, 8.0]
+    assert np.isnan(active.label_saving(n, worse, n, random))
