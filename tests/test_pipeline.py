@@ -1,4 +1,4 @@
-"""The main job in miniature: notebooks 01 -> 02 -> 03 with the ci parameters, via the runner."""
+"""The main job in miniature: notebooks 01 -> 04 with the ci parameters, via the runner."""
 
 import json
 import math
@@ -17,7 +17,7 @@ def ci_run(tmp_path_factory):
     old = os.environ.get("ZOO_PROJECT_ROOT")
     os.environ["ZOO_PROJECT_ROOT"] = str(root)  # the kernels write data and models here
     try:
-        done = runner.run("ci", only=["01", "02", "03"], reports_dir=root / "reports")
+        done = runner.run("ci", only=["01", "02", "03", "04"], reports_dir=root / "reports")
     finally:
         if old is None:
             os.environ.pop("ZOO_PROJECT_ROOT")
@@ -36,6 +36,7 @@ def test_reports_and_index_are_written(ci_run):
         "01_data_prep.html",
         "02_train.html",
         "03_dropout_posteriors.html",
+        "04_active_learning.html",
     ]
     for page in done:
         assert page.stat().st_size > 50_000  # figures are embedded
@@ -69,3 +70,25 @@ def test_posterior_metrics_are_in_range(ci_run):
         # the mixture is never narrower than one of its components on average: it covers more
         assert row["coverage_mc"]["0.95"] >= row["coverage_single"]["0.95"] - 0.02
         assert math.isfinite(row["nll_mc"]) and math.isfinite(row["nll_single"])
+
+
+def test_active_learning_metrics(ci_run):
+    root, _ = ci_run
+    m = _metrics(root, "04_active_learning")
+    assert m["strategies"] == ["random", "bald"] and m["n_seeds"] == 2
+    curves = m["curves"]
+    assert len(curves["n_labelled"]) == 2 * 2 * 3  # strategies x seeds x (rounds + 1)
+    assert set(curves["n_labelled"]) == {24, 40, 56}
+    assert all(math.isfinite(v) for v in curves["smooth-or-featured nll"])
+    savings = m["savings"]
+    assert len(savings["saving"]) == 4
+    # random against itself saves nothing, by construction
+    assert all(s == 0 for st, s in zip(savings["strategy"], savings["saving"], strict=True)
+               if st == "random")  # fmt: skip
+    runs = root / "data" / "runs" / "ci-smooth-or-featured"
+    assert sorted(p.name for p in runs.iterdir()) == [
+        "bald-seed0",
+        "bald-seed1",
+        "random-seed0",
+        "random-seed1",
+    ]

@@ -266,3 +266,16 @@ def label_saving(n_labelled, metric, random_n_labelled, random_metric) -> float:
     target = float(np.asarray(random_metric, dtype=np.float64)[-1])
     n_random = labels_to_reach(random_n_labelled, random_metric, target)
     return 1.0 - labels_to_reach(n_labelled, metric, target) / n_random
+
+
+def acquisitions(run_dir) -> pd.DataFrame:
+    """One row per acquired galaxy: ``id_str``, ``round``, ``strategy``, ``seed``, ``score``."""
+    from pathlib import Path
+
+    rows = []
+    for rec in _completed_rounds(Path(run_dir)):
+        scores_ = rec["scores"] or [np.nan] * len(rec["acquired"])
+        for i, s in zip(rec["acquired"], scores_, strict=True):
+            rows.append({ID_COLUMN: i, "round": rec["round"], "strategy": rec["strategy"],
+                         "seed": rec["seed"], "score": s})  # fmt: skip
+    return pd.DataFrame(rows, columns=[ID_COLUMN, "round", "strategy", "seed", "score"])
