@@ -19,6 +19,8 @@ The pool's votes are unknown before labelling, so scores use an expected N per q
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -93,17 +95,6 @@ def expected_votes(labelled: pd.DataFrame, total_columns: list[str]) -> np.ndarr
     return np.maximum(1, np.rint(labelled[total_columns].mean().to_numpy()))
 
 
-def _write_json_atomic(path, payload: dict) -> None:
-    import json
-    import os
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=1, default=float)
-    os.replace(tmp, path)
-
-
 def _completed_rounds(run_dir) -> list[dict]:
     import json
 
@@ -143,7 +134,6 @@ def simulate(
     on TensorFlow's op determinism for the rest of the process.
     """
     from functools import partial
-    from pathlib import Path
 
     import tensorflow as tf
     from tqdm.auto import tqdm
@@ -211,7 +201,7 @@ def simulate(
             record["scores"] = [] if score is None else [float(score[p]) for p in picks]
             record["expected_n"] = [float(v) for v in np.atleast_1d(n_exp)]
         model.save(run_dir / f"round_{r:03d}.keras")
-        _write_json_atomic(run_dir / f"round_{r:03d}.json", record)  # marks the round complete
+        evaluation.write_metrics(f"round_{r:03d}", record, run_dir)  # marks the round complete
         labelled = labelled + record["acquired"]
         if stop_after is not None and r >= stop_after:
             break
@@ -220,8 +210,6 @@ def simulate(
 
 def history(run_dir) -> pd.DataFrame:
     """One row per completed round: n_labelled and test metrics ``<question> <metric>``."""
-    from pathlib import Path
-
     rows = []
     for rec in _completed_rounds(Path(run_dir)):
         row = {"round": rec["round"], "strategy": rec["strategy"], "seed": rec["seed"],
@@ -270,8 +258,6 @@ def label_saving(n_labelled, metric, random_n_labelled, random_metric) -> float:
 
 def acquisitions(run_dir) -> pd.DataFrame:
     """One row per acquired galaxy: ``id_str``, ``round``, ``strategy``, ``seed``, ``score``."""
-    from pathlib import Path
-
     rows = []
     for rec in _completed_rounds(Path(run_dir)):
         scores_ = rec["scores"] or [np.nan] * len(rec["acquired"])
