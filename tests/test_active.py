@@ -121,3 +121,70 @@ def test_label_saving():
     assert active.label_saving(n, random, n, random) == pytest.approx(0.0)
     worse = [10.0, 9.5, 9.0, 8.0]
     assert np.isnan(active.label_saving(n, worse, n, random))
+
+
+def _curve(strategy, seed, nll):
+    return pd.DataFrame({"strategy": strategy, "seed": seed, "n_labelled": [100, 200, 300, 400],
+                         "smooth-or-featured nll": nll})  # fmt: skip
+
+
+def test_savings_per_seed_and_summary_keep_seeds_that_never_reach():
+    curves = pd.concat([
+        _curve("random", 0, [10.0, 9.0, 8.0, 7.0]),  # target 7.0 at 400
+        _curve("bald", 0, [10.0, 8.0, 7.0, 6.0]),  # 300 -> saves 25%
+        _curve("random", 1, [10.0, 8.0, 7.0, 6.0]),  # target 6.0 at 400
+        _curve("bald", 1, [9.0, 7.0, 6.0, 5.0]),  # 200 + 100 * (7 - 6) / (7 - 6) = 300 -> 25%
+        _curve("random", 2, [10.0, 9.0, 8.0, 6.0]),  # target 6.0 at 400
+        _curve("bald", 2, [10.0, 9.5, 8.0, 7.0]),  # never: saving < 1 - 400 / 400 = 0
+    ])  # fmt: skip
+    table = active.savings(curves, "smooth-or-featured nll")
+    bald = table[table.strategy == "bald"].set_index("seed")
+    assert bald.reached.tolist() == [True, True, False]
+    np.testing.assert_allclose(bald.saving[[0, 1]], [0.25, 0.25])
+    assert np.isnan(bald.saving[2]) and bald.saving_bound[2] == 0.0
+    assert (table[table.strategy == "random"].saving == 0).all()
+    summary = active.summarise_savings(table)
+    assert summary.loc["bald", "reached"] == 2 and summary.loc["bald", "seeds"] == 3
+    assert summary.loc["bald", "mean"] == pytest.approx(0.25)
+    assert "2 of 3 seeds" in summary.loc["bald", "summary"]
+    assert "all 3 seeds" in summary.loc["random", "summary"]
+    with pytest.raises(ValueError, match="random"):
+        active.savings(curves[curves.strategy == "bald"], "smooth-or-featured nll")
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path, universe):
+    images, cat = universe
+    settings = {**SETTINGS, "strategy": "random", "n_rounds": 1}
+    active.simulate(tmp_path, images, cat, stop_after=0, **settings)
+    with pytest.raises(ValueError, match=r"epochs_per_round: 1 -> 2"):
+        active.simulate(tmp_path, images, cat, **{**settings, "epochs_per_round": 2})
+    other = cat.assign(split=np.where(cat.split == "test", "train", "test"))
+    with pytest.raises(ValueError, match="catalog"):
+        active.simulate(tmp_path, images, other, **settings)
+    assert len(active.history(tmp_path)) == 1  # nothing was added by the refused calls
+
+
+def test_acquire_on_one_question_and_pool_scores_reproduce_the_run(tmp_path, universe):
+    images, cat = universe
+    questions = ["smooth-or-featured", "disk-edge-on", "bar"]
+    settings = {**SETTINGS, "questions": questions, "n_rounds": 1, "strategy": "bald",
+                "acquire_on": ["bar"], "expected_n": {"bar": 7}}  # fmt: skip
+    active.simulate(tmp_path, images, cat, **settings)
+    rec = active._completed_rounds(tmp_path)[0]
+    assert rec["expected_n"][2] == 7.0 and rec["expected_n"][0] >= 37  # labelled mean N
+    scored = active.pool_scores(tmp_path, 0, images, cat)
+    # the pool is every non-test galaxy not yet labelled, in catalogue order
+    pool = cat[(cat.split != "test") & ~cat.id_str.isin(rec["labelled"])]
+    assert scored.id_str.tolist() == pool.id_str.tolist()
+    # the run ranked by the bar question's MI alone, and picked exactly its top 8
+    np.testing.assert_allclose(scored.score, scored["mi bar"])
+    top = scored.nlargest(8, "score")
+    assert set(top.id_str) == set(rec["acquired"])
+    np.testing.assert_allclose(sorted(top.score), sorted(rec["scores"]))
+    assert not np.allclose(scored["mi bar"], scored["mi smooth-or-featured"])
+    with pytest.raises(ValueError, match="last one"):
+        active.pool_scores(tmp_path, 1, images, cat)
+    with pytest.raises(ValueError, match="subset"):
+        active.simulate(tmp_path / "x", images, cat, **{**settings, "acquire_on": ["spiral"]})
+    with pytest.raises(ValueError, match="whole numbers"):
+        active.simulate(tmp_path / "y", images, cat, **{**settings, "expected_n": {"bar": 2.5}})

@@ -14,7 +14,9 @@ of the strategies:
   :math:`\beta\log\mathrm{MI} + G`, :math:`G\sim\mathrm{Gumbel}(0,1)`. :math:`\beta = 0` is uniform
   and :math:`\beta\to\infty` is ``bald``.
 
-The pool's votes are unknown before labelling, so scores use an expected N per question.
+The model learns every question in ``questions``; ``acquire_on`` (a subset, default all) says
+which questions' scores are summed to rank the pool. The pool's votes are unknown before
+labelling, so scores use an expected N per question.
 """
 
 from __future__ import annotations
@@ -101,6 +103,48 @@ def _completed_rounds(run_dir) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(run_dir.glob("round_[0-9][0-9][0-9].json"))]
 
 
+def _expected_n(expected_n, labelled_mean: np.ndarray, questions: list[str]) -> np.ndarray:
+    """(Q,) N assumed for the pool: ``expected_n`` (scalar, (Q,) or {question: N}, the
+    missing questions taking the labelled mean) or, when None, the labelled mean itself."""
+    if expected_n is None:
+        return labelled_mean
+    if isinstance(expected_n, dict):
+        unknown = sorted(set(expected_n) - set(questions))
+        if unknown:
+            raise ValueError(f"expected_n names questions the model does not learn: {unknown}")
+        out = labelled_mean.astype(np.float64)
+        out[[questions.index(q) for q in expected_n]] = list(expected_n.values())
+    else:
+        out = np.broadcast_to(np.asarray(expected_n, dtype=np.float64), labelled_mean.shape)
+    if np.any(out < 1) or np.any(out != np.rint(out)):
+        raise ValueError(f"expected_n must be whole numbers of votes >= 1; got {expected_n!r}")
+    return out.copy()
+
+
+def _fingerprint(catalog: pd.DataFrame) -> str:
+    """sha256 of the catalogue's ids and splits in order: which galaxies, and which are test."""
+    import hashlib
+
+    from zoolib.schema import SPLIT_COLUMN
+
+    text = "\n".join(catalog[ID_COLUMN].astype(str) + "\t" + catalog[SPLIT_COLUMN].astype(str))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _check_same_run(run_dir: Path, stored: dict | None, config: dict) -> None:
+    """Refuse to resume a run that was started with other settings."""
+    if stored == config:
+        return
+    if stored is None:
+        raise ValueError(f"{run_dir} holds rounds without a recorded configuration; delete it")
+    changed = sorted(k for k in config.keys() | stored.keys() if stored.get(k) != config.get(k))
+    details = ", ".join(f"{k}: {stored.get(k)!r} -> {config.get(k)!r}" for k in changed)
+    raise ValueError(
+        f"{run_dir} was started with other settings ({details}); resuming would mix them. "
+        "Delete that folder or choose another run folder."
+    )
+
+
 def simulate(
     run_dir,
     images: np.ndarray,
@@ -120,6 +164,7 @@ def simulate(
     dropout_rate: float = 0.5,
     stop_after: int | None = None,
     progress: bool = True,
+    acquire_on: list[str] | None = None,
 ) -> pd.DataFrame:
     """Run (or resume) one active-learning simulation; return its per-round history.
 
@@ -127,11 +172,24 @@ def simulate(
     all others start in the pool, from which ``n_initial`` ids are labelled at random. Round r
     trains on the labelled set (from scratch, or from round r-1's model if ``warm_start``),
     evaluates on the test set and, unless it is the last round, acquires ``acquire_per_round``
-    ids. Each completed round is written atomically as ``run_dir/round_NNN.json`` (labelled and
-    acquired ids, scores, metrics) with its model; calling again resumes after the last
-    completed round and gives the same result as an uninterrupted run. ``stop_after`` ends the
-    call after that round (to simulate a kill in tests). For exact reproducibility this turns
-    on TensorFlow's op determinism for the rest of the process.
+    ids. Each completed round is written atomically as ``run_dir/round_NNN.json`` (labelled
+    and acquired ids, scores, metrics, settings) with its model; calling again resumes after
+    the last completed round and gives the same result as an uninterrupted run. For exact
+    reproducibility this turns
+    on TensorFlow's op determinism for the rest of the process. Resuming a run folder that
+    was started with other settings (or another catalogue) is an error.
+
+    Args:
+        run_dir: folder of this run (one strategy, one seed).
+        images: (galaxies, S, S, C) pixels 0..255, rows matching ``catalog``.
+        catalog: canonical catalogue with ``id_str``, ``split`` and the vote columns.
+        questions: the Q questions the model learns (its outputs, in order).
+        strategy: one of :data:`STRATEGIES`.
+        expected_n: N assumed for the pool's galaxies: a whole number, (Q,) of them, or a dict
+            {question: N}; questions not given use the labelled set's mean N, rounded.
+        acquire_on: the questions whose scores, summed, rank the pool (default all).
+        beta: ``power_bald`` exponent.
+        stop_after: end the call after this round (to simulate a kill in tests).
     """
     from functools import partial
 
@@ -154,10 +212,26 @@ def simulate(
             f"n_initial + acquire_per_round * n_rounds = "
             f"{n_initial + acquire_per_round * n_rounds} exceeds the {len(candidates)} non-test ids"
         )
+    acquire_on = list(questions) if acquire_on is None else list(acquire_on)
+    if not acquire_on or set(acquire_on) - set(questions):
+        raise ValueError(f"acquire_on must be a non-empty subset of {questions}; got {acquire_on}")
+    scored = [questions.index(q) for q in acquire_on]
+    _expected_n(expected_n, np.ones(len(questions)), questions)  # fail early on bad values
     oracle = Oracle(catalog)
     totals = [question(q).total_column for q in questions]
+    config = {
+        "strategy": strategy, "questions": list(questions), "acquire_on": acquire_on,
+        "n_initial": n_initial, "acquire_per_round": acquire_per_round, "n_rounds": n_rounds,
+        "epochs_per_round": epochs_per_round, "warm_start": bool(warm_start),
+        "n_samples": n_samples, "beta": float(beta), "seed": seed, "batch_size": batch_size,
+        "dropout_rate": float(dropout_rate),
+        "expected_n": expected_n if isinstance(expected_n, dict) or expected_n is None
+        else [float(v) for v in np.atleast_1d(expected_n)],
+        "catalog": _fingerprint(catalog),
+    }  # fmt: skip
     done = _completed_rounds(run_dir)
     if done:
+        _check_same_run(run_dir, done[-1].get("config"), config)
         last = done[-1]
         labelled = list(last["labelled"]) + list(last["acquired"])
         start = last["round"] + 1
@@ -184,6 +258,8 @@ def simulate(
         table = evaluation.evaluate(rho_test, test_cat, questions)
         record = {
             "round": r, "strategy": strategy, "seed": seed, "n_labelled": len(labelled),
+            "questions": list(questions), "acquire_on": acquire_on, "n_samples": n_samples,
+            "config": config,
             "labelled": labelled, "acquired": [], "scores": [],
             "metrics": evaluation.table_to_dict(table)["cnn"],
         }  # fmt: skip
@@ -194,12 +270,14 @@ def simulate(
             rho_pool = None
             if strategy != "random":
                 rho_pool = posteriors.sample_rho(model, images[pool_pos], n_samples, seed=seed + r)
-            n_exp = expected_n if expected_n is not None else expected_votes(labels, totals)
-            score = scores(strategy, rho_pool, n_exp)
+            n_exp = _expected_n(expected_n, expected_votes(labels, totals), questions)
+            if rho_pool is not None:
+                rho_pool = rho_pool[:, scored]
+            score = scores(strategy, rho_pool, n_exp[scored])
             picks = select(strategy, len(pool), acquire_per_round, score, [seed, r + 1], beta)
             record["acquired"] = [pool[p] for p in picks]
             record["scores"] = [] if score is None else [float(score[p]) for p in picks]
-            record["expected_n"] = [float(v) for v in np.atleast_1d(n_exp)]
+            record["expected_n"] = [float(v) for v in n_exp]
         model.save(run_dir / f"round_{r:03d}.keras")
         evaluation.write_metrics(f"round_{r:03d}", record, run_dir)  # marks the round complete
         labelled = labelled + record["acquired"]
@@ -209,13 +287,16 @@ def simulate(
 
 
 def history(run_dir) -> pd.DataFrame:
-    """One row per completed round: n_labelled and test metrics ``<question> <metric>``."""
+    """One row per completed round: n_labelled and test metrics ``<question> <metric>``, plus
+    ``all nll`` (summed over questions) and ``all rmse`` (averaged over questions)."""
     rows = []
     for rec in _completed_rounds(Path(run_dir)):
         row = {"round": rec["round"], "strategy": rec["strategy"], "seed": rec["seed"],
                "n_labelled": rec["n_labelled"]}  # fmt: skip
         for name, values in rec["metrics"].items():
             row.update({f"{name} {k}": v for k, v in values.items()})
+        row["all nll"] = sum(v["nll"] for v in rec["metrics"].values())
+        row["all rmse"] = float(np.mean([v["rmse"] for v in rec["metrics"].values()]))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -265,3 +346,108 @@ def acquisitions(run_dir) -> pd.DataFrame:
             rows.append({ID_COLUMN: i, "round": rec["round"], "strategy": rec["strategy"],
                          "seed": rec["seed"], "score": s})  # fmt: skip
     return pd.DataFrame(rows, columns=[ID_COLUMN, "round", "strategy", "seed", "score"])
+
+
+def pool_scores(run_dir, round_: int, images: np.ndarray, catalog: pd.DataFrame) -> pd.DataFrame:
+    """Per-question scores of the pool as it stood at round ``round_`` of a run.
+
+    Loads that round's model and record, rebuilds the pool (non-test ids not yet labelled),
+    draws the same MC-dropout samples as the run did (same T and seed) and scores every
+    question with the record's expected N.
+
+    Returns:
+        One row per pool galaxy, in catalogue order: ``id_str``, ``mi <question>`` and
+        ``entropy <question>`` for each question the model learned, and ``score``, the value the
+        run ranked by (MI or predictive entropy summed over ``acquire_on``; NaN for random).
+    """
+    import json
+
+    from zoolib import models, posteriors
+    from zoolib.schema import SPLIT_COLUMN
+
+    run_dir = Path(run_dir)
+    record_path = run_dir / f"round_{round_:03d}.json"
+    if not record_path.exists():
+        raise FileNotFoundError(f"round {round_} of {run_dir} has not completed ({record_path})")
+    rec = json.loads(record_path.read_text())
+    if not rec["acquired"]:
+        raise ValueError(f"round {round_} of {run_dir} is the last one: it scored no pool")
+    questions, n_exp = rec["questions"], np.asarray(rec["expected_n"], dtype=np.float64)
+    labelled = set(rec["labelled"])
+    is_pool = (catalog[SPLIT_COLUMN] != "test") & ~catalog[ID_COLUMN].isin(labelled)
+    pos = np.flatnonzero(is_pool.to_numpy())
+    model = models.load_model(run_dir / f"round_{round_:03d}.keras")
+    rho = posteriors.sample_rho(model, images[pos], rec["n_samples"], seed=rec["seed"] + round_)
+    n = np.broadcast_to(n_exp, rho.shape[:-1])
+    pred, expected = acquisition.entropies(rho, n)
+    mi = pred - expected
+    mi[(mi < 0) & (mi >= -acquisition.MI_ROUNDING)] = 0.0
+    out = pd.DataFrame({ID_COLUMN: catalog[ID_COLUMN].to_numpy()[pos]})
+    for j, q in enumerate(questions):
+        out[f"mi {q}"] = mi[:, j]
+        out[f"entropy {q}"] = pred[:, j]
+    kind = {"bald": "mi", "power_bald": "mi", "entropy": "entropy"}.get(rec["strategy"])
+    cols = [f"{kind} {q}" for q in rec["acquire_on"]]
+    out["score"] = out[cols].sum(axis=1) if kind else np.nan
+    return out
+
+
+def savings(curves: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Label savings against random, seed by seed, from learning curves.
+
+    Args:
+        curves: rows of :func:`history` for several strategies and seeds (columns
+            ``strategy``, ``seed``, ``n_labelled`` and ``metric``); must include ``random``.
+        metric: a column where lower is better (e.g. ``"smooth-or-featured nll"``).
+
+    Returns:
+        One row per (strategy, seed): ``target`` (random's final metric for that seed),
+        ``labels_random`` and ``labels`` (labelled-set sizes at which random and the strategy
+        first reach it, interpolated), ``reached``, ``saving`` = 1 - labels / labels_random
+        (NaN when not reached) and ``saving_bound``: the saving itself when reached, else the
+        upper bound 1 - (largest labelled size) / labels_random that a seed which never got
+        there cannot exceed.
+    """
+    if "random" not in set(curves["strategy"]):
+        raise ValueError("savings are measured against 'random', which is not in the curves")
+    rows = []
+    for seed, per_seed in curves.groupby("seed", sort=True):
+        ref = per_seed[per_seed.strategy == "random"].sort_values("n_labelled")
+        if ref.empty:
+            raise ValueError(f"seed {seed} has no 'random' run to compare with")
+        target = float(ref[metric].iloc[-1])
+        n_random = labels_to_reach(ref.n_labelled, ref[metric], target)
+        for strategy, cur in per_seed.groupby("strategy", sort=False):
+            cur = cur.sort_values("n_labelled")
+            n = labels_to_reach(cur.n_labelled, cur[metric], target)
+            reached = not np.isnan(n)
+            bound = 1.0 - (n if reached else float(cur.n_labelled.max())) / n_random
+            rows.append({"strategy": strategy, "seed": seed, "target": target,
+                         "labels_random": n_random, "labels": n, "reached": reached,
+                         "saving": bound if reached else float("nan"),
+                         "saving_bound": bound})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def summarise_savings(table: pd.DataFrame) -> pd.DataFrame:
+    """Per strategy: mean, std, min and max saving over the seeds that reached random's final
+    metric, how many did (``reached`` of ``seeds``), and a one-line ``summary``."""
+    rows = []
+    for strategy, t in table.groupby("strategy", sort=False):
+        ok = t.loc[t.reached, "saving"]
+        row = {"strategy": strategy, "mean": ok.mean(), "std": ok.std(ddof=1), "min": ok.min(),
+               "max": ok.max(), "reached": int(t.reached.sum()), "seeds": len(t)}  # fmt: skip
+        text = f"{row['mean']:.0%} ± {row['std']:.0%}" if len(ok) > 1 else (
+            f"{row['mean']:.0%}" if len(ok) else "no seed reached random's final NLL"
+        )  # fmt: skip
+        if row["reached"] < row["seeds"]:
+            worst = t.loc[~t.reached, "saving_bound"].max()
+            text += (
+                f" ({row['reached']} of {row['seeds']} seeds reached it; "
+                f"the others saved < {worst:.0%})"
+            )
+        else:
+            text += f" (all {row['seeds']} seeds)"
+        row["summary"] = text
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("strategy")

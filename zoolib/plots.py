@@ -245,3 +245,52 @@ def showcase_indices(pred_entropy: np.ndarray, mutual_info: np.ndarray, n_show: 
         if candidate not in picks.values():
             picks[f"entropy quantile {q:.2f}"] = candidate
     return dict(list(picks.items())[:n_show])
+
+
+def active_learning_curves(curves: pd.DataFrame, name: str):
+    """Test NLL and RMSE of question ``name`` (or "all") against the labelled-set size.
+
+    ``curves`` has one row per (strategy, seed, round) as from :func:`zoolib.active.history`;
+    lines are the mean over seeds and bands the full range between seeds.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, metric in zip(axes, ["nll", "rmse"], strict=True):
+        sns.lineplot(data=curves, x="n_labelled", y=f"{name} {metric}", hue="strategy",
+                     errorbar=("pi", 100), marker="o", ax=ax)  # fmt: skip
+        ax.set(xlabel="labelled galaxies", ylabel=f"test {metric.upper()}", title=name)
+    fig.tight_layout()
+    return fig
+
+
+def acquired_vs_pool(picks: pd.DataFrame):
+    """Share of featured galaxies and redshift distribution, per ``strategy`` (with "pool").
+
+    ``picks`` has columns ``strategy``, ``morphology`` and ``redshift``: one row per acquired
+    galaxy, plus the pool's galaxies under strategy "pool".
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    share = picks.assign(featured=picks.morphology == "featured")
+    sns.barplot(data=share, x="strategy", y="featured", errorbar=None, ax=axes[0])
+    axes[0].set(ylabel="share of featured galaxies", title="morphology of acquired galaxies")
+    sns.kdeplot(data=picks, x="redshift", hue="strategy", common_norm=False, ax=axes[1])
+    axes[1].set_title("redshift of acquired galaxies")
+    fig.tight_layout()
+    return fig
+
+
+def informative_redshifts(scored: pd.DataFrame, questions: list[str], top: float = 0.1):
+    """Redshift of the ``top`` fraction of pool galaxies by each question's MI, against the pool.
+
+    ``scored`` has a ``redshift`` column and ``mi <question>`` columns (from
+    :func:`zoolib.active.pool_scores` merged with the catalogue).
+    """
+    fig, axes = plt.subplots(1, len(questions), figsize=(4.2 * len(questions), 3.5), squeeze=False)
+    for ax, name in zip(axes[0], questions, strict=True):
+        mi = scored[f"mi {name}"]
+        sns.kdeplot(scored.redshift, ax=ax, label="pool", color="grey")
+        sns.kdeplot(scored.redshift[mi >= mi.quantile(1 - top)], ax=ax,
+                    label=f"top {top:.0%} MI", color="C3")  # fmt: skip
+        ax.set(title=name, xlabel="redshift")
+        ax.legend()
+    fig.tight_layout()
+    return fig

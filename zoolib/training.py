@@ -77,6 +77,11 @@ def train(
         if tensorboard:
             callbacks.append(keras.callbacks.TensorBoard(str(log_dir / "tensorboard")))
     history = model.fit(
-        train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=verbose
+        train_ds,
+        validation_data=val_ds,
+        epochs=epochs,
+        callbacks=callbacks,
+        verbose=verbose,
+        shuffle=False,  # the tf.data pipeline shuffles (seeded); Keras would only warn
     )
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}, model_path, model
