@@ -1,4 +1,6 @@
-"""Command line: ``python -m zoolib run [--params default|ci|full|FILE.yaml] [--only 02 ...]``."""
+"""Command line: ``python -m zoolib run [--params default|ci|full|FILE.yaml] [--only 02 ...]`` runs
+the notebooks; ``python -m zoolib predict --model M --catalog C --shard i/n --out P`` predicts a
+catalogue with MC dropout (see :mod:`zoolib.predict`)."""
 
 from __future__ import annotations
 
@@ -8,16 +10,67 @@ import sys
 from zoolib import runner
 
 
+def _add_predict(sub) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="MC-dropout predictions for a catalogue's images, one shard at a time",
+        description="Write per galaxy and question the mean rho, its 5/50/95% quantiles over"
+        " T MC-dropout samples, the predictive entropy and BALD (nats) to a Parquet file; see"
+        " zoolib/predict.py for the columns, sharding and the provenance metadata.",
+    )
+    p.add_argument("--model", required=True, help="saved .keras model")
+    p.add_argument("--catalog", required=True, help="CSV/Parquet with an id and file_loc column")
+    p.add_argument(
+        "--images-root", help="folder that file_loc paths are relative to (default: catalogue's)"
+    )
+    p.add_argument("--out", required=True, help="output .parquet; {i} and {n} become the shard")
+    p.add_argument(
+        "--samples", type=int, default=30, help="T, dropout samples per galaxy (default 30)"
+    )
+    p.add_argument(
+        "--shard", default="0/1", help="i/n: shard i of n, 0-based (0/4 .. 3/4); default 0/1"
+    )
+    p.add_argument("--seed", type=int, default=0, help="base seed of the dropout masks (default 0)")
+    p.add_argument(
+        "--block-size", type=int, default=256,
+        help="galaxies per pass and per dropout seed (default 256); same for every shard",
+    )  # fmt: skip
+    p.add_argument(
+        "--expected-votes", type=int, default=40,
+        help="n, the whole number of volunteers assumed for the entropy and BALD (default 40)",
+    )  # fmt: skip
+    p.add_argument(
+        "--questions", nargs="+",
+        help="names of the model's outputs in order (default: model card, else schema order)",
+    )  # fmt: skip
+    p.add_argument("--crop-fraction", type=float, default=1.0, help="as in data preparation")
+    p.add_argument("--workers", type=int, help="image decoding threads (default: CPU count)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m zoolib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="run the numbered notebooks into reports/")
     run_p.add_argument("--params", default="default", help="ci, default, full or a YAML file")
     run_p.add_argument("--only", nargs="*", help="notebook prefixes to run, e.g. 01 02")
+    _add_predict(sub)
     args = parser.parse_args(argv)
     try:
-        runner.run(params=args.params, only=args.only)
-    except (runner.RunError, FileNotFoundError, ValueError) as err:
+        if args.command == "predict":
+            from zoolib import predict
+
+            predict.predict_catalog(
+                args.model, args.catalog, args.out, images_root=args.images_root,
+                n_samples=args.samples, shard=args.shard, seed=args.seed,
+                block_size=args.block_size, expected_votes=args.expected_votes,
+                questions=args.questions, crop_fraction=args.crop_fraction,
+                overwrite=args.overwrite, workers=args.workers, progress=not args.no_progress,
+            )  # fmt: skip
+        else:
+            runner.run(params=args.params, only=args.only)
+    except (runner.RunError, FileNotFoundError, ValueError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -1,0 +1,219 @@
+"""zoolib.predict: shards equal one run, provenance, skip/overwrite, atomic output, errors."""
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from zoolib import acquisition, images, posteriors, predict
+from zoolib.__main__ import main
+from zoolib.models import build_bayesian_cnn, load_model
+
+N_GALAXIES, BLOCK, T = 30, 4, 8  # 8 blocks, the last one of 2 galaxies
+QUESTIONS = ["smooth-or-featured", "disk-edge-on", "bar"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> dict:
+    """A tiny saved model (16 px greyscale, Q = 3), 30 PNGs of 24 px and a catalogue CSV."""
+    root = tmp_path_factory.mktemp("predict")
+    model = build_bayesian_cnn(16, 1, 3, filters=(4,) * 6, dense_units=8, seed=0)
+    model.save(root / "model.keras")
+    (root / "images").mkdir()
+    rng = np.random.default_rng(7)
+    for g in range(N_GALAXIES):
+        pixels = rng.integers(0, 256, size=(24, 24, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(root / "images" / f"g{g:03d}.png")
+    ids = [f"{10**18 + g}" for g in range(N_GALAXIES)]  # long ids must keep every digit
+    files = [f"images/g{g:03d}.png" for g in range(N_GALAXIES)]
+    pd.DataFrame({"id_str": ids, "ra": np.arange(N_GALAXIES), "file_loc": files}).to_csv(
+        root / "catalog.csv", index=False
+    )
+    return {"root": root, "model": root / "model.keras", "catalog": root / "catalog.csv"}
+
+
+def run(setup, out, **kwargs):
+    kwargs = {"n_samples": T, "block_size": BLOCK, "progress": False, **kwargs}
+    return predict.predict_catalog(setup["model"], setup["catalog"], out, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def unsharded(setup) -> pd.DataFrame:
+    return pd.read_parquet(run(setup, setup["root"] / "all.parquet"))
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_shard_blocks_are_disjoint_and_cover():
+    for n_rows, block, n_shards in [(30, 4, 3), (30, 4, 10), (1, 5, 3), (257, 256, 2), (7, 1, 7)]:
+        shards = [predict.shard_blocks(n_rows, block, i, n_shards) for i in range(n_shards)]
+        assert [b for s in shards for b in s] == list(range(-(-n_rows // block)))
+
+
+@pytest.mark.parametrize("text", ["3/2", "2/2", "x", "1/0", "-1/2", "1-2", "1/2/3", ""])
+def test_bad_shard_text(text):
+    with pytest.raises(ValueError, match="--shard"):
+        predict.parse_shard(text)
+
+
+def test_shard_text():
+    assert predict.parse_shard("0/1") == (0, 1)
+    assert predict.parse_shard(" 3 / 4 ") == (3, 4)
+
+
+def test_shards_equal_the_unsharded_run(setup, unsharded, tmp_path):
+    parts = [
+        pd.read_parquet(run(setup, tmp_path / f"p{i}.parquet", shard=f"{i}/3")) for i in (2, 0, 1)
+    ]
+    rows = [set(p["row"]) for p in parts]
+    assert all(a.isdisjoint(b) for k, a in enumerate(rows) for b in rows[k + 1 :])
+    assert set().union(*rows) == set(range(N_GALAXIES))
+    assert all(0 < len(r) < N_GALAXIES for r in rows)
+    combined = pd.concat(parts).sort_values("row").reset_index(drop=True)
+    pd.testing.assert_frame_equal(combined, unsharded, check_exact=True)
+    assert predict.read_metadata(tmp_path / "p1.parquet")["rows"] == [8, 20]  # blocks 2..4
+
+
+def test_shards_beyond_the_blocks_are_empty(setup, unsharded, tmp_path):
+    empty = pd.read_parquet(
+        run(setup, tmp_path / "p.parquet", shard="0/10")
+    )  # blocks 0*8//10 .. 1*8//10
+    assert len(empty) == 0
+    pd.testing.assert_frame_equal(empty, unsharded.iloc[:0])  # same columns and dtypes
+
+
+def test_columns_and_values_match_sample_rho(setup, unsharded):
+    columns = ["id_str", "row"] + [
+        f"{q}_{s}"
+        for q in QUESTIONS
+        for s in ("rho_mean", "rho_q05", "rho_q50", "rho_q95", "entropy", "mi")
+    ]
+    assert list(unsharded.columns) == columns
+    catalog = pd.read_csv(setup["catalog"], dtype={"id_str": str})
+    assert unsharded["id_str"].tolist() == catalog["id_str"].tolist()
+    assert unsharded["row"].tolist() == list(range(N_GALAXIES))
+    pixels, _ = images.load_images([setup["root"] / f for f in catalog["file_loc"]], 16, 1)
+    model = load_model(setup["model"])
+    rho = np.concatenate([
+        posteriors.sample_rho(model, pixels[s : s + BLOCK], T, BLOCK, predict.block_seed(0, b))
+        for b, s in enumerate(range(0, N_GALAXIES, BLOCK))
+    ])  # fmt: skip
+    srt = np.sort(rho, axis=-1)  # T = 8: the 5% quantile is at position 0.35, the median at 3.5
+    want = {
+        "rho_mean": rho.sum(axis=-1) / T,
+        "rho_q05": srt[..., 0] + 0.35 * (srt[..., 1] - srt[..., 0]),
+        "rho_q50": (srt[..., 3] + srt[..., 4]) / 2,
+        "rho_q95": srt[..., 6] + 0.65 * (srt[..., 7] - srt[..., 6]),
+        "entropy": acquisition.predictive_entropy(rho, 40),
+        "mi": acquisition.mutual_information(rho, 40),
+    }
+    for j, q in enumerate(QUESTIONS):
+        for stat, value in want.items():
+            np.testing.assert_allclose(unsharded[f"{q}_{stat}"], value[:, j], rtol=1e-12)
+    assert (unsharded["bar_rho_q95"] > unsharded["bar_rho_q05"]).any()  # dropout does vary
+    assert (unsharded["bar_mi"] > 0).any()
+
+
+def test_cli_end_to_end_with_provenance(setup, unsharded, tmp_path, capsys):
+    out = tmp_path / "preds_{i}of{n}.parquet"
+    argv = ["predict", "--model", str(setup["model"]), "--catalog", str(setup["catalog"]),
+            "--images-root", str(setup["root"]), "--samples", str(T), "--shard", "1/3",
+            "--block-size", str(BLOCK), "--out", str(out), "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    assert "galaxies/s" in capsys.readouterr().out
+    written = tmp_path / "preds_1of3.parquet"
+    got = pd.read_parquet(written)
+    pd.testing.assert_frame_equal(got, unsharded.iloc[8:20].reset_index(drop=True))
+    meta = predict.read_metadata(written)
+    assert meta["model_sha256"] == hashlib.sha256(setup["model"].read_bytes()).hexdigest()
+    assert meta["catalog_sha256"] == hashlib.sha256(setup["catalog"].read_bytes()).hexdigest()
+    assert (meta["shard"], meta["n_samples"], meta["seed"], meta["block_size"]) == ("1/3", T, 0, 4)
+    assert (meta["questions"], meta["expected_votes"], meta["zoolib_version"]) == (
+        QUESTIONS,
+        40,
+        "0.1.0",
+    )
+    assert main([*argv, "--shard", "3/3"]) == 1  # the last --shard wins
+    assert "0-based" in capsys.readouterr().err
+
+
+def test_existing_output_is_skipped_then_overwritten(setup, unsharded, tmp_path, capsys):
+    out = tmp_path / "p.parquet"
+    out.write_bytes(b"an earlier run")
+    assert run(setup, out, shard="2/3") is None
+    assert out.read_bytes() == b"an earlier run"
+    assert "skipped" in capsys.readouterr().out
+    assert run(setup, out, shard="2/3", overwrite=True) == out
+    (tmp_path / "ref").touch()  # the output gets the usual permissions, not mkstemp's 0600
+    assert out.stat().st_mode == (tmp_path / "ref").stat().st_mode
+    pd.testing.assert_frame_equal(pd.read_parquet(out), unsharded.iloc[20:].reset_index(drop=True))
+    assert leftovers(tmp_path) == []
+
+
+def test_missing_image_names_file_and_galaxy(setup, tmp_path):
+    catalog = pd.read_csv(setup["catalog"], dtype={"id_str": str})
+    catalog.loc[13, "file_loc"] = "images/nowhere.png"
+    catalog.to_csv(tmp_path / "catalog.csv", index=False)
+    out = tmp_path / "p.parquet"
+    with pytest.raises(FileNotFoundError, match=r"row 13 \(id_str '1000000000000000013'\)") as err:
+        predict.predict_catalog(setup["model"], tmp_path / "catalog.csv", out, setup["root"])
+    assert "nowhere.png" in str(err.value)
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_unreadable_image_while_streaming(setup, tmp_path):
+    shutil.copytree(setup["root"] / "images", tmp_path / "images")
+    (tmp_path / "images" / "g017.png").write_text("not a png")
+    shutil.copy(setup["catalog"], tmp_path / "catalog.csv")
+    out = tmp_path / "p.parquet"
+    with pytest.raises(ValueError, match=r"row 17 \(id_str '1000000000000000017'\).*g017\.png"):
+        run({**setup, "catalog": tmp_path / "catalog.csv"}, out, workers=2)
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_catalogue_checks(tmp_path):
+    path = tmp_path / "c.csv"
+    pd.DataFrame({"id_str": ["a", "b"], "ra": [1, 2]}).to_csv(path, index=False)
+    with pytest.raises(ValueError, match="no image column.*file_loc"):
+        predict.read_targets(path)
+    pd.DataFrame({"id_str": ["a", "b", "a"], "file_loc": ["x", None, "z"]}).to_csv(
+        path, index=False
+    )
+    with pytest.raises(ValueError, match=r"row 0 \(id_str 'a'\): duplicate(?s:.*)row 1 .*no image"):
+        predict.read_targets(path)
+    pd.DataFrame({"iauname": ["J1", "J2"], "file": ["1.png", "2.png"]}).to_parquet(
+        tmp_path / "c.pq"
+    )
+    got = predict.read_targets(tmp_path / "c.pq")  # GZ DECaLS naming: iauname and file
+    assert got.to_dict("list") == {"id_str": ["J1", "J2"], "file_loc": ["1.png", "2.png"]}
+
+
+def test_question_names(tmp_path):
+    model = tmp_path / "m.keras"
+    assert predict.model_questions(model, 2, None) == QUESTIONS[:2]
+    with pytest.raises(ValueError, match="predicts 4 question"):
+        predict.model_questions(model, 4, None)
+    with pytest.raises(ValueError, match="predicts 2 question"):
+        predict.model_questions(model, 2, ["bar"])
+    with pytest.raises(ValueError, match="unknown question 'spiral'"):
+        predict.model_questions(model, 1, ["spiral"])
+    (tmp_path / "m.card.json").write_text('{"questions": ["smooth-or-featured", "bar"]}')
+    assert predict.model_questions(model, 2, None) == ["smooth-or-featured", "bar"]
+    assert predict.model_questions(model, 1, ["bar"]) == ["bar"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"expected_votes": 0}, "--expected-votes"), ({"expected_votes": 40.5}, "--expected-votes"),
+     ({"n_samples": 0}, "--samples"), ({"block_size": 0}, "--block-size"), ({"seed": -1}, "--seed"),
+     ({"crop_fraction": 0}, "--crop-fraction")],
+)  # fmt: skip
+def test_bad_parameters(setup, tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        run(setup, tmp_path / "p.parquet", **kwargs)

@@ -1,0 +1,315 @@
+r"""Predict a whole catalogue with MC dropout, in shards: ``python -m zoolib predict``.
+
+:func:`predict_catalog` streams a catalogue's image files through a saved model and writes, for
+each galaxy and question, a summary of T MC-dropout samples :math:`\rho_t` (probability of a
+"yes" vote) as one Parquet row per galaxy:
+
+* ``id_str`` (str) and ``row`` (int64, the catalogue's data row counted from 0, header excluded);
+* per question q: ``q_rho_mean`` :math:`= \frac1T\sum_t\rho_t`; ``q_rho_q05``, ``q_rho_q50``,
+  ``q_rho_q95``, the 5/50/95 % quantiles of the T samples (``np.quantile``, linear
+  interpolation); ``q_entropy``, the predictive entropy of the vote count out of n =
+  ``expected_votes`` volunteers (a whole number, default 40: the vote count is not known before
+  labelling), and ``q_mi``, its mutual information with the weights (BALD), both in nats, as
+  :mod:`zoolib.acquisition` defines them.
+
+The catalogue is a CSV (optionally compressed) or Parquet file: the id is the first of
+``id_str``, ``objid``, ``dr7objid``, ``iauname``, ``subject_id`` present (read as text, as in
+:mod:`zoolib.catalogs`), the image the first of ``file_loc``, ``file``, a path relative to
+``images_root`` (default: the catalogue's folder, as :func:`zoolib.data.prepare_catalog`).
+Vote columns are not needed. Images are read with :func:`zoolib.images.load_image` at the
+model's input size and channel count, on a thread pool, a few blocks ahead of the model.
+
+Sharding and seeding: the catalogue is cut into blocks of ``block_size`` consecutive rows
+(block b = rows [b K, (b+1) K)); shard i/n (0-based, 0 <= i < n) takes the contiguous run of
+blocks [i B / n, (i+1) B / n) of the B blocks. Each block is sampled by one call
+``sample_rho(model, block, T, batch_size=K, seed=block_seed(seed, b))``, so its dropout masks
+depend only on (seed, b, K, T), never on the shard: the shards' outputs concatenated in shard
+order equal one unsharded run exactly, provided every shard uses the same model, catalogue,
+``seed``, ``n_samples`` and ``block_size`` (bit for bit on the same hardware and TensorFlow
+build; another CPU type may change the last bits of the convolutions).
+
+Provenance goes in the Parquet schema metadata under the key ``zoolib.predict`` (JSON, read
+it with :func:`read_metadata`), not in columns: sha256 of the model and catalogue files, the
+zoolib / TensorFlow / Keras versions, questions, T, seed, block size, expected votes, shard and
+its row range. An existing output is skipped unless ``overwrite``; output is written to a
+temporary file in the same folder and renamed into place, so a killed run leaves none.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import time
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+import zoolib
+from zoolib import acquisition, catalogs, images, posteriors
+from zoolib.data import _sha256
+from zoolib.schema import FILE_COLUMN, ID_COLUMN, QUESTIONS, question
+
+METADATA_KEY = b"zoolib.predict"
+QUANTILES = {"q05": 0.05, "q50": 0.5, "q95": 0.95}
+STATS = ("rho_mean", *(f"rho_{q}" for q in QUANTILES), "entropy", "mi")
+MAX_LISTED = 20  # bad rows or missing files spelled out in an error message
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> (i, n) for shard i of n, 0-based: 0 <= i < n."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+    if match is None:
+        raise ValueError(f"--shard must be i/n with 0 <= i < n (0-based), e.g. 0/4; got {text!r}")
+    i, n = int(match[1]), int(match[2])
+    if n < 1:
+        raise ValueError(f"--shard {text!r}: the number of shards n must be at least 1")
+    if i >= n:
+        raise ValueError(
+            f"--shard {text!r} is out of range: shards are 0-based, i/n needs 0 <= i < n"
+            f" (here 0/{n} .. {n - 1}/{n})"
+        )
+    return i, n
+
+
+def shard_blocks(n_rows: int, block_size: int, shard: int, n_shards: int) -> range:
+    """Blocks [shard B / n_shards, (shard + 1) B / n_shards) of the B = ceil(rows / K) blocks."""
+    n_blocks = -(-n_rows // block_size)
+    return range(shard * n_blocks // n_shards, (shard + 1) * n_blocks // n_shards)
+
+
+def block_seed(seed: int, block: int) -> int:
+    """Dropout seed of block ``block``: a 32-bit number mixed from (seed, block) by NumPy's
+    SeedSequence, so different base seeds never reuse each other's streams."""
+    return int(np.random.SeedSequence([seed, block]).generate_state(1)[0])
+
+
+def read_targets(path: str | Path) -> pd.DataFrame:
+    """``id_str`` and ``file_loc`` of every catalogue row, in file order (see module doc).
+
+    Raises ValueError naming the file and the rows at fault: no id or no file column, missing
+    or duplicate ids, rows that name no image.
+    """
+    path = Path(path)
+    raw = catalogs._read_table(path)  # CSV / Parquet, ids as text, errors naming the file
+    ids = catalogs._ids(raw, path)
+    file_col = next((c for c in catalogs.FILE_SOURCES if c in raw), None)
+    if file_col is None:
+        raise ValueError(f"{path} has no image column; expected one of {catalogs.FILE_SOURCES}")
+    files = raw[file_col].astype(object).map(lambda v: "" if pd.isna(v) else str(v).strip())
+    problems = [
+        (ids.isna(), f"{ID_COLUMN} is missing"),
+        (ids.notna() & ids.duplicated(keep=False), f"duplicate {ID_COLUMN}"),
+        (files == "", f"no image file named in {file_col!r}"),
+    ]
+    bad = [
+        f"  row {r} ({ID_COLUMN} {ids[r]!r}): {why}"
+        for mask, why in problems
+        for r in np.flatnonzero(mask.to_numpy())
+    ]
+    if bad:
+        more = [f"  ... and {len(bad) - MAX_LISTED} more"] if len(bad) > MAX_LISTED else []
+        raise ValueError(f"{len(bad)} bad row(s) in {path}:\n" + "\n".join(bad[:MAX_LISTED] + more))
+    return pd.DataFrame({ID_COLUMN: ids.astype(str), FILE_COLUMN: files})
+
+
+def output_columns(questions: Sequence[str]) -> list[str]:
+    """Prediction column names, question by question: ``<q>_rho_mean``, ..., ``<q>_mi``."""
+    return [f"{q}_{s}" for q in questions for s in STATS]
+
+
+def summarize(rho_samples: np.ndarray, questions: Sequence[str], expected_votes: int) -> dict:
+    r"""Output columns from samples (galaxies, Q, T): ``{"<q>_rho_mean": (galaxies,), ...}``.
+
+    Mean and quantiles are over the T axis; ``_entropy`` is :math:`H[\bar p]` and ``_mi`` is
+    :math:`H[\bar p] - \frac1T\sum_t H[p_t]`, where :math:`p_t = \mathrm{Binomial}(n, \rho_t)`,
+    :math:`\bar p` their mean and n = ``expected_votes``, in nats.
+    """
+    quantiles = np.quantile(rho_samples, list(QUANTILES.values()), axis=-1)  # (3, G, Q)
+    stats = {"rho_mean": rho_samples.mean(axis=-1)}
+    stats.update({f"rho_{name}": q for name, q in zip(QUANTILES, quantiles, strict=True)})
+    stats["entropy"] = acquisition.predictive_entropy(rho_samples, expected_votes)
+    stats["mi"] = acquisition.mutual_information(rho_samples, expected_votes)
+    return {f"{q}_{s}": stats[s][:, j] for j, q in enumerate(questions) for s in STATS}
+
+
+def model_questions(model_path: Path, n_outputs: int, questions: Sequence[str] | None) -> list:
+    """Names of the model's Q outputs: ``questions`` if given, else the ``questions`` of the
+    model card ``<model>.card.json`` beside the model (written by notebook 02), else the
+    first Q schema questions. Raises ValueError unless there are Q distinct schema names."""
+    card = model_path.with_name(f"{model_path.stem}.card.json")
+    if not questions and card.is_file():
+        try:
+            questions = json.loads(card.read_text()).get("questions")
+        except (ValueError, AttributeError) as err:
+            raise ValueError(f"cannot read the model card {card}: {err}") from err
+    questions = list(questions or list(QUESTIONS)[:n_outputs])
+    for q in questions:
+        question(q)  # unknown names raise, listing the known ones
+    if len(questions) != n_outputs or len(set(questions)) != n_outputs:
+        raise ValueError(
+            f"{model_path} predicts {n_outputs} question(s) but the questions are {questions};"
+            " pass --questions with one distinct schema question per output, in order"
+        )
+    return questions
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The provenance record a prediction file carries in its Parquet schema metadata."""
+    return json.loads(pq.read_schema(path).metadata[METADATA_KEY])
+
+
+def _stream(files: list[Path], ids, blocks: range, block_size: int, load, workers, prefetch):
+    """Yield (block, uint8 images) in order, decoding at most ``prefetch`` blocks ahead."""
+    pool = ThreadPoolExecutor(max_workers=workers)
+
+    def submit(b):
+        rows = range(b * block_size, min((b + 1) * block_size, len(files)))
+        return b, [(r, pool.submit(load, files[r])) for r in rows]
+
+    try:
+        later = iter(blocks)
+        pending = deque(submit(b) for b in itertools.islice(later, prefetch + 1))
+        while pending:
+            b, futures = pending.popleft()
+            pending.extend(submit(nxt) for nxt in itertools.islice(later, 1))
+            out = []
+            for r, fut in futures:
+                try:
+                    out.append(fut.result())
+                except (OSError, ValueError, ImportError) as err:
+                    kind = FileNotFoundError if isinstance(err, FileNotFoundError) else ValueError
+                    raise kind(f"row {r} ({ID_COLUMN} {ids[r]!r}): {err}") from err
+            yield b, np.stack(out)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def predict_catalog(
+    model_path: str | Path,
+    catalog_path: str | Path,
+    out: str | Path,
+    images_root: str | Path | None = None,
+    n_samples: int = 30,
+    shard: str = "0/1",
+    seed: int = 0,
+    block_size: int = 256,
+    expected_votes: int = 40,
+    questions: Sequence[str] | None = None,
+    crop_fraction: float = 1.0,
+    overwrite: bool = False,
+    workers: int | None = None,
+    prefetch: int = 2,
+    progress: bool = True,
+) -> Path | None:
+    """Write the predictions of shard ``"i/n"`` to ``out`` (see the module docstring).
+
+    ``out`` may contain ``{i}`` and ``{n}``, filled in with the shard numbers. ``questions``:
+    see :func:`model_questions`. ``workers`` decoding threads (default: CPU count, at most 16)
+    run up to ``prefetch`` blocks ahead. Returns the path written, or None when ``out``
+    exists and ``overwrite`` is False (a message says so).
+    """
+    i, n = parse_shard(shard)
+    whole = [("--samples", n_samples, 1), ("--block-size", block_size, 1), ("--seed", seed, 0),
+             ("--expected-votes", expected_votes, 1), ("--prefetch", prefetch, 0)]  # fmt: skip
+    for name, value, low in whole:
+        if isinstance(value, bool) or not float(value).is_integer() or value < low:
+            raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
+    n_samples, block_size, seed, expected_votes, prefetch = (int(v) for _, v, _ in whole)
+    if not 0 < crop_fraction <= 1:
+        raise ValueError(f"--crop-fraction must be in (0, 1], got {crop_fraction!r}")
+    out = Path(str(out).replace("{i}", str(i)).replace("{n}", str(n)))
+    if out.exists() and not overwrite:
+        print(f"shard {i}/{n}: {out} exists, skipped (pass --overwrite to replace it)")
+        return None
+    model_path, catalog_path = Path(model_path), Path(catalog_path)
+    if not model_path.is_file():
+        raise FileNotFoundError(f"model file not found: {model_path}")
+    targets = read_targets(catalog_path)
+    root = Path(images_root) if images_root is not None else catalog_path.parent
+    files = [root / f for f in targets[FILE_COLUMN]]
+    ids = targets[ID_COLUMN].to_numpy()
+    blocks = shard_blocks(len(targets), block_size, i, n)
+    row_range = [min(b * block_size, len(ids)) for b in (blocks.start, blocks.stop)]
+    rows = np.arange(*row_range)
+    missing = [
+        f"  row {r} ({ID_COLUMN} {ids[r]!r}): {files[r]}" for r in rows if not files[r].is_file()
+    ]
+    if missing:
+        more = [f"  ... and {len(missing) - MAX_LISTED} more"] if len(missing) > MAX_LISTED else []
+        listed = "\n".join(missing[:MAX_LISTED] + more)
+        raise FileNotFoundError(
+            f"{len(missing)} image file(s) of shard {i}/{n} not found:\n{listed}"
+        )
+
+    import keras
+    import tensorflow as tf
+
+    from zoolib.models import load_model
+
+    model = load_model(model_path)
+    shape = tuple(model.input_shape)
+    if len(shape) != 4 or shape[1] is None or shape[1] != shape[2] or shape[3] not in (1, 3):
+        raise ValueError(f"{model_path}: input shape {shape}; expected (None, S, S, 1 or 3)")
+    size, channels = shape[1], shape[3]
+    questions = model_questions(model_path, model.output_shape[-1], questions)
+
+    def load(path):
+        return images.load_image(path, size, channels, crop_fraction)
+
+    start, parts = time.perf_counter(), []
+    stream = _stream(
+        files, ids, blocks, block_size, load, workers or min(16, os.cpu_count() or 1), prefetch
+    )
+    bar = tqdm(total=len(rows), desc=f"shard {i}/{n}", unit="galaxy", disable=not progress)
+    with closing(stream), bar:
+        for b, pixels in stream:
+            rho = posteriors.sample_rho(model, pixels, n_samples, block_size, block_seed(seed, b))
+            parts.append(summarize(rho, questions, expected_votes))
+            bar.update(len(pixels))
+    columns = {ID_COLUMN: pa.array(ids[rows].tolist(), pa.string()), "row": pa.array(rows)}
+    for name in output_columns(questions):
+        values = np.concatenate([p[name] for p in parts]) if parts else np.zeros(0)
+        columns[name] = pa.array(values, pa.float64())  # typed, so empty shards match too
+    meta = dict(
+        zoolib_version=zoolib.__version__, tensorflow_version=tf.__version__,
+        keras_version=keras.__version__, model_file=str(model_path.resolve()),
+        model_sha256=_sha256(model_path), catalog_file=str(catalog_path.resolve()),
+        catalog_sha256=_sha256(catalog_path), catalog_rows=len(ids),
+        images_root=str(root.resolve()), image_size=size, channels=channels,
+        crop_fraction=float(crop_fraction), questions=questions, n_samples=n_samples,
+        seed=seed, block_size=block_size, expected_votes=expected_votes, shard=f"{i}/{n}",
+        blocks=[blocks.start, blocks.stop], rows=row_range,
+    )  # fmt: skip
+    _write_atomic(pa.table(columns, metadata={METADATA_KEY: json.dumps(meta).encode()}), out)
+    seconds = time.perf_counter() - start
+    rate = len(rows) / max(seconds, 1e-9)
+    print(
+        f"shard {i}/{n}: {len(rows)} galaxies in {seconds:.1f} s ({rate:.1f} galaxies/s) -> {out}"
+    )
+    return out
+
+
+def _write_atomic(table: pa.Table, out: Path) -> None:
+    """Write ``table`` to a temporary file beside ``out``, then rename it into place.
+
+    (Not ``tempfile.mkstemp``: its files are private, mode 0600, and ``os.replace`` keeps that.)
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
