@@ -188,3 +188,20 @@ def test_acquire_on_one_question_and_pool_scores_reproduce_the_run(tmp_path, uni
         active.simulate(tmp_path / "x", images, cat, **{**settings, "acquire_on": ["spiral"]})
     with pytest.raises(ValueError, match="whole numbers"):
         active.simulate(tmp_path / "y", images, cat, **{**settings, "expected_n": {"bar": 2.5}})
+
+
+def test_sharing_round_zero_gives_the_same_run(tmp_path, universe):
+    images, cat = universe
+    settings = {**SETTINGS, "n_rounds": 1, "warm_start": True, "initial_epochs": 2, "seed": 3}
+    active.simulate(tmp_path / "random", images, cat, strategy="random", **settings)
+    alone = active.simulate(tmp_path / "alone", images, cat, strategy="bald", **settings)
+    shared = active.simulate(tmp_path / "shared", images, cat, strategy="bald",
+                             initial_from=tmp_path / "random", **settings)  # fmt: skip
+    pd.testing.assert_frame_equal(alone, shared)
+    assert [r["acquired"] for r in active._completed_rounds(tmp_path / "alone")] == [
+        r["acquired"] for r in active._completed_rounds(tmp_path / "shared")
+    ]
+    with pytest.raises(ValueError, match="initial_epochs"):
+        other = {**settings, "initial_epochs": 1}
+        active.simulate(tmp_path / "other", images, cat, strategy="bald",
+                        initial_from=tmp_path / "random", **other)  # fmt: skip

@@ -145,6 +145,24 @@ def _check_same_run(run_dir: Path, stored: dict | None, config: dict) -> None:
     )
 
 
+ROUND0_SETTINGS = ("questions", "n_initial", "initial_epochs", "n_samples", "seed", "batch_size",
+                   "dropout_rate", "catalog")  # fmt: skip
+
+
+def _initial_model(other: Path, config: dict):
+    """Round 0's model from another run folder, after checking it was trained identically."""
+    from zoolib import models
+
+    done = _completed_rounds(other)
+    if not done:
+        raise ValueError(f"initial_from={other} has no completed round 0")
+    theirs = done[0].get("config") or {}
+    changed = [k for k in ROUND0_SETTINGS if theirs.get(k) != config[k]]
+    if changed:
+        raise ValueError(f"initial_from={other} trained round 0 with other settings: {changed}")
+    return models.load_model(other / "round_000.keras")
+
+
 def simulate(
     run_dir,
     images: np.ndarray,
@@ -165,6 +183,8 @@ def simulate(
     stop_after: int | None = None,
     progress: bool = True,
     acquire_on: list[str] | None = None,
+    initial_epochs: int | None = None,
+    initial_from=None,
 ) -> pd.DataFrame:
     """Run (or resume) one active-learning simulation; return its per-round history.
 
@@ -188,6 +208,11 @@ def simulate(
         expected_n: N assumed for the pool's galaxies: a whole number, (Q,) of them, or a dict
             {question: N}; questions not given use the labelled set's mean N, rounded.
         acquire_on: the questions whose scores, summed, rank the pool (default all).
+        initial_epochs: epochs for round 0, which starts from scratch (default
+            ``epochs_per_round``); with ``warm_start`` every later round continues from it.
+        initial_from: another run folder of the same seed and settings (any strategy) whose
+            round-0 model is reused instead of training the same model again. Round 0 does not
+            depend on the strategy, so strategies compared side by side can share it.
         beta: ``power_bald`` exponent.
         stop_after: end the call after this round (to simulate a kill in tests).
     """
@@ -225,6 +250,7 @@ def simulate(
         "epochs_per_round": epochs_per_round, "warm_start": bool(warm_start),
         "n_samples": n_samples, "beta": float(beta), "seed": seed, "batch_size": batch_size,
         "dropout_rate": float(dropout_rate),
+        "initial_epochs": epochs_per_round if initial_epochs is None else initial_epochs,
         "expected_n": expected_n if isinstance(expected_n, dict) or expected_n is None
         else [float(v) for v in np.atleast_1d(expected_n)],
         "catalog": _fingerprint(catalog),
@@ -253,7 +279,11 @@ def simulate(
                 models.build_bayesian_cnn, size, channels, len(questions), dropout_rate,
                 seed=seed * 1000 + r,
             )  # fmt: skip
-        _, _, model = training.train(build, ds, None, epochs_per_round, seed=seed * 1000 + r)
+        if r == 0 and initial_from is not None:
+            model = _initial_model(Path(initial_from), config)
+        else:
+            epochs = config["initial_epochs"] if r == 0 else epochs_per_round
+            _, _, model = training.train(build, ds, None, epochs, seed=seed * 1000 + r)
         rho_test = posteriors.sample_rho(model, test_images, n_samples, seed=seed + r)
         table = evaluation.evaluate(rho_test, test_cat, questions)
         record = {
