@@ -147,6 +147,7 @@ def test_savings_per_seed_and_summary_keep_seeds_that_never_reach():
     assert summary.loc["bald", "reached"] == 2 and summary.loc["bald", "seeds"] == 3
     assert summary.loc["bald", "mean"] == pytest.approx(0.25)
     assert "2 of 3 seeds" in summary.loc["bald", "summary"]
+    assert "< 0%" in summary.loc["bald", "summary"]
     assert "all 3 seeds" in summary.loc["random", "summary"]
     with pytest.raises(ValueError, match="random"):
         active.savings(curves[curves.strategy == "bald"], "smooth-or-featured nll")

@@ -467,17 +467,18 @@ def summarise_savings(table: pd.DataFrame) -> pd.DataFrame:
         ok = t.loc[t.reached, "saving"]
         row = {"strategy": strategy, "mean": ok.mean(), "std": ok.std(ddof=1), "min": ok.min(),
                "max": ok.max(), "reached": int(t.reached.sum()), "seeds": len(t)}  # fmt: skip
-        text = f"{row['mean']:.0%} ± {row['std']:.0%}" if len(ok) > 1 else (
-            f"{row['mean']:.0%}" if len(ok) else "no seed reached random's final NLL"
-        )  # fmt: skip
-        if row["reached"] < row["seeds"]:
-            worst = t.loc[~t.reached, "saving_bound"].max()
-            text += (
-                f" ({row['reached']} of {row['seeds']} seeds reached it; "
-                f"the others saved < {worst:.0%})"
-            )
+        bound = t.loc[~t.reached, "saving_bound"].max()
+        if len(ok) == 0:
+            text = f"none of {len(t)} seeds reached random's final metric (saving < {bound:.0%})"
         else:
-            text += f" (all {row['seeds']} seeds)"
+            text = f"{ok.mean():.0%} ± {ok.std():.0%}" if len(ok) > 1 else f"{ok.mean():.0%}"
+            if len(ok) == len(t):
+                text += f" (all {len(t)} seeds)"
+            else:
+                text += (
+                    f" (mean of the {len(ok)} of {len(t)} seeds that reached random's final "
+                    f"metric; the others saved < {bound:.0%})"
+                )
         row["summary"] = text
         rows.append(row)
     return pd.DataFrame(rows).set_index("strategy")

@@ -21,8 +21,14 @@ def show_image(ax, image: np.ndarray, title: str | None = None) -> None:
         ax.set_title(title, fontsize=8)
 
 
-def gallery(images: np.ndarray, titles: list[str], ncols: int = 8, size: float = 1.6):
-    """A grid of images with a small title under each."""
+def gallery(
+    images: np.ndarray,
+    titles: list[str],
+    ncols: int = 8,
+    size: float = 1.6,
+    suptitle: str | None = None,
+):
+    """A grid of images with a small title over each, and an optional title over all."""
     n = len(images)
     nrows = max(1, int(np.ceil(n / ncols)))
     fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.25)))
@@ -30,6 +36,8 @@ def gallery(images: np.ndarray, titles: list[str], ncols: int = 8, size: float =
         ax.set_axis_off()
     for ax, image, title in zip(np.atleast_1d(axes).ravel()[:n], images, titles, strict=True):
         show_image(ax, image, title)
+    if suptitle:
+        fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
 
@@ -272,7 +280,8 @@ def acquired_vs_pool(picks: pd.DataFrame):
     share = picks.assign(featured=picks.morphology == "featured")
     sns.barplot(data=share, x="strategy", y="featured", errorbar=None, ax=axes[0])
     axes[0].set(ylabel="share of featured galaxies", title="morphology of acquired galaxies")
-    sns.kdeplot(data=picks, x="redshift", hue="strategy", common_norm=False, ax=axes[1])
+    sns.histplot(data=picks, x="redshift", hue="strategy", stat="density", common_norm=False,
+                 element="step", fill=False, bins=12, ax=axes[1])  # fmt: skip
     axes[1].set_title("redshift of acquired galaxies")
     fig.tight_layout()
     return fig
@@ -287,9 +296,11 @@ def informative_redshifts(scored: pd.DataFrame, questions: list[str], top: float
     fig, axes = plt.subplots(1, len(questions), figsize=(4.2 * len(questions), 3.5), squeeze=False)
     for ax, name in zip(axes[0], questions, strict=True):
         mi = scored[f"mi {name}"]
-        sns.kdeplot(scored.redshift, ax=ax, label="pool", color="grey")
-        sns.kdeplot(scored.redshift[mi >= mi.quantile(1 - top)], ax=ax,
-                    label=f"top {top:.0%} MI", color="C3")  # fmt: skip
+        bins = np.histogram_bin_edges(scored.redshift, bins=12)
+        hist = {"stat": "density", "element": "step", "fill": False, "bins": bins, "ax": ax}
+        sns.histplot(scored.redshift, label="pool", color="grey", **hist)
+        sns.histplot(scored.redshift[mi >= mi.quantile(1 - top)], label=f"top {top:.0%} MI",
+                     color="C3", **hist)  # fmt: skip
         ax.set(title=name, xlabel="redshift")
         ax.legend()
     fig.tight_layout()
