@@ -206,3 +206,46 @@ def test_sharing_round_zero_gives_the_same_run(tmp_path, universe):
         other = {**settings, "initial_epochs": 1}
         active.simulate(tmp_path / "other", images, cat, strategy="bald",
                         initial_from=tmp_path / "random", **other)  # fmt: skip
+
+
+def test_tree_votes_follow_the_decision_tree_by_hand():
+    questions = ["bar", "smooth-or-featured", "disk-edge-on"]  # any column order
+    mean_rho = np.array([[0.5, 0.2, 0.25],  # N_edge = 40 * 0.8 = 32, N_bar = 32 * 0.75 = 24
+                         [0.5, 1.0, 0.0],  # smooth: nobody is asked the later questions
+                         [0.5, 0.9, 0.5]])  # 40 * 0.1 = 4, then 4 * 0.5 = 2  # fmt: skip
+    n = active.tree_votes(mean_rho, questions, [7, 40, 9])
+    np.testing.assert_array_equal(n, [[24, 40, 32], [0, 40, 0], [2, 40, 4]])
+    # without the parent question the flat N stays
+    np.testing.assert_array_equal(active.tree_votes(mean_rho[:, :1], ["bar"], [7]), [[7]] * 3)
+    # edge-on alone: its parent is there, so it follows smooth-or-featured
+    np.testing.assert_array_equal(
+        active.tree_votes(mean_rho[:, 1:], questions[1:], [40, 9]), [[40, 32], [40, 0], [40, 4]]
+    )
+    with pytest.raises(ValueError, match="mean_rho"):
+        active.tree_votes(mean_rho, questions[:2], [7, 40])
+
+
+def test_tree_expected_n_is_what_the_run_ranked_by(tmp_path, universe):
+    images, cat = universe
+    questions = ["smooth-or-featured", "disk-edge-on", "bar"]
+    settings = {**SETTINGS, "questions": questions, "n_rounds": 1, "strategy": "bald",
+                "acquire_on": ["bar"], "expected_n_tree": True}  # fmt: skip
+    active.simulate(tmp_path, images, cat, **settings)
+    rec = active._completed_rounds(tmp_path)[0]
+    scored = active.pool_scores(tmp_path, 0, images, cat)
+    # recompute independently: same samples (same seed), per-galaxy N from the tree, MI by scipy
+    from scipy import stats
+
+    from zoolib import models, posteriors
+
+    pos = cat.index[cat.id_str.isin(scored.id_str)].to_numpy()
+    model = models.load_model(tmp_path / "round_000.keras")
+    rho = posteriors.sample_rho(model, images[pos], rec["n_samples"], seed=rec["seed"])
+    n_flat = rec["expected_n"]
+    for g in range(0, len(pos), 7):
+        m = rho[g].mean(axis=-1)
+        n_bar = int(np.rint(n_flat[0] * (1 - m[0]) * (1 - m[1])))
+        pmf = stats.binom.pmf(np.arange(n_bar + 1)[None, :], n_bar, rho[g, 2][:, None])
+        mi = stats.entropy(pmf.mean(axis=0)) - np.mean([stats.entropy(p) for p in pmf])
+        assert scored.score.iloc[g] == pytest.approx(mi, abs=1e-9)
+    assert set(scored.nlargest(8, "score").id_str) == set(rec["acquired"])

@@ -56,7 +56,8 @@ def scores(strategy: str, rho_samples: np.ndarray | None, expected_n) -> np.ndar
 
     Args:
         rho_samples: (pool, Q, T) MC-dropout samples.
-        expected_n: (Q,) expected number of votes per question (whole numbers).
+        expected_n: (Q,) expected number of votes per question, or (pool, Q) per galaxy
+            (whole numbers).
     """
     if strategy == "random":
         return None
@@ -101,6 +102,41 @@ def _completed_rounds(run_dir) -> list[dict]:
     import json
 
     return [json.loads(p.read_text()) for p in sorted(run_dir.glob("round_[0-9][0-9][0-9].json"))]
+
+
+def tree_votes(mean_rho: np.ndarray, questions: list[str], n_flat) -> np.ndarray:
+    r"""Expected N per galaxy and question, following the Galaxy Zoo decision tree.
+
+    Volunteers reach a question only through its parent's answer (``Question.asked_if``), so
+    a galaxy's expected N for it is its parent's expected N times the model's probability of
+    that answer: :math:`N_\text{edge-on} = N\,(1 - \rho_\text{smooth})` and
+    :math:`N_\text{bar} = N_\text{edge-on}\,(1 - \rho_\text{edge-on})` (the "not yes"
+    answer of smooth-or-featured lumps featured with artifact, so this slightly overstates
+    N for the later questions). Questions without a parent among ``questions`` keep
+    ``n_flat``. Results are rounded to whole votes; 0 means nobody would be asked.
+
+    Args:
+        mean_rho: (G, Q) predicted probabilities of "yes" (e.g. the MC-dropout mean).
+        questions: the Q question names, in column order.
+        n_flat: (Q,) expected N of each question with no parent here (e.g. the labelled mean).
+
+    Returns:
+        float64 (G, Q) whole numbers.
+    """
+    from zoolib.schema import QUESTIONS, question
+
+    mean_rho = np.asarray(mean_rho, dtype=np.float64)
+    if mean_rho.ndim != 2 or mean_rho.shape[1] != len(questions):
+        raise ValueError(f"mean_rho must be (galaxies, {len(questions)}); got {mean_rho.shape}")
+    exact = np.broadcast_to(np.asarray(n_flat, dtype=np.float64), mean_rho.shape).copy()
+    for name in sorted(questions, key=list(QUESTIONS).index):  # parents before children
+        j, parent = questions.index(name), question(name).asked_if
+        if parent is None or parent[0] not in questions:
+            continue
+        p = questions.index(parent[0])
+        yes = question(parent[0]).yes == parent[1]
+        exact[:, j] = exact[:, p] * (mean_rho[:, p] if yes else 1.0 - mean_rho[:, p])
+    return np.rint(exact)  # rounded once at the end, so rounding does not compound
 
 
 def _expected_n(expected_n, labelled_mean: np.ndarray, questions: list[str]) -> np.ndarray:
@@ -185,6 +221,7 @@ def simulate(
     acquire_on: list[str] | None = None,
     initial_epochs: int | None = None,
     initial_from=None,
+    expected_n_tree: bool = False,
 ) -> pd.DataFrame:
     """Run (or resume) one active-learning simulation; return its per-round history.
 
@@ -208,6 +245,9 @@ def simulate(
         expected_n: N assumed for the pool's galaxies: a whole number, (Q,) of them, or a dict
             {question: N}; questions not given use the labelled set's mean N, rounded.
         acquire_on: the questions whose scores, summed, rank the pool (default all).
+        expected_n_tree: give each pool galaxy its own expected N for the later questions of
+            the decision tree (:func:`tree_votes`, from the model's own predictions) instead of
+            the same N for every galaxy.
         initial_epochs: epochs for round 0, which starts from scratch (default
             ``epochs_per_round``); with ``warm_start`` every later round continues from it.
         initial_from: another run folder of the same seed and settings (any strategy) whose
@@ -251,6 +291,7 @@ def simulate(
         "n_samples": n_samples, "beta": float(beta), "seed": seed, "batch_size": batch_size,
         "dropout_rate": float(dropout_rate),
         "initial_epochs": epochs_per_round if initial_epochs is None else initial_epochs,
+        "expected_n_tree": bool(expected_n_tree),
         "expected_n": expected_n if isinstance(expected_n, dict) or expected_n is None
         else [float(v) for v in np.atleast_1d(expected_n)],
         "catalog": _fingerprint(catalog),
@@ -301,9 +342,13 @@ def simulate(
             if strategy != "random":
                 rho_pool = posteriors.sample_rho(model, images[pool_pos], n_samples, seed=seed + r)
             n_exp = _expected_n(expected_n, expected_votes(labels, totals), questions)
+            n_pool = n_exp
             if rho_pool is not None:
+                if expected_n_tree:
+                    n_pool = tree_votes(rho_pool.mean(axis=-1), questions, n_exp)
+                n_pool = np.broadcast_to(n_pool, rho_pool.shape[:-1])[:, scored]
                 rho_pool = rho_pool[:, scored]
-            score = scores(strategy, rho_pool, n_exp[scored])
+            score = scores(strategy, rho_pool, n_pool)
             picks = select(strategy, len(pool), acquire_per_round, score, [seed, r + 1], beta)
             record["acquired"] = [pool[p] for p in picks]
             record["scores"] = [] if score is None else [float(score[p]) for p in picks]
@@ -408,6 +453,8 @@ def pool_scores(run_dir, round_: int, images: np.ndarray, catalog: pd.DataFrame)
     pos = np.flatnonzero(is_pool.to_numpy())
     model = models.load_model(run_dir / f"round_{round_:03d}.keras")
     rho = posteriors.sample_rho(model, images[pos], rec["n_samples"], seed=rec["seed"] + round_)
+    if rec.get("config", {}).get("expected_n_tree"):
+        n_exp = tree_votes(rho.mean(axis=-1), questions, n_exp)
     n = np.broadcast_to(n_exp, rho.shape[:-1])
     pred, expected = acquisition.entropies(rho, n)
     mi = pred - expected
