@@ -85,7 +85,13 @@ def test_active_learning_metrics(ci_run):
     # random against itself saves nothing, by construction
     assert all(s == 0 for st, s in zip(savings["strategy"], savings["saving"], strict=True)
                if st == "random")  # fmt: skip
-    runs = root / "data" / "runs" / "ci-smooth-or-featured"
+    picked = dict(zip(m["what_gets_picked"]["strategy"], m["what_gets_picked"]["galaxies"],
+                      strict=True))  # fmt: skip
+    assert picked == {"random": 64, "bald": 64, "pool": 800}  # 2 seeds x 2 rounds x 16
+    assert all(0 <= v <= 1 for v in m["what_gets_picked"]["featured_share"])
+    assert m["per_question"]["question"] == ["smooth-or-featured", "disk-edge-on", "bar"]
+    assert "bald label saving vs random" in m["summary"]
+    (runs,) = (root / "data" / "runs").glob("ci-smooth-or-featured-*")  # one settings id
     assert sorted(p.name for p in runs.iterdir()) == [
         "bald-seed0",
         "bald-seed1",

@@ -98,6 +98,16 @@ def expected_votes(labelled: pd.DataFrame, total_columns: list[str]) -> np.ndarr
     return np.maximum(1, np.rint(labelled[total_columns].mean().to_numpy()))
 
 
+def settings_id(**settings) -> str:
+    """Eight hex digits identifying a set of (JSON-serialisable) settings, for run folder names:
+    the same settings resume the same runs, changed settings start new ones."""
+    import hashlib
+    import json
+
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 def _completed_rounds(run_dir) -> list[dict]:
     import json
 
