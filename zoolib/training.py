@@ -4,7 +4,10 @@ Adam (learning rate 1e-3 as in the paper) on :class:`zoolib.losses.BinomialLoss`
 on the validation loss with the best weights restored, a checkpoint of the best model, a CSV
 log, optional TensorBoard logs, fixed seeds. The active ``tf.distribute`` strategy is respected:
 the model is built (when a builder is given) and compiled inside its scope, so the same call
-trains on one CPU, several GPUs (MirroredStrategy) or several machines.
+trains on one CPU or several GPUs (MirroredStrategy; tested over two logical CPUs). Several
+machines (MultiWorkerMirroredStrategy) do not work with the pinned TensorFlow 2.21 / Keras 3.15:
+``model.fit`` fails inside Keras (keras-team/keras#20585), and the generator-based pipeline
+would not be sharded across workers automatically anyway.
 """
 
 from __future__ import annotations
