@@ -240,7 +240,7 @@ def test_tree_expected_n_is_what_the_run_ranked_by(tmp_path, universe):
 
     pos = cat.index[cat.id_str.isin(scored.id_str)].to_numpy()
     model = models.load_model(tmp_path / "round_000.keras")
-    rho = posteriors.sample_rho(model, images[pos], rec["n_samples"], seed=rec["seed"])
+    rho = posteriors.sample_rho(model, images[pos], rec["config"]["n_samples"], seed=rec["seed"])
     n_flat = rec["expected_n"]
     for g in range(0, len(pos), 7):
         m = rho[g].mean(axis=-1)

@@ -234,8 +234,15 @@ def mutual_information(rho_samples, n, chunk_elements: int = MI_CHUNK_ELEMENTS) 
     [-1e-12, 0) are set to zero so that the scores can serve as sampling weights; anything
     more negative would be a bug and is returned unchanged.
     """
-    pred, expected = entropies(rho_samples, n, chunk_elements)
-    mi = pred - expected
+    return bald_from_entropies(*entropies(rho_samples, n, chunk_elements))
+
+
+def bald_from_entropies(predictive: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """BALD = predictive - expected entropy (any equal shapes, e.g. from :func:`entropies`),
+    with rounding-level negatives in [-``MI_ROUNDING``, 0) set to zero as in
+    :func:`mutual_information`. Use it when both entropies are wanted, to build the binomial
+    tables once."""
+    mi = np.asarray(predictive, dtype=np.float64) - expected
     mi[(mi < 0) & (mi >= -MI_ROUNDING)] = 0.0
     return mi
 

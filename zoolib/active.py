@@ -149,6 +149,13 @@ def tree_votes(mean_rho: np.ndarray, questions: list[str], n_flat) -> np.ndarray
     return np.rint(exact)  # rounded once at the end, so rounding does not compound
 
 
+def _pool_votes(rho: np.ndarray, questions: list[str], n_exp: np.ndarray, tree: bool):
+    """(pool, Q) N to score the pool's samples rho (pool, Q, T) with: ``n_exp`` for every
+    galaxy, or per galaxy from the decision tree (:func:`tree_votes`) when ``tree``."""
+    n = tree_votes(rho.mean(axis=-1), questions, n_exp) if tree else n_exp
+    return np.broadcast_to(n, rho.shape[:-1])
+
+
 def _expected_n(expected_n, labelled_mean: np.ndarray, questions: list[str]) -> np.ndarray:
     """(Q,) N assumed for the pool: ``expected_n`` (scalar, (Q,) or {question: N}, the
     missing questions taking the labelled mean) or, when None, the labelled mean itself."""
@@ -242,9 +249,9 @@ def simulate(
     ids. Each completed round is written atomically as ``run_dir/round_NNN.json`` (labelled
     and acquired ids, scores, metrics, settings) with its model; calling again resumes after
     the last completed round and gives the same result as an uninterrupted run. For exact
-    reproducibility this turns
-    on TensorFlow's op determinism for the rest of the process. Resuming a run folder that
-    was started with other settings (or another catalogue) is an error.
+    reproducibility this turns on TensorFlow's op determinism for the rest of the process.
+    Resuming a run folder that was started with other settings (or another catalogue) is an
+    error.
 
     Args:
         run_dir: folder of this run (one strategy, one seed).
@@ -339,7 +346,6 @@ def simulate(
         table = evaluation.evaluate(rho_test, test_cat, questions)
         record = {
             "round": r, "strategy": strategy, "seed": seed, "n_labelled": len(labelled),
-            "questions": list(questions), "acquire_on": acquire_on, "n_samples": n_samples,
             "config": config,
             "labelled": labelled, "acquired": [], "scores": [],
             "metrics": evaluation.table_to_dict(table)["cnn"],
@@ -354,9 +360,7 @@ def simulate(
             n_exp = _expected_n(expected_n, expected_votes(labels, totals), questions)
             n_pool = n_exp
             if rho_pool is not None:
-                if expected_n_tree:
-                    n_pool = tree_votes(rho_pool.mean(axis=-1), questions, n_exp)
-                n_pool = np.broadcast_to(n_pool, rho_pool.shape[:-1])[:, scored]
+                n_pool = _pool_votes(rho_pool, questions, n_exp, expected_n_tree)[:, scored]
                 rho_pool = rho_pool[:, scored]
             score = scores(strategy, rho_pool, n_pool)
             picks = select(strategy, len(pool), acquire_per_round, score, [seed, r + 1], beta)
@@ -457,24 +461,22 @@ def pool_scores(run_dir, round_: int, images: np.ndarray, catalog: pd.DataFrame)
     rec = json.loads(record_path.read_text())
     if not rec["acquired"]:
         raise ValueError(f"round {round_} of {run_dir} is the last one: it scored no pool")
-    questions, n_exp = rec["questions"], np.asarray(rec["expected_n"], dtype=np.float64)
+    config = rec["config"]
+    questions, n_exp = config["questions"], np.asarray(rec["expected_n"], dtype=np.float64)
     labelled = set(rec["labelled"])
     is_pool = (catalog[SPLIT_COLUMN] != "test") & ~catalog[ID_COLUMN].isin(labelled)
     pos = np.flatnonzero(is_pool.to_numpy())
     model = models.load_model(run_dir / f"round_{round_:03d}.keras")
-    rho = posteriors.sample_rho(model, images[pos], rec["n_samples"], seed=rec["seed"] + round_)
-    if rec.get("config", {}).get("expected_n_tree"):
-        n_exp = tree_votes(rho.mean(axis=-1), questions, n_exp)
-    n = np.broadcast_to(n_exp, rho.shape[:-1])
+    rho = posteriors.sample_rho(model, images[pos], config["n_samples"], seed=rec["seed"] + round_)
+    n = _pool_votes(rho, questions, n_exp, config["expected_n_tree"])
     pred, expected = acquisition.entropies(rho, n)
-    mi = pred - expected
-    mi[(mi < 0) & (mi >= -acquisition.MI_ROUNDING)] = 0.0
+    mi = acquisition.bald_from_entropies(pred, expected)
     out = pd.DataFrame({ID_COLUMN: catalog[ID_COLUMN].to_numpy()[pos]})
     for j, q in enumerate(questions):
         out[f"mi {q}"] = mi[:, j]
         out[f"entropy {q}"] = pred[:, j]
     kind = {"bald": "mi", "power_bald": "mi", "entropy": "entropy"}.get(rec["strategy"])
-    cols = [f"{kind} {q}" for q in rec["acquire_on"]]
+    cols = [f"{kind} {q}" for q in config["acquire_on"]]
     out["score"] = out[cols].sum(axis=1) if kind else np.nan
     return out
 

@@ -138,8 +138,8 @@ def summarize(rho_samples: np.ndarray, questions: Sequence[str], expected_votes:
     quantiles = np.quantile(rho_samples, list(QUANTILES.values()), axis=-1)  # (3, G, Q)
     stats = {"rho_mean": rho_samples.mean(axis=-1)}
     stats.update({f"rho_{name}": q for name, q in zip(QUANTILES, quantiles, strict=True)})
-    stats["entropy"] = acquisition.predictive_entropy(rho_samples, expected_votes)
-    stats["mi"] = acquisition.mutual_information(rho_samples, expected_votes)
+    stats["entropy"], expected = acquisition.entropies(rho_samples, expected_votes)
+    stats["mi"] = acquisition.bald_from_entropies(stats["entropy"], expected)
     return {f"{q}_{s}": stats[s][:, j] for j, q in enumerate(questions) for s in STATS}
 
 
