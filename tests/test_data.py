@@ -129,6 +129,64 @@ def test_tf_dataset_is_seeded_whatever_the_global_seed(small):
     assert not np.array_equal(e1, e2)
 
 
+def test_sharded_pipelines_split_every_global_batch_between_workers_and_replicas(small):
+    import tensorflow as tf
+
+    images, cat = small
+    votes = data.votes_array(cat, ["smooth-or-featured", "bar"])
+    kw = dict(batch_size=32, seed=5, augment_images=False)  # 120 = 3 x 32 + 24
+    whole = [(x.numpy(), y.numpy()) for x, y in data.make_tf_dataset(images, votes, **kw)]
+    # 2 workers x 2 local replicas: each global batch is cut into 4 consecutive parts, worker i
+    # yielding parts 2i and 2i + 1; dataset_fn builds the same pipeline from an InputContext
+    workers = []
+    for i in range(2):
+        ds = data.make_tf_dataset(images, votes, shard=(i, 2), replicas=2, **kw)
+        ctx = tf.distribute.InputContext(
+            num_input_pipelines=2, input_pipeline_id=i, num_replicas_in_sync=4
+        )
+        via_fn = data.dataset_fn(images, votes, 32, seed=5, augment_images=False)(ctx)
+        parts = [(x.numpy(), y.numpy()) for x, y in ds]
+        assert int(ds.cardinality()) == len(parts) == 2 * len(whole)
+        for (x, y), (fx, fy) in zip(parts, via_fn, strict=True):
+            np.testing.assert_array_equal(x, fx.numpy())
+            np.testing.assert_array_equal(y, fy.numpy())
+        workers.append(parts)
+    for step, (x, y) in enumerate(whole):
+        parts = workers[0][2 * step : 2 * step + 2] + workers[1][2 * step : 2 * step + 2]
+        np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), x)
+        np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), y)
+        assert [len(p[1]) for p in parts] == [len(a) for a in np.array_split(np.arange(len(y)), 4)]
+    # a last global batch smaller than the number of parts leaves some parts empty; together
+    # the workers still yield every galaxy of the epoch once
+    one_left = [data.make_tf_dataset(images, votes[:, :1], 119, shard=(i, 2), augment_images=False)
+                for i in range(2)]  # fmt: skip
+    sizes = [[int(y.shape[0]) for _, y in ds] for ds in one_left]
+    assert sizes == [[60, 1], [59, 0]]
+
+
+def test_sharded_parts_are_augmented_with_their_own_seeds():
+    # every galaxy is the same image, so equal parts augmented with one shared seed would be
+    # identical
+    images = np.repeat(synthetic.simulate(1, size=32, seed=4)[0], 64, axis=0)
+    votes = np.ones((64, 1, 2), np.float32)
+    x0, x1 = (
+        next(iter(data.make_tf_dataset(images, votes, 64, shard=(i, 2), seed=1)))[0].numpy()
+        for i in range(2)
+    )
+    assert x0.shape == x1.shape == (32, 32, 32, 1)
+    assert not np.array_equal(x0, x1)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [(dict(shard=(2, 2)), "shard"), (dict(shard=(0, 0)), "shard"), (dict(replicas=0), "replicas")],
+)
+def test_bad_sharding_is_refused(small, kwargs, message):
+    images, cat = small
+    with pytest.raises(ValueError, match=message):
+        data.make_tf_dataset(images, data.votes_array(cat, ["bar"]), 16, **kwargs)
+
+
 def test_augmentation_keeps_each_galaxy_and_its_votes_together(small):
     images, cat = small
     votes = data.votes_array(cat, ["smooth-or-featured", "bar"])

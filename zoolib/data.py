@@ -19,6 +19,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -264,6 +265,8 @@ def make_tf_dataset(
     shuffle: bool = True,
     augment_images: bool = True,
     seed: int = 0,
+    shard: tuple[int, int] = (0, 1),
+    replicas: int = 1,
 ):
     """A ``tf.data`` pipeline of batches (images float32 (B, S, S, C) 0..255, votes (B, Q, 2)).
 
@@ -271,6 +274,15 @@ def make_tf_dataset(
     ``numpy.random.default_rng([seed, epoch])``, so two pipelines with the same seed yield the
     same batches whatever TensorFlow's global seed is. Only one batch of ``images`` is read at a
     time (a memmap stays on disk); augmentation runs batched, in parallel, and is prefetched.
+
+    For training on several machines, ``shard=(i, n)`` and ``replicas=r`` make this the input
+    pipeline of worker ``i`` of ``n`` with ``r`` local replicas: every global batch of
+    ``batch_size`` galaxies is cut into ``n * r`` consecutive near-equal parts (``numpy.
+    array_split``; a part of the last batch may be empty) and this pipeline yields only parts
+    ``i * r .. i * r + r - 1``, one element per local replica. So each worker reads and
+    augments only its own galaxies, the ``n`` pipelines together yield every galaxy of every
+    epoch exactly once, and each part gets its own augmentation seed. With the default
+    ``(0, 1)`` and ``r = 1`` the batches are the whole global batches. See :func:`dataset_fn`.
     """
     import tensorflow as tf
 
@@ -278,8 +290,15 @@ def make_tf_dataset(
         raise ValueError(f"{len(images)} images but {len(votes)} vote rows")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    index, count = shard
+    if not (count >= 1 and 0 <= index < count):
+        raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard!r}")
+    if replicas < 1:
+        raise ValueError(f"replicas must be >= 1, got {replicas!r}")
     votes = np.asarray(votes, dtype=np.float32)
     n = len(images)
+    n_parts = count * replicas
+    mine = range(index * replicas, (index + 1) * replicas)
     epochs = iter(range(2**62))
 
     def batches():
@@ -287,8 +306,12 @@ def make_tf_dataset(
         order = rng.permutation(n) if shuffle else np.arange(n)
         for start in range(0, n, batch_size):
             idx = np.sort(order[start : start + batch_size])  # sorted: sequential memmap reads
-            batch_seed = rng.integers(0, 2**62, size=2)
-            yield np.asarray(images[idx], dtype=np.float32), votes[idx], batch_seed
+            # one seed per part; with one part these are the same draws as a single seed
+            part_seeds = rng.integers(0, 2**62, size=(n_parts, 2))
+            parts = np.array_split(idx, n_parts)
+            for p in mine:
+                rows = parts[p]
+                yield np.asarray(images[rows], dtype=np.float32), votes[rows], part_seeds[p]
 
     shape = (None,) + tuple(images.shape[1:])
     ds = tf.data.Dataset.from_generator(
@@ -299,12 +322,37 @@ def make_tf_dataset(
             tf.TensorSpec((2,), tf.int64),
         ),
     )
-    ds = ds.apply(tf.data.experimental.assert_cardinality(-(-n // batch_size)))
+    ds = ds.apply(tf.data.experimental.assert_cardinality(-(-n // batch_size) * replicas))
     if augment_images:
         ds = ds.map(lambda x, y, s: (augment(x, s), y), num_parallel_calls=tf.data.AUTOTUNE)
     else:
         ds = ds.map(lambda x, y, s: (x, y))
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def dataset_fn(
+    images: np.ndarray, votes: np.ndarray, global_batch_size: int = 64, **kwargs
+) -> Callable:
+    """A dataset function for ``tf.distribute`` (and :func:`zoolib.training.train`).
+
+    Returns ``fn(input_context) -> tf.data.Dataset``: the :func:`make_tf_dataset` pipeline of
+    input pipeline ``input_context.input_pipeline_id`` (one per worker), which yields only that
+    worker's parts of each global batch of ``global_batch_size``, one per local replica. Pass
+    it to ``strategy.distribute_datasets_from_function`` or straight to ``training.train``.
+    ``kwargs`` go to :func:`make_tf_dataset` (``shuffle``, ``augment_images``, ``seed``).
+    """
+    if global_batch_size < 1:
+        raise ValueError(f"global_batch_size must be >= 1, got {global_batch_size!r}")
+
+    def fn(input_context):
+        pipelines = input_context.num_input_pipelines
+        replicas = input_context.num_replicas_in_sync // pipelines
+        return make_tf_dataset(
+            images, votes, global_batch_size,
+            shard=(input_context.input_pipeline_id, pipelines), replicas=replicas, **kwargs,
+        )  # fmt: skip
+
+    return fn
 
 
 def prepare_synthetic(

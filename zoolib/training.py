@@ -1,17 +1,34 @@
-"""Training loop around Keras ``fit`` for the Bayesian CNN.
+r"""Training loop for the Bayesian CNN: Keras ``fit``, or a ``tf.distribute`` loop for clusters.
 
 Adam (learning rate 1e-3 as in the paper) on :class:`zoolib.losses.BinomialLoss`, early stopping
 on the validation loss with the best weights restored, a checkpoint of the best model, a CSV
 log, optional TensorBoard logs, fixed seeds. The active ``tf.distribute`` strategy is respected:
 the model is built (when a builder is given) and compiled inside its scope, so the same call
-trains on one CPU or several GPUs (MirroredStrategy; tested over two logical CPUs). Several
-machines (MultiWorkerMirroredStrategy) do not work with the pinned TensorFlow 2.21 / Keras 3.15:
-``model.fit`` fails inside Keras (keras-team/keras#20585), and the generator-based pipeline
-would not be sharded across workers automatically anyway.
+trains on one CPU, several GPUs (MirroredStrategy; tested over two logical CPUs) or several
+machines (MultiWorkerMirroredStrategy; tested with two local worker processes).
+
+Why two loops: with the pinned Keras 3.15, ``model.fit`` fails under MultiWorkerMirroredStrategy
+before the first step (it all-reduces a whole batch tuple, which TensorFlow cannot reduce:
+keras-team/keras#20585), and would reduce its scalar logs along a batch axis they do not have.
+So for that strategy :func:`train` runs its own loop, the one of TensorFlow's "custom training
+loop with MultiWorkerMirroredStrategy" guide, and drives the same Keras callbacks from it:
+
+.. math:: L = \frac{1}{B}\sum_{r}\sum_{i \in \text{replica } r}\sum_q \ell(k_{iq}, n_{iq}, x_{iq}),
+
+each replica divides the NLL summed over its own galaxies by the size ``B`` of the whole global
+batch (all-reduced, so uneven or empty parts of a last batch are weighted right), and the
+optimizer sums the replicas' gradients, which gives the gradient of the global batch mean, the
+same objective ``fit`` uses. Epoch losses are all-reduced sums over all galaxies divided by
+their count, so every worker sees the same logs and early stopping stops them all at the same
+epoch. Only the chief writes the checkpoint and logs where asked; the other workers run the
+same callbacks into a scratch folder that is deleted afterwards (TensorFlow's advice, as
+saving can involve collective reads that every worker must join).
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,11 +37,13 @@ import tensorflow as tf
 
 from zoolib.losses import BinomialLoss
 
+Data = tf.data.Dataset | Callable[[tf.distribute.InputContext], tf.data.Dataset]
+
 
 def train(
     model: keras.Model | Callable[[], keras.Model],
-    train_ds: tf.data.Dataset,
-    val_ds: tf.data.Dataset | None,
+    train_ds: Data,
+    val_ds: Data | None,
     epochs: int,
     learning_rate: float = 1e-3,
     patience: int = 5,
@@ -33,19 +52,27 @@ def train(
     tensorboard: bool = False,
     seed: int = 0,
     verbose: int = 0,
+    loop: str = "auto",
 ) -> tuple[dict[str, list[float]], Path | None, keras.Model]:
     """Fit ``model`` on batches of (images (B, S, S, C), votes (B, Q, 2)).
 
     Args:
         model: a Keras model, or a function returning one. Pass a function when training under
             a ``tf.distribute`` strategy so that the variables are created inside its scope.
-        train_ds, val_ds: ``tf.data`` datasets (see :func:`zoolib.data.make_tf_dataset`).
-            Without ``val_ds`` there is no early stopping and the last model is kept.
+        train_ds, val_ds: ``tf.data`` datasets of global batches (see
+            :func:`zoolib.data.make_tf_dataset`), or dataset functions of a
+            ``tf.distribute.InputContext`` (see :func:`zoolib.data.dataset_fn`) with which each
+            worker reads only its own share. Without ``val_ds`` there is no early stopping and
+            the last model is kept.
         epochs: maximum number of epochs.
         patience: epochs without improvement of the validation loss before stopping.
-        model_path: where the best model is saved (``.keras``); None saves nothing.
+        model_path: where the best model is saved (``.keras``); None saves nothing. On a
+            cluster only the chief writes it (to shared storage, if the others need it).
         log_dir: folder for ``training_log.csv`` (and ``tensorboard/`` if ``tensorboard``).
         seed: seeds Python, NumPy and TensorFlow before building and fitting.
+        verbose: Keras progress output (0 silent, 1 progress bar, 2 one line per epoch).
+        loop: ``"fit"`` (Keras ``model.fit``), ``"custom"`` (the distributed loop described
+            above), or ``"auto"``: custom under MultiWorkerMirroredStrategy, else fit.
 
     Returns:
         (history as {metric: per-epoch values}, the saved model path or None, the fitted
@@ -53,22 +80,60 @@ def train(
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs!r}")
+    if loop not in ("auto", "fit", "custom"):
+        raise ValueError(f"loop must be 'auto', 'fit' or 'custom', got {loop!r}")
     keras.utils.set_random_seed(seed)
     strategy = tf.distribute.get_strategy()
+    if loop == "auto":
+        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        loop = "custom" if multi_worker else "fit"
     with strategy.scope():
         if not isinstance(model, keras.Model):
             model = model()
         model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=BinomialLoss())
+    if tf.distribute.has_strategy() and not all(
+        strategy.extended.variable_created_in_scope(v.value) for v in model.trainable_variables
+    ):
+        raise ValueError(
+            f"the model's weights were created outside the {type(strategy).__name__} scope: "
+            "pass a function that builds the model (train(lambda: build(...), ...))"
+        )
+    model_path = Path(model_path) if model_path is not None else None
+    # on a cluster every worker runs the same callbacks; only the chief writes where asked
+    scratch = None if strategy.extended.should_checkpoint else Path(tempfile.mkdtemp())
+    write_model = scratch / "model.keras" if scratch and model_path else model_path
+    write_logs = scratch / "logs" if scratch and log_dir is not None else log_dir
+    callbacks = _callbacks(val_ds is not None, patience, write_model, write_logs, tensorboard)
+    try:
+        if loop == "fit":
+            history = model.fit(
+                _global_batches(train_ds),
+                validation_data=_global_batches(val_ds),
+                epochs=epochs,
+                callbacks=callbacks,
+                verbose=verbose,
+                shuffle=False,  # the tf.data pipeline shuffles (seeded); Keras would only warn
+            ).history
+        else:
+            history = _custom_loop(model, strategy, train_ds, val_ds, epochs, callbacks, verbose)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return {k: [float(v) for v in vals] for k, vals in history.items()}, model_path, model
+
+
+def _callbacks(
+    validate: bool, patience: int, model_path: Path | None, log_dir, tensorboard: bool
+) -> list[keras.callbacks.Callback]:
     callbacks: list[keras.callbacks.Callback] = []
-    monitor = "val_loss" if val_ds is not None else "loss"
-    if val_ds is not None:
+    monitor = "val_loss" if validate else "loss"
+    if validate:
         callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor=monitor, patience=patience, restore_best_weights=True
             )
         )
     if model_path is not None:
-        model_path = Path(model_path)
         model_path.parent.mkdir(parents=True, exist_ok=True)
         callbacks.append(
             keras.callbacks.ModelCheckpoint(model_path, monitor=monitor, save_best_only=True)
@@ -79,12 +144,109 @@ def train(
         callbacks.append(keras.callbacks.CSVLogger(str(log_dir / "training_log.csv")))
         if tensorboard:
             callbacks.append(keras.callbacks.TensorBoard(str(log_dir / "tensorboard")))
-    history = model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=epochs,
-        callbacks=callbacks,
-        verbose=verbose,
-        shuffle=False,  # the tf.data pipeline shuffles (seeded); Keras would only warn
+    return callbacks
+
+
+def _global_batches(data: Data | None) -> tf.data.Dataset | None:
+    """For ``fit``: a dataset function's single pipeline of whole global batches.
+
+    Keras splits each global batch between the local replicas itself. (Handing ``fit`` a
+    ``distribute_datasets_from_function`` dataset instead made it run more steps per epoch than
+    there are batches with the pinned Keras.)
+    """
+    if data is None or isinstance(data, tf.data.Dataset):
+        return data
+    return data(tf.distribute.InputContext())  # one input pipeline, one replica
+
+
+def _custom_loop(
+    model: keras.Model,
+    strategy: tf.distribute.Strategy,
+    train_ds: Data,
+    val_ds: Data | None,
+    epochs: int,
+    callbacks: list[keras.callbacks.Callback],
+    verbose: int,
+) -> dict[str, list[float]]:
+    """Epochs of ``strategy.run`` steps on the global-batch-mean NLL (see the module notes)."""
+    per_galaxy = BinomialLoss().call  # (B, Q, 2), (B, Q) -> (B,) NLL summed over questions
+
+    def distribute(data):
+        if data is None:
+            return None
+        if isinstance(data, tf.data.Dataset):  # global batches, auto-sharded between workers
+            return strategy.experimental_distribute_dataset(data)
+        return strategy.distribute_datasets_from_function(data)  # one pipeline per worker
+
+    # Each tf.function below issues at most one collective operation of its own (plus the
+    # optimizer's all-reduce of the gradients), so that every replica and worker runs them in
+    # the same order: collectives left unordered inside one graph can pair up wrongly (a
+    # MirroredStrategy replica matched the batch-size sum with the other's gradient sum).
+    def sum_over_replicas(fn):
+        @tf.function(reduce_retracing=True)
+        def run(*args):
+            return strategy.reduce("SUM", strategy.run(fn, args=args), axis=None)
+
+        return run
+
+    # global batch size: the sum of the replicas' part sizes (parts of a last batch may differ)
+    batch_size = sum_over_replicas(lambda y: tf.cast(tf.shape(y)[0], tf.float32))
+    # validation: [summed NLL, galaxies] over the global batch
+    val_step = sum_over_replicas(
+        lambda x, y: tf.stack(
+            [
+                tf.reduce_sum(per_galaxy(y, model(x, training=False))),
+                tf.cast(tf.shape(y)[0], tf.float32),
+            ]
+        )
     )
-    return {k: [float(v) for v in vals] for k, vals in history.history.items()}, model_path, model
+    summed = sum_over_replicas(lambda v: v)
+
+    def replica_train(x, y, size):
+        # each replica's NLL sum divided by the global batch size: the optimizer sums the
+        # replicas' gradients into the gradient of the global batch mean
+        weights = model.trainable_variables
+        with tf.GradientTape() as tape:
+            total = tf.reduce_sum(per_galaxy(y, model(x, training=True)))
+            loss = total / tf.maximum(size, 1.0)
+        model.optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights, strict=True))
+        return total
+
+    @tf.function(reduce_retracing=True)
+    def train_step(x, y, size):
+        return strategy.run(replica_train, args=(x, y, size))
+
+    with strategy.scope():
+        model.optimizer.build(model.trainable_variables)
+    train_data, val_data = distribute(train_ds), distribute(val_ds)
+    steps = int(train_ds.cardinality()) if isinstance(train_ds, tf.data.Dataset) else None
+    hooks = keras.callbacks.CallbackList(
+        callbacks, add_progbar=verbose != 0, verbose=verbose, model=model, epochs=epochs,
+        steps=steps if steps is not None and steps >= 0 else None,
+    )  # fmt: skip
+    history: dict[str, list[float]] = {}
+    model.stop_training = False
+    hooks.on_train_begin()
+    for epoch in range(epochs):
+        hooks.on_epoch_begin(epoch)
+        total = count = 0.0
+        for i, (x, y) in enumerate(train_data):
+            hooks.on_train_batch_begin(i)
+            size = batch_size(y)
+            step_total = summed(train_step(x, y, size))
+            total, count = total + float(step_total), count + float(size)
+            hooks.on_train_batch_end(i, {"loss": total / max(count, 1.0)})
+        logs = {"loss": total / max(count, 1.0)}
+        if val_data is not None:
+            total = count = 0.0
+            for x, y in val_data:
+                step_total, step_count = val_step(x, y).numpy()
+                total, count = total + float(step_total), count + float(step_count)
+            logs["val_loss"] = total / max(count, 1.0)
+        hooks.on_epoch_end(epoch, logs)
+        for key, value in logs.items():
+            history.setdefault(key, []).append(value)
+        if model.stop_training:
+            break
+    hooks.on_train_end()
+    return history
