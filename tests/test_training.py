@@ -202,12 +202,13 @@ if ports:
 import tensorflow as tf
 
 tf.config.threading.set_intra_op_parallelism_threads(1)
+# the strategy first: collectives must be set up before TensorFlow runs anything
+strategy = tf.distribute.MultiWorkerMirroredStrategy() if ports else tf.distribute.get_strategy()
 from zoolib import data, models, training
 
 images, votes = toy(257 + 64)
 train_fn = data.dataset_fn(images[:257], votes[:257], global_batch_size=32, seed=0)
 val_fn = data.dataset_fn(images[257:], votes[257:], 64, shuffle=False, augment_images=False)
-strategy = tf.distribute.MultiWorkerMirroredStrategy() if ports else tf.distribute.get_strategy()
 with strategy.scope():
     history, path, model = training.train(
         lambda: models.build_bayesian_cnn(16, 1, 1, seed=0), train_fn, val_fn, epochs=8,

@@ -53,6 +53,7 @@ def train(
     seed: int = 0,
     verbose: int = 0,
     loop: str = "auto",
+    callbacks: list[keras.callbacks.Callback] | None = None,
 ) -> tuple[dict[str, list[float]], Path | None, keras.Model]:
     """Fit ``model`` on batches of (images (B, S, S, C), votes (B, Q, 2)).
 
@@ -73,6 +74,7 @@ def train(
         verbose: Keras progress output (0 silent, 1 progress bar, 2 one line per epoch).
         loop: ``"fit"`` (Keras ``model.fit``), ``"custom"`` (the distributed loop described
             above), or ``"auto"``: custom under MultiWorkerMirroredStrategy, else fit.
+        callbacks: further Keras callbacks, run after the built-in ones (both loops).
 
     Returns:
         (history as {metric: per-epoch values}, the saved model path or None, the fitted
@@ -103,7 +105,10 @@ def train(
     scratch = None if strategy.extended.should_checkpoint else Path(tempfile.mkdtemp())
     write_model = scratch / "model.keras" if scratch and model_path else model_path
     write_logs = scratch / "logs" if scratch and log_dir is not None else log_dir
-    callbacks = _callbacks(val_ds is not None, patience, write_model, write_logs, tensorboard)
+    callbacks = [
+        *_callbacks(val_ds is not None, patience, write_model, write_logs, tensorboard),
+        *(callbacks or []),
+    ]
     try:
         if loop == "fit":
             history = model.fit(
