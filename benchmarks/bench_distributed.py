@@ -11,7 +11,8 @@ prints, measured side by side in one run:
    data and seeds, with each loop's epochs timed from ``on_epoch_begin`` to ``on_epoch_end``
    (the first epoch, which traces the step functions, is left out; median of the others).
    The custom loop makes three small calls per step (global batch size, step, loss sum),
-   each of which waits for its result.
+   each of which waits for its result; on a cluster, the distributed iterator adds a small
+   all-reduce of its own each step.
 2. **Two workers on this machine.** The same training as two MultiWorkerMirroredStrategy
    workers on localhost (one thread each, each reading its half of every batch through
    ``data.dataset_fn``) against one process with two threads: images/s of the cluster over
@@ -114,11 +115,17 @@ def run_processes(args, cluster: bool) -> float:
     common = [sys.executable, __file__, "--size", str(args.size), "--images", str(args.images),
               "--batch-size", str(args.batch_size), "--epochs", str(args.epochs),
               "--ports", ports]  # fmt: skip
-    procs = [
-        subprocess.Popen([*common, "--worker", str(i)], stdout=subprocess.PIPE, text=True)
-        for i in range(2 if cluster else 1)
-    ]
-    outs = [proc.communicate(timeout=1800)[0] for proc in procs]
+    procs = []
+    try:
+        for i in range(2 if cluster else 1):
+            procs.append(
+                subprocess.Popen([*common, "--worker", str(i)], stdout=subprocess.PIPE, text=True)
+            )
+        outs = [proc.communicate(timeout=1800)[0] for proc in procs]
+    finally:  # a worker left waiting for a failed peer would otherwise block forever
+        for proc in procs:
+            proc.kill()
+            proc.wait()
     if any(proc.returncode for proc in procs):
         raise RuntimeError(f"a worker failed: {[proc.returncode for proc in procs]}")
     return json.loads(outs[0].strip().splitlines()[-1])["images_per_s"]

@@ -187,6 +187,16 @@ def test_bad_sharding_is_refused(small, kwargs, message):
         data.make_tf_dataset(images, data.votes_array(cat, ["bar"]), 16, **kwargs)
 
 
+def test_dataset_fn_refuses_replicas_that_workers_cannot_share_evenly(small):
+    import tensorflow as tf
+
+    images, cat = small
+    fn = data.dataset_fn(images, data.votes_array(cat, ["bar"]), 16)
+    ctx = tf.distribute.InputContext(num_input_pipelines=2, num_replicas_in_sync=3)
+    with pytest.raises(ValueError, match="3 replicas cannot be shared evenly by 2"):
+        fn(ctx)
+
+
 def test_augmentation_keeps_each_galaxy_and_its_votes_together(small):
     images, cat = small
     votes = data.votes_array(cat, ["smooth-or-featured", "bar"])

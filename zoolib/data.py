@@ -346,7 +346,12 @@ def dataset_fn(
 
     def fn(input_context):
         pipelines = input_context.num_input_pipelines
-        replicas = input_context.num_replicas_in_sync // pipelines
+        replicas, rest = divmod(input_context.num_replicas_in_sync, pipelines)
+        if rest or not replicas:
+            raise ValueError(
+                f"{input_context.num_replicas_in_sync} replicas cannot be shared evenly by "
+                f"{pipelines} input pipelines (workers)"
+            )
         return make_tf_dataset(
             images, votes, global_batch_size,
             shard=(input_context.input_pipeline_id, pipelines), replicas=replicas, **kwargs,

@@ -77,8 +77,9 @@ def train(
         callbacks: further Keras callbacks, run after the built-in ones (both loops).
 
     Returns:
-        (history as {metric: per-epoch values}, the saved model path or None, the fitted
-        model with the best weights restored).
+        (history as {metric: per-epoch values}, ``model_path`` (None if not given; on the
+        other workers of a cluster, the path the chief wrote), the fitted model with the best
+        weights restored).
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs!r}")
@@ -100,9 +101,11 @@ def train(
             f"the model's weights were created outside the {type(strategy).__name__} scope: "
             "pass a function that builds the model (train(lambda: build(...), ...))"
         )
+    _separate_dropout_streams(model, strategy)
     model_path = Path(model_path) if model_path is not None else None
     # on a cluster every worker runs the same callbacks; only the chief writes where asked
     scratch = None if strategy.extended.should_checkpoint else Path(tempfile.mkdtemp())
+    verbose = verbose if scratch is None else 0  # one progress bar per cluster, the chief's
     write_model = scratch / "model.keras" if scratch and model_path else model_path
     write_logs = scratch / "logs" if scratch and log_dir is not None else log_dir
     callbacks = [
@@ -125,6 +128,29 @@ def train(
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     return {k: [float(v) for v in vals] for k, vals in history.items()}, model_path, model
+
+
+def _separate_dropout_streams(model: keras.Model, strategy: tf.distribute.Strategy) -> None:
+    """Give every replica its own dropout masks.
+
+    Keras keeps a ``SeedGenerator`` state ``[seed, counter]`` per dropout layer, mirrored on
+    every replica with aggregation "none": each copy starts equal and advances alike, so
+    galaxy j of every replica's part of a batch would get the same mask. Adding
+    ``2**40 * replica_id`` to each copy's counter (in replica context, which updates only
+    that replica's copy) moves replica r to its own stretch of the stream; replica 0 keeps
+    the single-device stream.
+    """
+    states = [v for v in model.variables if v.path.endswith("seed_generator_state")]
+    if strategy.num_replicas_in_sync == 1 or not states:
+        return
+
+    def shift():
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        for state in states:
+            offset = tf.cast(tf.stack([0, replica]), state.dtype) * tf.cast(2**40, state.dtype)
+            state.value.assign_add(offset)
+
+    strategy.run(tf.function(shift))
 
 
 def _callbacks(
@@ -196,26 +222,30 @@ def _custom_loop(
 
     # global batch size: the sum of the replicas' part sizes (parts of a last batch may differ)
     batch_size = sum_over_replicas(lambda y: tf.cast(tf.shape(y)[0], tf.float32))
-    # validation: [summed NLL, galaxies] over the global batch
-    val_step = sum_over_replicas(
-        lambda x, y: tf.stack(
-            [
-                tf.reduce_sum(per_galaxy(y, model(x, training=False))),
-                tf.cast(tf.shape(y)[0], tf.float32),
-            ]
-        )
-    )
+
+    def penalty():  # regularisation losses of the last call (0 for the paper's CNN)
+        return tf.add_n(model.losses) if model.losses else tf.constant(0.0)
+
+    def replica_val(x, y):
+        # [summed loss, galaxies] (the penalty once per galaxy: fit's batch-weighted mean)
+        count = tf.cast(tf.shape(y)[0], tf.float32)
+        total = tf.reduce_sum(per_galaxy(y, model(x, training=False)))
+        return tf.stack([total + penalty() * count, count])
+
+    val_step = sum_over_replicas(replica_val)
     summed = sum_over_replicas(lambda v: v)
 
     def replica_train(x, y, size):
         # each replica's NLL sum divided by the global batch size: the optimizer sums the
-        # replicas' gradients into the gradient of the global batch mean
+        # replicas' gradients into the gradient of the global batch mean (plus the penalty,
+        # counted once over the replicas, as fit does)
         weights = model.trainable_variables
         with tf.GradientTape() as tape:
             total = tf.reduce_sum(per_galaxy(y, model(x, training=True)))
-            loss = total / tf.maximum(size, 1.0)
+            reg = penalty()
+            loss = total / tf.maximum(size, 1.0) + reg / strategy.num_replicas_in_sync
         model.optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights, strict=True))
-        return total
+        return total + reg * tf.cast(tf.shape(y)[0], tf.float32)
 
     @tf.function(reduce_retracing=True)
     def train_step(x, y, size):
