@@ -1,7 +1,7 @@
 """Cost of the multi-worker training loop, and two local workers against one process.
 
 Usage: python benchmarks/bench_distributed.py [--size 32] [--images 2048] [--batch-size 64]
-       [--epochs 4]
+       [--epochs 3] [--rounds 3]
 
 ``zoolib.training.train`` runs Keras ``fit`` on one machine and its own ``tf.distribute`` loop
 under MultiWorkerMirroredStrategy (``fit`` fails there with the pinned Keras). This script
@@ -10,6 +10,8 @@ prints, measured side by side in one run:
 1. **Loop overhead.** Images/s of the custom loop against ``fit`` on one device, same model,
    data and seeds, with each loop's epochs timed from ``on_epoch_begin`` to ``on_epoch_end``
    (the first epoch, which traces the step functions, is left out; median of the others).
+   Fit and custom trainings alternate over ``--rounds`` rounds; the ratio is taken within
+   each round and its median reported, beside the ratio of images per CPU second.
    The custom loop makes three small calls per step (global batch size, step, loss sum),
    each of which waits for its result; on a cluster, the distributed iterator adds a small
    all-reduce of its own each step.
@@ -20,7 +22,7 @@ prints, measured side by side in one run:
    all-reduce and of splitting the work, not a speed-up: both use the same 2 cores.
 
 No target is set by the issue; the figures are for the README. The defaults take about
-two minutes on 2 idle cores.
+four minutes on 2 idle cores.
 """
 
 from __future__ import annotations
@@ -40,16 +42,18 @@ import keras  # noqa: E402  (importing TensorFlow does not start it: TF_CONFIG c
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Wall-clock seconds of each epoch."""
+    """Wall-clock and CPU seconds (this process, all threads) of each epoch."""
 
     def on_train_begin(self, logs=None):
         self.seconds: list[float] = []
+        self.cpu_seconds: list[float] = []
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
+        self._start = time.perf_counter(), time.process_time()
 
     def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
+        self.seconds.append(time.perf_counter() - self._start[0])
+        self.cpu_seconds.append(time.process_time() - self._start[1])
 
 
 def simulate(args):
@@ -59,8 +63,8 @@ def simulate(args):
     return images, data.votes_array(catalog, data.questions_in(catalog))
 
 
-def train(args, train_data, loop: str) -> float:
-    """Median images/s over the epochs after the first."""
+def train(args, train_data, loop: str) -> tuple[float, float]:
+    """Median images/s and images per CPU second over the epochs after the first."""
     from zoolib import models, training
 
     timer = EpochTimer()
@@ -69,7 +73,8 @@ def train(args, train_data, loop: str) -> float:
         lambda: models.build_bayesian_cnn(args.size, 1, q, seed=0), train_data, None,
         epochs=args.epochs, seed=0, loop=loop, callbacks=[timer],
     )  # fmt: skip
-    return args.images / statistics.median(timer.seconds[1:])
+    wall, cpu = (statistics.median(t[1:]) for t in (timer.seconds, timer.cpu_seconds))
+    return args.images / wall, args.images / cpu
 
 
 def worker(args) -> None:
@@ -92,10 +97,10 @@ def worker(args) -> None:
     args.questions = votes.shape[1]
     fn = data.dataset_fn(images, votes, args.batch_size, seed=0)
     if strategy is None:
-        rate = train(args, fn, "custom")
+        rate, _ = train(args, fn, "custom")
     else:
         with strategy.scope():
-            rate = train(args, fn, "custom")
+            rate, _ = train(args, fn, "custom")
     print(json.dumps({"images_per_s": rate}))
 
 
@@ -138,7 +143,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--images", type=int, default=2048)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=4, help="the first one is not timed")
+    parser.add_argument("--epochs", type=int, default=3, help="the first one is not timed")
+    parser.add_argument("--rounds", type=int, default=3, help="fit/custom pairs (median)")
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--ports", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -154,14 +160,25 @@ def main() -> None:
     args.questions = votes.shape[1]
     print(
         f"{args.size} px, {args.images:,} images, global batch {args.batch_size}, "
-        f"median of epochs 2..{args.epochs}"
+        f"median of epochs 2..{args.epochs} of each training, {args.rounds} rounds"
     )
-    rates = {}
-    for loop in ("fit", "custom"):
-        ds = data.make_tf_dataset(images, votes, args.batch_size, seed=0)
-        rates[loop] = train(args, ds, loop)
-        print(f"  one device, {loop:<6}: {rates[loop]:8,.1f} images/s")
-    print(f"  custom loop / fit = {rates['custom'] / rates['fit']:.3f}")
+    ratios, cpu_ratios = [], []
+    for r in range(args.rounds):  # fit and custom alternate, to cancel drifts in outside load
+        rates = {}
+        for loop in ("fit", "custom")[:: 1 if r % 2 == 0 else -1]:
+            ds = data.make_tf_dataset(images, votes, args.batch_size, seed=0)
+            rates[loop] = train(args, ds, loop)
+        ratios.append(rates["custom"][0] / rates["fit"][0])
+        cpu_ratios.append(rates["custom"][1] / rates["fit"][1])
+        print(
+            f"  round {r + 1}: one device, fit {rates['fit'][0]:7,.1f} images/s, "
+            f"custom loop {rates['custom'][0]:7,.1f} images/s"
+        )
+    print(
+        f"  custom loop / fit images/s = {statistics.median(ratios):.3f} (per round: "
+        f"{', '.join(f'{x:.3f}' for x in ratios)}); per CPU second: "
+        f"{statistics.median(cpu_ratios):.3f}"
+    )
     single = run_processes(args, cluster=False)
     cluster = run_processes(args, cluster=True)
     print(f"  one process, 2 threads, custom loop : {single:8,.1f} images/s")
