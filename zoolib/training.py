@@ -1,11 +1,12 @@
 r"""Training loop for the Bayesian CNN: Keras ``fit``, or a ``tf.distribute`` loop for clusters.
 
-Adam (learning rate 1e-3 as in the paper) on :class:`zoolib.losses.BinomialLoss`, early stopping
-on the validation loss with the best weights restored, a checkpoint of the best model, a CSV
-log, optional TensorBoard logs, fixed seeds. The active ``tf.distribute`` strategy is respected:
-the model is built (when a builder is given) and compiled inside its scope, so the same call
-trains on one CPU, several GPUs (MirroredStrategy; tested over two logical CPUs) or several
-machines (MultiWorkerMirroredStrategy; tested with two local worker processes).
+Adam (learning rate 1e-3 as in the paper; any Keras optimizer by name) on
+:class:`zoolib.losses.BinomialLoss`, early stopping on the validation loss with the best weights
+restored, a checkpoint of the best model, a CSV log, optional TensorBoard logs, fixed seeds.
+The active ``tf.distribute`` strategy is respected: the model is built (when a builder is
+given) and compiled inside its scope, so the same call trains on one CPU, several GPUs
+(MirroredStrategy; tested over two logical CPUs) or several machines
+(MultiWorkerMirroredStrategy; tested with two local worker processes).
 
 Why two loops: with the pinned Keras 3.15, ``model.fit`` fails under MultiWorkerMirroredStrategy
 before the first step (it all-reduces a whole batch tuple, which TensorFlow cannot reduce:
@@ -54,6 +55,7 @@ def train(
     verbose: int = 0,
     loop: str = "auto",
     callbacks: list[keras.callbacks.Callback] | None = None,
+    optimizer: str = "adam",
 ) -> tuple[dict[str, list[float]], Path | None, keras.Model]:
     """Fit ``model`` on batches of (images (B, S, S, C), votes (B, Q, 2)).
 
@@ -75,6 +77,8 @@ def train(
         loop: ``"fit"`` (Keras ``model.fit``), ``"custom"`` (the distributed loop described
             above), or ``"auto"``: custom under MultiWorkerMirroredStrategy, else fit.
         callbacks: further Keras callbacks, run after the built-in ones (both loops).
+        optimizer: name of a Keras optimizer (``"adam"`` as in the paper, ``"sgd"``, ...),
+            created with ``learning_rate`` inside the strategy's scope.
 
     Returns:
         (history as {metric: per-epoch values}, ``model_path`` (None if not given; on the
@@ -93,7 +97,9 @@ def train(
     with strategy.scope():
         if not isinstance(model, keras.Model):
             model = model()
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=BinomialLoss())
+        opt = keras.optimizers.get(optimizer)
+        opt.learning_rate = learning_rate
+        model.compile(optimizer=opt, loss=BinomialLoss())
     if tf.distribute.has_strategy() and not all(
         strategy.extended.variable_created_in_scope(v.value) for v in model.trainable_variables
     ):
@@ -135,10 +141,13 @@ def _separate_dropout_streams(model: keras.Model, strategy: tf.distribute.Strate
 
     Keras keeps a ``SeedGenerator`` state ``[seed, counter]`` per dropout layer, mirrored on
     every replica with aggregation "none": each copy starts equal and advances alike, so
-    galaxy j of every replica's part of a batch would get the same mask. Adding
-    ``2**40 * replica_id`` to each copy's counter (in replica context, which updates only
-    that replica's copy) moves replica r to its own stretch of the stream; replica 0 keeps
-    the single-device stream.
+    galaxy j of every replica's part of a batch would get the same mask. Replica r's copy
+    gets ``seed + r * 1540483477`` instead (in replica context, which updates only that
+    replica's copy). Keras reduces both numbers modulo 2**31 - 2 before TensorFlow's
+    stateless ops hash the pair, and this odd shift is coprime to that modulus, so every
+    replica has a different effective seed and with it an unrelated stream (a shift of the
+    counter would not do: counters advance into each other's range). Replica 0 keeps the
+    single-device stream.
     """
     states = [v for v in model.variables if v.path.endswith("seed_generator_state")]
     if strategy.num_replicas_in_sync == 1 or not states:
@@ -147,10 +156,13 @@ def _separate_dropout_streams(model: keras.Model, strategy: tf.distribute.Strate
     def shift():
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
         for state in states:
-            offset = tf.cast(tf.stack([0, replica]), state.dtype) * tf.cast(2**40, state.dtype)
-            state.value.assign_add(offset)
+            step = tf.cast(tf.stack([replica, 0]), state.dtype)
+            state.value.assign_add(step * tf.cast(_REPLICA_SEED_STEP, state.dtype))
 
     strategy.run(tf.function(shift))
+
+
+_REPLICA_SEED_STEP = 1540483477  # odd, < 2**31 - 2 and coprime to it
 
 
 def _callbacks(
