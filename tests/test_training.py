@@ -37,6 +37,22 @@ def test_train_stops_early_keeps_best_weights_and_writes_logs(tmp_path):
         np.testing.assert_allclose(a, b)
 
 
+def test_tensorboard_logs_or_a_clear_error_before_training(tmp_path):
+    import importlib.util
+
+    images, cat = synthetic.simulate(64, size=16, seed=2)
+    ds = data.make_tf_dataset(images, data.votes_array(cat, ["bar"]), 32, seed=0)
+    run = dict(epochs=1, log_dir=tmp_path / "logs", model_path=tmp_path / "m.keras")
+    build = lambda: models.build_bayesian_cnn(16, 1, 1, seed=0)  # noqa: E731
+    if importlib.util.find_spec("tensorboard") is None:  # (not in this project's environment)
+        with pytest.raises(ValueError, match="tensorboard=True needs the tensorboard package"):
+            training.train(build, ds, None, tensorboard=True, **run)
+        assert not (tmp_path / "logs").exists() and not (tmp_path / "m.keras").exists()
+    else:
+        training.train(build, ds, None, tensorboard=True, **run)
+        assert any((tmp_path / "logs" / "tensorboard").rglob("events.out.tfevents.*"))
+
+
 def test_train_respects_the_distribution_strategy_scope():
     import tensorflow as tf
 

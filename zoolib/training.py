@@ -28,6 +28,7 @@ saving can involve collective reads that every worker must join).
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -89,6 +90,11 @@ def train(
         raise ValueError(f"epochs must be >= 1, got {epochs!r}")
     if loop not in ("auto", "fit", "custom"):
         raise ValueError(f"loop must be 'auto', 'fit' or 'custom', got {loop!r}")
+    if tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise ValueError(
+            "tensorboard=True needs the tensorboard package, which is not installed "
+            "(pip install tensorboard)"
+        )
     keras.utils.set_random_seed(seed)
     strategy = tf.distribute.get_strategy()
     if loop == "auto":
