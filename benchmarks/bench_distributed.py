@@ -34,26 +34,11 @@ import socket
 import statistics
 import subprocess
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402  (importing TensorFlow does not start it: TF_CONFIG can come later)
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Wall-clock and CPU seconds (this process, all threads) of each epoch."""
-
-    def on_train_begin(self, logs=None):
-        self.seconds: list[float] = []
-        self.cpu_seconds: list[float] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter(), time.process_time()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start[0])
-        self.cpu_seconds.append(time.process_time() - self._start[1])
+# (importing Keras does not start TensorFlow: a worker can still set TF_CONFIG later)
+from _timing import EpochTimer  # noqa: E402  (benchmarks/, this script's folder)
 
 
 def simulate(args):

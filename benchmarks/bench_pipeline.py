@@ -39,28 +39,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from _timing import EpochTimer  # noqa: E402  (benchmarks/, this script's folder)
 
 from zoolib import data, synthetic  # noqa: E402
 from zoolib.losses import BinomialLoss  # noqa: E402
 from zoolib.models import build_bayesian_cnn  # noqa: E402
 
 TARGET = 0.95  # pipeline images/s over in-memory images/s
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Wall-clock seconds and CPU seconds (this process, all threads) of each epoch."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds: list[float] = []
-        self.cpu_seconds: list[float] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter(), time.process_time()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start[0])
-        self.cpu_seconds.append(time.process_time() - self._start[1])
 
 
 def in_memory(ds: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
