@@ -3,18 +3,21 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from zoolib import synthetic
+from zoolib import calibration, synthetic, volunteers
 from zoolib.schema import QUESTIONS
 
 
 @pytest.fixture(scope="module")
 def universe():
     """A large catalogue without images (votes and truth only) for statistical checks."""
-    rng = np.random.default_rng(7)
-    lat = synthetic.sample_latents(40_000, rng)
-    probs = synthetic.true_probabilities(lat)
-    votes = synthetic.draw_votes(probs, rng)
-    return pd.concat([lat, probs, votes], axis=1)
+    return synthetic.simulate_catalog(40_000, seed=7)
+
+
+def test_catalogue_without_images_is_the_simulated_catalogue():
+    _, with_images = synthetic.simulate(200, size=32, seed=5, preset="decals")
+    pd.testing.assert_frame_equal(
+        synthetic.simulate_catalog(200, size=32, seed=5, preset="decals"), with_images
+    )
 
 
 def test_simulation_is_deterministic_for_a_seed():
@@ -68,11 +71,13 @@ def test_votes_follow_the_decision_tree(universe):
     assert n_bar.nunique() > 20  # N varies from galaxy to galaxy
 
 
-def test_totals_come_from_the_real_decals_distribution(universe):
-    values, probs = synthetic.vote_totals_distribution()
+def test_totals_come_from_the_presets_survey(universe):
     n = universe["smooth-or-featured_total-votes"]
-    assert set(n.unique()) <= set(values)
-    assert n.min() >= 37 and n.median() == pytest.approx(40, abs=2)
+    assert set(n.unique()) <= set(volunteers.preset("gz2").n_values)
+    assert n.min() >= 7 and n.median() == pytest.approx(20, abs=1)  # GZ2 Stripe 82: 7-39, 20
+    decals = synthetic.simulate_catalog(5000, seed=1, preset="decals")
+    n = decals["smooth-or-featured_total-votes"]
+    assert n.min() >= 37 and n.median() == pytest.approx(40, abs=2)  # GZ DECaLS: 37-215, 40
 
 
 @pytest.mark.parametrize("name", list(QUESTIONS))
@@ -84,6 +89,10 @@ def test_empirical_vote_fractions_match_true_p(universe, name):
     # overall: sum k ~ sum n p within binomial noise
     z = (k.sum() - (n * p).sum()) / np.sqrt((n * p * (1 - p)).sum())
     assert abs(z) < 4
+    # residuals have the binomial variance: z_i = (k_i - n_i p_i) / sqrt(n_i p_i (1 - p_i))
+    asked = n > 0
+    z2 = (k[asked] - n[asked] * p[asked]) ** 2 / (n[asked] * p[asked] * (1 - p[asked]))
+    assert abs(z2.mean() - 1) < 4 * z2.std() / np.sqrt(len(z2))
     # and within bins of true p
     bins = np.digitize(p, [0.1, 0.3, 0.5, 0.7, 0.9])
     for b in np.unique(bins):
@@ -94,16 +103,51 @@ def test_empirical_vote_fractions_match_true_p(universe, name):
             )
 
 
-def test_smooth_galaxies_rarely_get_bar_votes(universe):
-    smooth = universe["morphology"] == "smooth"
-    barred = universe["has_bar"]
+def test_galaxies_voted_smooth_get_few_bar_votes_as_in_gz2(universe):
+    """Bar votes per volunteer among galaxies most volunteers call smooth: real GZ2 vs simulated."""
+    real = calibration.reference_catalog("gz2")
 
-    def rate(mask):
-        n = universe.loc[mask, "smooth-or-featured_total-votes"].sum()
-        return universe.loc[mask, "bar_yes"].sum() / n
+    def rate(cat):
+        n = cat["smooth-or-featured_total-votes"]
+        smooth = cat["smooth-or-featured_smooth"] > 0.8 * n
+        return cat.loc[smooth, "bar_yes"].sum() / n[smooth].sum()
 
-    assert rate(smooth) < 0.005
-    assert rate(barred) > 10 * rate(smooth)
+    assert rate(universe) < 0.02 and rate(real) < 0.02
+    assert rate(real) / 2 < rate(universe) < 2 * rate(real)
+    barred = universe["has_bar"] & ~universe["edge_on"]
+    ellipticals = universe["morphology"] == "smooth"
+    p_bar = universe["true_p_bar"]
+    assert p_bar[barred].mean() > 2 * p_bar[ellipticals].mean()
+
+
+def test_edge_on_disks_are_featured_but_rarely_barred(universe):
+    disk, q = universe["morphology"] == "featured", universe["axis_ratio"]
+    edge_on = disk & (q < 0.2)  # within ~10 degrees of edge-on (intrinsic thickness 0.15)
+    face_on_barred = universe["has_bar"] & (q > 0.7)
+    ellipticals = universe["morphology"] == "smooth"
+    p_featured, p_edge = universe["p_featured"], universe["true_p_disk-edge-on"]
+    assert p_featured[edge_on].mean() > 2 * p_featured[ellipticals].mean()
+    assert p_edge[edge_on].mean() > 0.6
+    assert p_edge[disk & (q > 0.5)].mean() < 0.1
+    barred_edge_on = edge_on & universe["has_bar"]
+    assert (
+        universe.loc[barred_edge_on, "true_p_bar"].mean()
+        < 0.5 * universe.loc[face_on_barred, "true_p_bar"].mean()
+    )
+
+
+def test_intermediate_votes_are_commonest_for_small_faint_galaxies(universe):
+    clarity = volunteers.visibility(universe)["clarity"]
+    p = universe["true_p_smooth-or-featured"]
+    intermediate = (p > 0.2) & (p < 0.8)
+    unclear, clear = clarity < 0.5, clarity > 0.9
+    assert unclear.sum() > 1000 and clear.sum() > 1000
+    assert intermediate[unclear].mean() > intermediate[clear].mean() + 0.05
+    entropy = -(p * np.log(p) + (1 - p) * np.log(1 - p))  # volunteers' disagreement
+    assert entropy[unclear].mean() > entropy[clear].mean()
+    # and the fraction of real-like intermediate observed votes is substantial overall
+    frac = universe["smooth-or-featured_smooth"] / universe["smooth-or-featured_total-votes"]
+    assert ((frac >= 0.2) & (frac <= 0.8)).mean() > 0.4
 
 
 def test_visibility_falls_with_redshift(universe):
@@ -118,10 +162,15 @@ def test_visibility_falls_with_redshift(universe):
 
 
 def test_inclined_disks_hide_bars(universe):
-    barred = universe[universe["has_bar"]]
-    face_on = barred["axis_ratio"] > 0.7
-    inclined = barred["axis_ratio"] < 0.35
-    assert barred.loc[face_on, "true_p_bar"].mean() > 3 * barred.loc[inclined, "true_p_bar"].mean()
+    """A bar adds bar votes in a face-on disk, hardly any in an inclined one."""
+    disk, bar, q = universe["morphology"] == "featured", universe["has_bar"], universe["axis_ratio"]
+    p_bar = universe["true_p_bar"]
+
+    def lift(mask):
+        return p_bar[disk & bar & mask].mean() - p_bar[disk & ~bar & mask].mean()
+
+    assert lift(q > 0.7) > 0.2
+    assert lift(q < 0.35) < 0.05
 
 
 def test_truth_does_not_depend_on_image_size():

@@ -8,6 +8,9 @@ MNRAS 491, 1554. One module per concept:
 * :mod:`zoolib.posteriors` - MC-dropout samples, mixture posteriors over votes, coverage
 * :mod:`zoolib.acquisition` - entropies and BALD, top-k selection
 * :mod:`zoolib.metrics` - per-question RMSE and NLL
+* :mod:`zoolib.synthetic` - the simulated universe: galaxies, images, decision-tree votes
+* :mod:`zoolib.volunteers` - the simulated volunteers and the survey presets
+* :mod:`zoolib.calibration` - fits the volunteers to real vote fractions; KS / W1 distances
 * :mod:`zoolib.runner` - runs the numbered notebooks with papermill into reports
 * :mod:`zoolib.paths` - project paths from one root constant
 

@@ -1,6 +1,7 @@
 """Command line: ``python -m zoolib run [--params default|ci|full|FILE.yaml] [--only 02 ...]`` runs
 the notebooks; ``python -m zoolib predict --model M --catalog C --shard i/n --out P`` predicts a
-catalogue with MC dropout (see :mod:`zoolib.predict`)."""
+catalogue with MC dropout (see :mod:`zoolib.predict`); ``python -m zoolib calibrate`` refits the
+simulated volunteers to the shipped real catalogues (see :mod:`zoolib.calibration`)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,34 @@ def _add_predict(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _add_calibrate(sub) -> None:
+    p = sub.add_parser(
+        "calibrate",
+        help="refit the simulated volunteers to the shipped real vote fractions",
+        description="Fit each preset's volunteer-model constants to its survey's vote-fraction"
+        " distributions (zoolib/calibration.py), measure the KS and Wasserstein distances on"
+        " fresh universes, print them and record both in zoolib/universe_presets.json.",
+    )
+    p.add_argument("--presets", nargs="+", default=["gz2", "decals"], help="in this order")
+    p.add_argument("--fit-galaxies", type=int, default=20_000, help="galaxies in the fit")
+    p.add_argument("--maxiter", type=int, default=1500, help="Nelder-Mead iterations per question")
+    p.add_argument("--dry-run", action="store_true", help="print, do not record")
+
+
+def _calibrate(args) -> None:
+    import pandas as pd
+
+    from zoolib import calibration
+
+    for name in args.presets:
+        record = calibration.calibrate(
+            name, fit_galaxies=args.fit_galaxies, maxiter=args.maxiter, write=not args.dry_run
+        )
+        table = pd.DataFrame(record["measured"]["questions"]).T
+        print(f"== {name} against {record['reference']}")
+        print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m zoolib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -56,9 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--params", default="default", help="ci, default, full or a YAML file")
     run_p.add_argument("--only", nargs="*", help="notebook prefixes to run, e.g. 01 02")
     _add_predict(sub)
+    _add_calibrate(sub)
     args = parser.parse_args(argv)
     try:
-        if args.command == "predict":
+        if args.command == "calibrate":
+            _calibrate(args)
+        elif args.command == "predict":
             from zoolib import predict
 
             predict.predict_catalog(

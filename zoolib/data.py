@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from zoolib import paths
+from zoolib import paths, volunteers
 from zoolib.schema import FILE_COLUMN, ID_COLUMN, QUESTIONS, SPLIT_COLUMN, question, validate_counts
 
 SPLITS = ("train", "val", "test")
@@ -368,12 +368,18 @@ def prepare_synthetic(
     split_fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
     seed: int = 0,
     root: Path | None = None,
+    preset: str = volunteers.DEFAULT_PRESET,
 ) -> Path:
-    """Simulate a universe (:func:`zoolib.synthetic.simulate`) and write it as dataset ``name``."""
+    """Simulate a universe (:func:`zoolib.synthetic.simulate`) and write it as dataset ``name``.
+
+    ``preset`` names the survey imitated (:func:`zoolib.volunteers.preset`).
+    """
     from zoolib import synthetic
 
-    images, catalog = synthetic.simulate(n_galaxies, image_size, channels, seed=seed)
-    params = dict(n_galaxies=n_galaxies, image_size=image_size, channels=channels, seed=seed)
+    images, catalog = synthetic.simulate(n_galaxies, image_size, channels, seed=seed, preset=preset)
+    params = dict(
+        n_galaxies=n_galaxies, image_size=image_size, channels=channels, seed=seed, preset=preset
+    )
     return write_processed(
         name, images, catalog, "synthetic", split_fractions, seed,
         extra={"parameters": params}, root=root,

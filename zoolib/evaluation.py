@@ -21,6 +21,8 @@ import pandas as pd
 from zoolib import metrics, paths
 from zoolib.schema import question
 
+TRUTH_COLUMNS = {"true_p_": "rmse_true", "recoverable_p_": "rmse_recoverable"}
+
 
 def baseline_fractions(train_catalog: pd.DataFrame, questions: list[str]) -> np.ndarray:
     """(Q,) pooled training fraction sum(k) / sum(N) per question."""
@@ -50,7 +52,8 @@ def evaluate(
 
     Returns:
         DataFrame indexed by (model, question) with columns ``nll`` (nats per galaxy asked),
-        ``rmse`` (against k/N) and, when the truth is known, ``rmse_true`` (against true p).
+        ``rmse`` (against k/N) and, when the truth is known, ``rmse_true`` (against true p) and
+        ``rmse_recoverable`` (against the part of true p the image can show).
     """
     rho_samples = np.asarray(rho_samples, dtype=np.float64)
     k = np.stack([catalog[question(q).yes_column].to_numpy() for q in questions], axis=1)
@@ -65,9 +68,43 @@ def evaluate(
         rmse = metrics.rmse(mean, k, n)
         for j, name in enumerate(questions):
             row = {"model": label, "question": name, "nll": nll[j], "rmse": rmse[j]}
-            truth = f"true_p_{name}"
-            if truth in catalog.columns:
-                row["rmse_true"] = float(np.sqrt(np.mean((mean[:, j] - catalog[truth]) ** 2)))
+            for prefix, metric in TRUTH_COLUMNS.items():
+                if f"{prefix}{name}" in catalog.columns:
+                    gap = mean[:, j] - catalog[f"{prefix}{name}"]
+                    row[metric] = float(np.sqrt(np.mean(gap**2)))
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["model", "question"])
+
+
+def headroom(
+    train: pd.DataFrame, test: pd.DataFrame, questions: list[str]
+) -> pd.DataFrame:
+    """Test NLL and RMSE of the constant baseline and of oracles that know the truth.
+
+    Per question, over test galaxies asked it: the baseline predicts the training set's pooled
+    fraction; ``oracle`` predicts ``true_p`` (the best any model can do); ``recoverable`` predicts
+    ``recoverable_p`` (the best a model of the image can do, see
+    :func:`zoolib.volunteers.recoverable_probabilities`). Columns as in :func:`evaluate` (RMSE
+    against the truth over all test galaxies, as there). A trained CNN lands between the
+    baseline and the oracles; every later notebook can say where.
+    """
+    base = baseline_fractions(train, questions)
+    rows = []
+    for j, name in enumerate(questions):
+        q = question(name)
+        k, n = test[q.yes_column].to_numpy(), test[q.total_column].to_numpy()
+        predictors = {"baseline": np.full(len(test), base[j])}
+        for prefix, label in (("true_p_", "oracle"), ("recoverable_p_", "recoverable")):
+            if f"{prefix}{name}" in test.columns:
+                predictors[label] = test[f"{prefix}{name}"].to_numpy()
+        for label, rho in predictors.items():
+            row = {
+                "model": label, "question": name,
+                "nll": float(metrics.mean_nll(rho, k, n)), "rmse": float(metrics.rmse(rho, k, n)),
+            }  # fmt: skip
+            for prefix, metric in TRUTH_COLUMNS.items():
+                if f"{prefix}{name}" in test.columns:
+                    row[metric] = float(np.sqrt(np.mean((rho - test[f"{prefix}{name}"]) ** 2)))
             rows.append(row)
     return pd.DataFrame(rows).set_index(["model", "question"])
 
@@ -104,7 +141,10 @@ def table_to_dict(table: pd.DataFrame) -> dict:
 
 def summarize(table: pd.DataFrame) -> dict[str, float]:
     """Flat {"<question> <metric> <model>": value} from an :func:`evaluate` table."""
-    names = {"nll": "NLL", "rmse": "RMSE", "rmse_true": "RMSE vs true p"}
+    names = {
+        "nll": "NLL", "rmse": "RMSE", "rmse_true": "RMSE vs true p",
+        "rmse_recoverable": "RMSE vs recoverable p",
+    }  # fmt: skip
     out = {}
     for (model, name), row in table.iterrows():
         for metric, value in row.dropna().items():

@@ -65,13 +65,20 @@ def gallery_by_fraction(
     return fig
 
 
-def vote_distributions(frames: dict[str, pd.DataFrame], names: list[str]):
+def vote_distributions(
+    frames: dict[str, pd.DataFrame],
+    names: list[str],
+    min_votes: int = 1,
+    distances: pd.DataFrame | None = None,
+):
     """Distributions of N and of the vote fraction k/N per question, one hue per catalogue.
 
-    ``frames`` maps a label (e.g. "synthetic", "GZ2 Stripe 82") to a canonical catalogue.
-    Fractions use only galaxies with N > 0 for that question.
+    ``frames`` maps a label (e.g. "simulated", "GZ2 Stripe 82") to a canonical catalogue.
+    Fractions use only galaxies asked the question at least ``min_votes`` times. ``distances``
+    (indexed by question, columns ``ks`` and ``wasserstein``, as from
+    :func:`zoolib.calibration.distances`) are written into the fraction panels' titles.
     """
-    rows = []
+    totals, fractions = [], []
     for label, cat in frames.items():
         for name in names:
             q = question(name)
@@ -79,48 +86,79 @@ def vote_distributions(frames: dict[str, pd.DataFrame], names: list[str]):
                 continue
             n = cat[q.total_column].to_numpy()
             k = cat[q.yes_column].to_numpy()
-            asked = n > 0
-            rows.append(
+            asked = n >= max(min_votes, 1)
+            totals.append(pd.DataFrame({"catalogue": label, "question": name, "N": n[n > 0]}))
+            fractions.append(
                 pd.DataFrame(
-                    {
-                        "catalogue": label,
-                        "question": name,
-                        "N": n[asked],
-                        "fraction": k[asked] / n[asked],
-                    }
+                    {"catalogue": label, "question": name, "fraction": k[asked] / n[asked]}
                 )
             )
-    long = pd.concat(rows, ignore_index=True)
+    totals = pd.concat(totals, ignore_index=True)
+    fractions = pd.concat(fractions, ignore_index=True)
     fig, axes = plt.subplots(2, len(names), figsize=(4.2 * len(names), 6.5), squeeze=False)
     for j, name in enumerate(names):
-        sub = long[long["question"] == name]
-        common = dict(data=sub, hue="catalogue", stat="density", common_norm=False, element="step")
-        sns.histplot(x="N", ax=axes[0, j], discrete=sub["N"].max() < 80, **common)
-        axes[0, j].set_title(f"{name}: volunteers asked (N)")
-        sns.histplot(x="fraction", ax=axes[1, j], bins=np.linspace(0, 1, 21), **common)
-        axes[1, j].set_title(f"{name}: vote fraction k/N for '{question(name).yes}'")
+        common = dict(hue="catalogue", stat="density", common_norm=False, element="step")
+        n_sub = totals[totals["question"] == name]
+        sns.histplot(data=n_sub, x="N", ax=axes[0, j], discrete=n_sub["N"].max() < 80, **common)
+        axes[0, j].set_title(f"{name}: volunteers asked (N > 0)")
+        sns.histplot(
+            data=fractions[fractions["question"] == name], x="fraction", ax=axes[1, j],
+            bins=np.linspace(0, 1, 21), **common,
+        )  # fmt: skip
+        title = f"{name}: k/N for '{question(name).yes}'"
+        if min_votes > 1:
+            title += f" (N >= {min_votes})"
+        if distances is not None and name in distances.index:
+            row = distances.loc[name]
+            title += f"\nKS {row['ks']:.3f}, W1 {row['wasserstein']:.3f}"
+        axes[1, j].set_title(title)
     fig.tight_layout()
     return fig
 
 
-def visibility_vs_redshift(catalog: pd.DataFrame):
-    """Synthetic truth: how often a typical volunteer sees features and bars, against redshift."""
-    featured = catalog[catalog["morphology"] == "featured"].copy()
-    featured["galaxy"] = np.where(featured["has_bar"], "barred disk", "unbarred disk")
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    bins = pd.cut(featured["redshift"], np.linspace(0.02, 0.12, 6))
-    featured["redshift bin"] = bins.apply(lambda b: f"{b.mid:.2f}")
-    sns.pointplot(
-        data=featured, x="redshift bin", y="p_featured", hue="galaxy", ax=axes[0], errorbar="sd"
+def universe_trends(catalog: pd.DataFrame):
+    """Simulated truth: what volunteers see against redshift, inclination, size and brightness.
+
+    Left: P(featured) for disks and ellipticals against redshift. Middle: P(bar) for barred
+    and unbarred face-on disks and for edge-on disks. Right: share of galaxies whose true
+    p(smooth) is intermediate (0.2-0.8) against the galaxy's clarity (how well its extent is
+    resolved and its light detected; :func:`zoolib.volunteers.visibility`).
+    """
+    from zoolib import volunteers
+
+    cat = catalog.copy()
+    disk = cat["morphology"] == "featured"
+    cat["galaxy"] = np.select(
+        [~disk, cat["edge_on"], cat["has_bar"]],
+        ["elliptical", "edge-on disk", "barred disk"],
+        "unbarred disk",
     )
-    axes[0].set_title("disks: P(volunteer answers 'featured')")
+    edges = np.linspace(0.02, 0.12, 6)
+    cat["redshift bin"] = pd.cut(cat["redshift"], edges).apply(lambda b: f"{b.mid:.2f}")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.9))
     sns.pointplot(
-        data=featured[~featured["edge_on"]], x="redshift bin", y="true_p_bar", hue="galaxy",
-        ax=axes[1], errorbar="sd",
+        data=cat, x="redshift bin", y="p_featured", hue="galaxy", ax=axes[0], errorbar=("pi", 50),
+        hue_order=["elliptical", "unbarred disk", "barred disk", "edge-on disk"],
     )  # fmt: skip
-    axes[1].set_title("face-on disks: P(volunteer answers 'bar')")
-    for ax in axes:
+    axes[0].set_title("P(volunteer answers 'featured')")
+    sns.pointplot(
+        data=cat[disk], x="redshift bin", y="true_p_bar", hue="galaxy", ax=axes[1],
+        errorbar=("pi", 50), hue_order=["unbarred disk", "barred disk", "edge-on disk"],
+    )  # fmt: skip
+    axes[1].set_title("disks: P(volunteer answers 'bar')")
+    for ax in axes[:2]:
         ax.set_ylim(0, 1)
+        ax.set_ylabel("probability (median, 25-75%)")
+    clarity = volunteers.visibility(cat)["clarity"]
+    p = cat["true_p_smooth-or-featured"]
+    cat["intermediate"] = ((p > 0.2) & (p < 0.8)).astype(float)
+    edges = [0, 0.25, 0.5, 0.75, 0.9, 1.0]
+    labels = [f"{a:g}-{b:g}" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    cat["clarity bin"] = pd.cut(clarity, edges, labels=labels, include_lowest=True)
+    sns.barplot(data=cat, x="clarity bin", y="intermediate", ax=axes[2], errorbar=("ci", 95))
+    axes[2].set_title("share with 0.2 < p(smooth) < 0.8")
+    axes[2].set_xlabel("clarity: small or faint (left) to large and bright (right)")
+    axes[2].set_ylabel("share of galaxies (95% CI)")
     fig.tight_layout()
     return fig
 

@@ -10,13 +10,16 @@ Each galaxy gets latent parameters (drawn first, for all galaxies, from one seed
   apparent size (~ 1/z) and dims the surface brightness (~ (1 + z)^-4);
 * observing conditions: Gaussian PSF blur, Gaussian sky noise, optional neighbouring stars.
 
-The "typical volunteer" answers from what is *visible*: arms and bars count only when they are
-resolved (their size against the PSF) and bright enough (against the sky noise); bars in
-inclined disks are missed; smooth galaxies are rarely called featured. Votes then follow the
-Galaxy Zoo decision tree: N volunteers (drawn from the real GZ DECaLS distribution of totals)
-answer smooth-or-featured (a multinomial over smooth / featured-or-disk / artifact); those who
-said featured are asked disk-edge-on; those who said "not edge-on" are asked bar. So
-``k ~ Binomial(N, true_p)`` for the first question and ``N_bar <= N_edge-on <= N``.
+A *survey preset* (:mod:`zoolib.volunteers`; default ``gz2``) sets the image quality (PSF and
+sky-noise ranges), the distribution of N and the volunteer model, whose constants were fitted
+to that survey's real vote fractions (:mod:`zoolib.calibration`). The "typical volunteer"
+answers from what is *visible* (graded, not a step: arms and bars count as far as they are
+resolved against the PSF and bright against the sky noise; bars in inclined disks are missed),
+plus a galaxy-level ambiguity drawn with the latents. Votes then follow the Galaxy Zoo decision
+tree: N volunteers (drawn from the survey's distribution of totals) answer smooth-or-featured (a
+multinomial over smooth / featured-or-disk / artifact); those who said featured are asked
+disk-edge-on; those who said "not edge-on" are asked bar. So ``k ~ Binomial(N, true_p)`` for
+the first question and ``N_bar <= N_edge-on <= N``.
 
 Images are float surface brightness mapped to uint8 with a fixed arcsinh stretch (the same for
 every galaxy, so distant galaxies really are fainter), shape (n, size, size, channels).
@@ -26,29 +29,30 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
-from zoolib import paths
+from zoolib import volunteers
 from zoolib.schema import ID_COLUMN
 
 RENDER_CHUNK = 256  # galaxies rendered together; fixed so that results never depend on it
 REFERENCE_SIZE = 64  # latent sizes are in pixels of a 64-px image; other sizes scale them
-VOTE_TOTALS_FILE = paths.RAW_DIR / "decals_vote_totals.csv"
+STAR_NEAR_PX = 10.0  # a star this close to the centre (64-px pixels) may get "artifact" votes
 
 # RGB colours of the components when channels == 3 (old stars red, young stars blue)
 _RED, _DISK, _BLUE, _WHITE = (1.0, 0.82, 0.62), (0.9, 0.9, 0.92), (0.62, 0.78, 1.0), (1.0, 1.0, 1.0)
 
 
-def vote_totals_distribution(path=None) -> tuple[np.ndarray, np.ndarray]:
-    """Values and probabilities of N (total votes) from the shipped GZ DECaLS summary."""
-    table = pd.read_csv(path or VOTE_TOTALS_FILE)
-    values = table.iloc[:, 0].to_numpy(dtype=np.int64)
-    counts = table.iloc[:, 1].to_numpy(dtype=np.float64)
-    return values, counts / counts.sum()
+def sample_latents(
+    n: int,
+    rng: np.random.Generator,
+    size: int = REFERENCE_SIZE,
+    preset: str | volunteers.Preset = volunteers.DEFAULT_PRESET,
+) -> pd.DataFrame:
+    """Draw the latent parameters of ``n`` galaxies; sizes are in pixels of a ``size`` image.
 
-
-def sample_latents(n: int, rng: np.random.Generator, size: int = REFERENCE_SIZE) -> pd.DataFrame:
-    """Draw the latent parameters of ``n`` galaxies; sizes are in pixels of a ``size`` image."""
+    The preset sets the image quality (PSF and sky-noise ranges); everything else is the same
+    population for every preset.
+    """
+    survey = volunteers.preset(preset)
     scale = size / REFERENCE_SIZE
     z_lo, z_hi = 0.02, 0.12
     z = (z_lo**3 + rng.random(n) * (z_hi**3 - z_lo**3)) ** (1 / 3)
@@ -83,8 +87,8 @@ def sample_latents(n: int, rng: np.random.Generator, size: int = REFERENCE_SIZE)
             "pitch_deg": np.where(featured, rng.uniform(10, 35, n), np.nan),
             "arm_amplitude": np.where(featured, rng.uniform(0.0, 1.0, n) ** 0.7, 0.0),
             "surface_brightness": brightness,
-            "psf_sigma_px": rng.uniform(0.8, 1.6, n) * scale,
-            "sky_noise": rng.uniform(0.015, 0.05, n),
+            "psf_sigma_px": rng.uniform(*survey.psf_sigma_px, n) * scale,
+            "sky_noise": rng.uniform(*survey.sky_noise, n),
             "n_stars": rng.choice([0, 0, 0, 0, 1, 2], n),
             "offset_x_px": rng.normal(0, 0.7, n) * scale,
             "offset_y_px": rng.normal(0, 0.7, n) * scale,
@@ -102,63 +106,20 @@ def sample_latents(n: int, rng: np.random.Generator, size: int = REFERENCE_SIZE)
     )
     frame["star_flux"] = np.exp(rng.normal(np.log(8), 0.8, n))
     frame["edge_on"] = featured & (disk_q < 0.3)
+    frame["star_near"] = (frame["n_stars"] > 0) & (star_r[:, 0] < STAR_NEAR_PX * scale)
+    for column in volunteers.AMBIGUITY_COLUMNS.values():  # galaxy-level ambiguity, N(0, 1)
+        frame[column] = rng.standard_normal(n)
     return frame
 
 
-def true_probabilities(lat: pd.DataFrame, size: int = REFERENCE_SIZE) -> pd.DataFrame:
-    """A typical volunteer's answer probabilities, from what is visible in the image.
+def draw_votes(
+    probs: pd.DataFrame, rng: np.random.Generator, totals: tuple[np.ndarray, np.ndarray]
+) -> pd.DataFrame:
+    """Volunteer votes through the decision tree, in canonical catalogue columns.
 
-    Returns columns ``p_smooth``, ``p_featured``, ``p_artifact`` (summing to 1) and
-    ``true_p_smooth-or-featured`` (= p_smooth, the "yes" answer of the schema),
-    ``true_p_disk-edge-on`` (asked of those who said featured) and ``true_p_bar`` (asked of
-    those who said not edge-on).
+    ``totals`` is (values, probabilities) of N for the first question (a preset's ``totals``).
     """
-    featured = (lat["morphology"] == "featured").to_numpy()
-    psf = lat["psf_sigma_px"].to_numpy()
-    noise = lat["sky_noise"].to_numpy()
-    sb = lat["surface_brightness"].to_numpy()
-    q = lat["axis_ratio"].to_numpy()
-    h = np.nan_to_num(lat["disk_scale_px"].to_numpy())
-    # resolved: disk structure spans several PSF widths; detected: bright against the sky
-    resolved = special.expit((h / psf - 3.0) / 0.8)
-    detected = special.expit((np.log(sb / noise) - np.log(8.0)) / 0.4)
-    arms = lat["arm_amplitude"].to_numpy() * np.minimum(lat["n_arms"].to_numpy(), 2) / 2
-    bar = lat["bar_strength"].to_numpy()
-    features = np.clip(arms + 0.6 * bar + 0.3 * (1 - np.nan_to_num(lat["bulge_fraction"])), 0, 1.5)
-    face_visible = features * resolved * detected
-    edge_visible = (1 - q) * special.expit((h / psf - 1.0) / 0.4) * detected  # a thin streak
-    vis = np.maximum(face_visible, edge_visible)
-    p_feat_disk = 0.04 + 0.92 * special.expit((vis - 0.35) / 0.08)
-    p_feat_smooth = 0.03 + 0.12 * (1 - q)  # flattened ellipticals are sometimes called disks
-    p_feat = np.where(featured, p_feat_disk, p_feat_smooth)
-    star_r = np.hypot(lat["star1_x_px"], lat["star1_y_px"]).to_numpy() * REFERENCE_SIZE / size
-    star_near = (lat["n_stars"].to_numpy() > 0) & (star_r < 10)
-    p_art = 0.01 + 0.12 * star_near
-    edge = np.where(featured, 0.03 + 0.9 * special.expit((0.32 - q) / 0.05) * detected, 0.05)
-    bar_len = lat["bar_length_px"].to_numpy()
-    bar_seen = (
-        bar
-        * special.expit((bar_len / psf - 4.0) / 0.8)  # the bar must be well resolved
-        * special.expit((q - 0.45) / 0.08)  # and the disk not too inclined
-        * detected
-    )
-    p_bar = np.where(featured, 0.04 + 0.9 * np.clip(bar_seen, 0, 1), 0.02)
-    return pd.DataFrame(
-        {
-            "p_smooth": (1 - p_art) * (1 - p_feat),
-            "p_featured": (1 - p_art) * p_feat,
-            "p_artifact": p_art,
-            "true_p_smooth-or-featured": (1 - p_art) * (1 - p_feat),
-            "true_p_disk-edge-on": edge,
-            "true_p_bar": p_bar,
-        },
-        index=lat.index,
-    )
-
-
-def draw_votes(probs: pd.DataFrame, rng: np.random.Generator, totals=None) -> pd.DataFrame:
-    """Volunteer votes through the decision tree, in canonical catalogue columns."""
-    values, weights = totals if totals is not None else vote_totals_distribution()
+    values, weights = totals
     n = len(probs)
     total = rng.choice(values, size=n, p=weights)
     pvals = probs[["p_smooth", "p_featured", "p_artifact"]].to_numpy()
@@ -284,7 +245,8 @@ def _render_chunk(lat: pd.DataFrame, size: int, channels: int, rng) -> np.ndarra
         ok = (lat["n_stars"].to_numpy() >= j) & (sx >= 0) & (sx < size) & (sy >= 0) & (sy < size)
         stars[np.flatnonzero(ok), sy[ok], sx[ok]] = lat["star_flux"].to_numpy()[ok]
     sb = numeric["surface_brightness"].to_numpy()[:, None, None]
-    noise = numeric["sky_noise"].to_numpy()[:, None, None]
+    # sky_noise is per pixel of a 64-px image; a pixel of a smaller image averages more sky
+    noise = numeric["sky_noise"].to_numpy()[:, None, None] * np.float32(size / REFERENCE_SIZE)
     blur = _blur_matrices(numeric["psf_sigma_px"].to_numpy(), size)
     blur_t = np.swapaxes(blur, 1, 2)
     bands = []
@@ -296,11 +258,32 @@ def _render_chunk(lat: pd.DataFrame, size: int, channels: int, rng) -> np.ndarra
     return _asinh_stretch(np.stack(bands, axis=-1))
 
 
+def simulate_catalog(
+    n_galaxies: int,
+    size: int = REFERENCE_SIZE,
+    seed: int = 0,
+    preset: str | volunteers.Preset = volunteers.DEFAULT_PRESET,
+    totals: tuple[np.ndarray, np.ndarray] | None = None,
+) -> pd.DataFrame:
+    """The catalogue of :func:`simulate` without rendering images (identical rows)."""
+    if n_galaxies < 1:
+        raise ValueError(f"n_galaxies must be >= 1, got {n_galaxies!r}")
+    survey = volunteers.preset(preset)
+    rng = np.random.default_rng(seed)
+    latents = sample_latents(n_galaxies, rng, size, survey)
+    probs = volunteers.true_probabilities(latents, survey.volunteers)
+    recoverable = volunteers.recoverable_probabilities(latents, survey.volunteers)
+    votes = draw_votes(probs, rng, survey.totals if totals is None else totals)
+    ids = pd.Series([f"synth-{seed}-{i:07d}" for i in range(n_galaxies)], name=ID_COLUMN)
+    return pd.concat([ids, latents, probs, recoverable, votes], axis=1)
+
+
 def simulate(
     n_galaxies: int,
     size: int = REFERENCE_SIZE,
     channels: int = 1,
     seed: int = 0,
+    preset: str | volunteers.Preset = volunteers.DEFAULT_PRESET,
     totals: tuple[np.ndarray, np.ndarray] | None = None,
     workers: int = 2,
 ) -> tuple[np.ndarray, pd.DataFrame]:
@@ -311,20 +294,18 @@ def simulate(
         size: image side in pixels (latent sizes scale with it: same field of view).
         channels: 1 (greyscale) or 3 (RGB-like bands with redder bulges and bluer arms).
         seed: everything (latents, votes, noise) is a deterministic function of the seed.
-        totals: (values, probabilities) of N; default the shipped GZ DECaLS distribution.
+        preset: the survey imitated (:func:`zoolib.volunteers.preset`): image quality, the
+            distribution of N and the calibrated volunteer model. Default ``"gz2"``.
+        totals: (values, probabilities) of N, replacing the preset's.
 
     Returns:
         images: uint8 (n_galaxies, size, size, channels).
         catalog: one row per galaxy: ``id_str``, every latent parameter, the answer
-        probabilities ``p_*`` and ``true_p_<question>``, and canonical vote columns.
+        probabilities ``p_*`` and ``true_p_<question>`` (the truth: what volunteers see),
+        ``recoverable_p_<question>`` (what this image can show, see
+        :func:`zoolib.volunteers.recoverable_probabilities`), and canonical vote columns.
     """
-    if n_galaxies < 1:
-        raise ValueError(f"n_galaxies must be >= 1, got {n_galaxies!r}")
-    rng = np.random.default_rng(seed)
-    latents = sample_latents(n_galaxies, rng, size)
-    probs = true_probabilities(latents, size)
-    votes = draw_votes(probs, rng, totals)
-    ids = pd.Series([f"synth-{seed}-{i:07d}" for i in range(n_galaxies)], name=ID_COLUMN)
-    catalog = pd.concat([ids, latents, probs, votes], axis=1)
+    catalog = simulate_catalog(n_galaxies, size, seed, preset, totals)
+    latents = catalog.drop(columns=ID_COLUMN)
     images = render(latents, size, channels, seed=seed, workers=workers)
     return images, catalog
