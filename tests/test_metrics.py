@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from zoolib import metrics
+from zoolib import evaluation, metrics, synthetic
 
 
 def test_rmse_masks_unasked_questions(rng):
@@ -52,3 +52,27 @@ def test_posterior_nll_is_log_of_mean_likelihood(rng):
 def test_metrics_reject_k_above_n():
     with pytest.raises(ValueError, match=r"index \(1,\)"):
         metrics.rmse([0.5, 0.5], [1, 4], [2, 3])
+
+
+def test_headroom_scores_baseline_and_oracles_against_scipy():
+    cat = synthetic.simulate_catalog(600, size=32, seed=4)
+    train, test = cat.iloc[:400], cat.iloc[400:]
+    room = evaluation.headroom(train, test, ["smooth-or-featured", "bar"])
+    assert set(room.index.get_level_values("model")) == {"baseline", "oracle", "recoverable"}
+    for name, yes in (("smooth-or-featured", "smooth"), ("bar", "yes")):
+        k, n = test[f"{name}_{yes}"].to_numpy(), test[f"{name}_total-votes"].to_numpy()
+        asked = n > 0
+        pooled = train[f"{name}_{yes}"].sum() / train[f"{name}_total-votes"].sum()
+        for model, rho in (
+            ("baseline", np.full(len(test), pooled)),
+            ("oracle", test[f"true_p_{name}"].to_numpy()),
+            ("recoverable", test[f"recoverable_p_{name}"].to_numpy()),
+        ):
+            row = room.loc[(model, name)]
+            expected = -stats.binom.logpmf(k[asked], n[asked], rho[asked]).mean()
+            assert row["nll"] == pytest.approx(expected, rel=1e-12)
+            truth = test[f"true_p_{name}"].to_numpy()
+            assert row["rmse_true"] == pytest.approx(np.sqrt(np.mean((rho - truth) ** 2)))
+        assert room.loc[("oracle", name), "rmse_true"] == 0.0
+        # knowing the truth beats the constant guess on the votes themselves
+        assert room.loc[("oracle", name), "nll"] < room.loc[("baseline", name), "nll"]

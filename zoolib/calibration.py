@@ -15,8 +15,12 @@ between them, in units of vote fraction). References shipped in ``data/raw`` (:d
 distribution of :math:`k/N` is a mixture of binomials,
 :math:`F(x) = \frac1G\sum_g \sum_{k \le xN_g} \mathrm{Bin}(k \mid N_g, p_g)`, a smooth function
 of the volunteer constants. Nelder-Mead minimises the Cramer-von Mises distance
-:math:`\int (F - F_\text{real})^2\,dF_\text{real}` plus the KS distance, one question at a time
-down the tree (each question's N depends on the answers above it).
+:math:`\int (F - F_\text{real})^2\,dF_\text{real}` plus 0.1 times the KS distance, one question
+at a time down the tree (each question's N depends on the answers above it), within bounds
+(:data:`BOUNDS`): the vote distributions alone cannot tell the galaxy-level ambiguity (no
+image shows it) from visible structure, so its scale is at most :data:`AMBIGUITY_MAX`, and a
+galaxy nobody can make out gets within :data:`BLUR_MAX` logits of a coin toss (see
+``docs/simulation.md``).
 
 **Measure.** A fresh universe (other seeds) draws real votes; :func:`distances` compares them
 with the reference; :func:`noise_floor` gives the KS that sampling alone produces for a
@@ -46,6 +50,7 @@ class Survey:
     path: str  # relative to data/raw (paths.RAW_DIR)
     questions: tuple[str, ...]
     citation: str
+    label: str  # for figures and tables
 
 
 SURVEYS: dict[str, Survey] = {
@@ -53,11 +58,13 @@ SURVEYS: dict[str, Survey] = {
         "gz2_stripe82/table5_counts.csv.gz",
         tuple(QUESTIONS),
         "Willett et al. 2013, MNRAS 435, 2835 (GZ2 Stripe 82 coadd, table 5)",
+        "GZ2 Stripe 82",
     ),
     "decals": Survey(
         "gz_decals_dr5/smooth_or_featured_votes.csv.gz",
         ("smooth-or-featured",),
         "Walmsley et al. 2022, MNRAS 509, 3966 (GZ DECaLS DR5)",
+        "GZ DECaLS",
     ),
 }
 FITTED = {  # constants fitted per question; the others keep their values
@@ -70,7 +77,7 @@ FITTED = {  # constants fitted per question; the others keep their values
     ),
     "bar": ("bar_base", "bar_slope", "bar_ell_below", "amb_bar"),
 }  # fmt: skip
-AMBIGUITY_MAX = 1.0  # logit units; see the module docstring
+AMBIGUITY_MAX = 1.0  # logit units: a prior that volunteers answer mostly what they see
 BLUR_MAX = 1.0  # a galaxy nobody can make out gets 27-73% featured votes (see the docstring)
 BOUNDS = {  # (low, high) of fitted constants; None: unbounded
     "feat_slope": (0.0, None), "edge_slope": (0.0, None), "bar_slope": (0.0, None),
@@ -119,13 +126,23 @@ def distances(
 ) -> pd.DataFrame:
     """Distances per question, simulated vs real: KS and Wasserstein-1 of k/N; KS of N; and,
     below the first question, KS of the yes votes per volunteer who saw the galaxy (k / N of the
-    first question), which also checks how the answers combine down the tree."""
+    first question), which also checks how the answers combine down the tree.
+
+    Raises ValueError naming the question and catalogue when one has no galaxy asked that
+    question ``min_votes`` times (e.g. a catalogue of consensus classes, N = 1).
+    """
     rows = []
     for name in questions:
         sim, ref = (
             vote_fractions(simulated, name, min_votes),
             vote_fractions(reference, name, min_votes),
         )
+        for label, values in (("first", sim), ("second (reference)", ref)):
+            if len(values) == 0:
+                raise ValueError(
+                    f"{name}: no galaxy of the {label} catalogue was asked it {min_votes} or"
+                    " more times, so there is no vote-fraction distribution to compare"
+                )
         total = question(name).total_column
         per_volunteer = np.nan
         if name != "smooth-or-featured":  # yes votes per volunteer who saw the galaxy
@@ -147,14 +164,16 @@ def distances(
                 "mean_simulated": sim.mean(),
             }
         )
-    return pd.DataFrame(rows).set_index("question")
+    columns = ["question", "n_reference", "n_simulated", "ks", "wasserstein", "ks_n"]
+    columns += ["ks_per_volunteer", "mean_reference", "mean_simulated"]
+    return pd.DataFrame(rows, columns=columns).set_index("question")
 
 
 def noise_floor(
     simulated: pd.DataFrame,
     sizes: dict[str, int],
     n_simulated: int,
-    repeats: int = 20,
+    repeats: int = 100,
     seed: int = 0,
     min_votes: int = MIN_VOTES,
 ) -> pd.DataFrame:
@@ -171,7 +190,10 @@ def noise_floor(
         share = n_simulated / len(simulated)
         other = int(round(share * len(fractions)))
         if size + other > len(fractions):
-            raise ValueError(f"{name}: {len(fractions)} simulated fractions, need {size + other}")
+            raise ValueError(
+                f"{name}: {len(fractions)} simulated fractions, fewer than sizes[{name!r}] +"
+                f" the n_simulated share ({size} + {other}); simulate more galaxies"
+            )
         ks = []
         for _ in range(repeats):
             perm = rng.permutation(len(fractions))
@@ -202,9 +224,13 @@ class FractionCDF:
         min_votes: int = MIN_VOTES,
         denominator: np.ndarray | None = None,
     ):
+        if min_votes < 1:
+            raise ValueError(f"min_votes must be >= 1, got {min_votes!r}")
         n = np.asarray(n)
         denominator = n if denominator is None else np.asarray(denominator)
         self.keep = denominator >= min_votes
+        if not self.keep.any():
+            raise ValueError(f"no galaxy has {min_votes} or more votes (min_votes)")
         self.n = n[self.keep].astype(np.int64)
         self.k = np.arange(self.n.max() + 1)
         valid = self.k[None, :] <= self.n[:, None]
@@ -249,38 +275,75 @@ def fit(
 ) -> tuple[volunteers.VolunteerModel, dict]:
     """Fit the volunteer constants of preset ``name`` to its survey, one question at a time.
 
-    Returns the fitted model and, per question, the expected-CDF KS and CvM distances reached.
+    Returns the fitted model and, per question and target, the expected-CDF KS and CvM
+    distances reached (:func:`expected_distances` recomputes them for any model).
     """
     base = base or volunteers.preset(name)
     model = start or base.volunteers
-    reference = reference_catalog(name)
-    rng = np.random.default_rng(seed)
-    latents = synthetic.sample_latents(fit_galaxies, rng, preset=base)
-    n_first = rng.choice(base.n_values, size=fit_galaxies, p=base.n_probs)
+    reference, latents, n_first = _setup(name, base, fit_galaxies, seed)
     report = {}
     for qname in survey(name).questions:
-        if qname == "smooth-or-featured":
-            n = n_first
-        else:
-            n = _tree_n(volunteers.true_probabilities(latents, model), n_first, qname, seed + 1)
-        column = f"true_p_{qname}"
-        targets = {
-            qname: (column, FractionCDF(n, vote_fractions(reference, qname, min_votes), min_votes))
-        }
-        if qname == "smooth-or-featured":  # featured votes set the N of the questions below
-            featured = _per_volunteer(reference, "smooth-or-featured_featured-or-disk", min_votes)
-            targets["featured-or-disk"] = ("p_featured", FractionCDF(n, featured, min_votes))
-        else:  # yes votes per volunteer who saw the galaxy: ties the answer to the tree above
-            per = _per_volunteer(reference, question(qname).yes_column, min_votes)
-            targets[f"{qname} per volunteer"] = (column, FractionCDF(n, per, min_votes, n_first))
-
+        targets = _targets(reference, qname, latents, model, n_first, seed, min_votes)
         model, iterations = _fit_question(latents, model, FITTED[qname], targets, maxiter)
-        probs = volunteers.true_probabilities(latents, model)
-        report[qname] = {"iterations": int(iterations)}
-        for label, (column, target) in targets.items():
-            cvm, ks = target.loss(probs[column].to_numpy())
-            report[qname][label] = {"expected_ks": ks, "expected_cvm": cvm}
+        report[qname] = {"iterations": int(iterations), **_losses(latents, model, targets)}
     return model, report
+
+
+def expected_distances(
+    name: str,
+    base: volunteers.Preset | None = None,
+    fit_galaxies: int = 20_000,
+    seed: int = 12345,
+    min_votes: int = MIN_VOTES,
+) -> dict:
+    """The fit's objective terms for preset ``name`` as it is: {question: {target: distances}}.
+
+    Deterministic (fixed latents and N), so a regression test can compare it with the record.
+    """
+    base = base or volunteers.preset(name)
+    reference, latents, n_first = _setup(name, base, fit_galaxies, seed)
+    model = base.volunteers
+    return {
+        q: _losses(latents, model, _targets(reference, q, latents, model, n_first, seed, min_votes))
+        for q in survey(name).questions
+    }
+
+
+def _setup(name, base, fit_galaxies, seed):
+    """The reference catalogue, fixed latents and fixed first-question N of a fit."""
+    reference = reference_catalog(name)
+    values, counts = n_totals(reference)
+    rng = np.random.default_rng(seed)
+    latents = synthetic.sample_latents(fit_galaxies, rng, preset=base)
+    n_first = rng.choice(values, size=fit_galaxies, p=counts / counts.sum())
+    return reference, latents, n_first
+
+
+def _targets(reference, qname, latents, model, n_first, seed, min_votes) -> dict:
+    """{label: (probability column, FractionCDF)} that question ``qname``'s fit matches."""
+    if qname == "smooth-or-featured":
+        n = n_first
+    else:  # N through the tree, from the answers above as fitted (fixed random numbers)
+        n = _tree_n(volunteers.true_probabilities(latents, model), n_first, qname, seed + 1)
+    column = f"true_p_{qname}"
+    fractions = vote_fractions(reference, qname, min_votes)
+    targets = {qname: (column, FractionCDF(n, fractions, min_votes))}
+    if qname == "smooth-or-featured":  # featured votes set the N of the questions below
+        featured = _per_volunteer(reference, "smooth-or-featured_featured-or-disk", min_votes)
+        targets["featured-or-disk"] = ("p_featured", FractionCDF(n, featured, min_votes))
+    else:  # yes votes per volunteer who saw the galaxy: ties the answer to the tree above
+        per = _per_volunteer(reference, question(qname).yes_column, min_votes)
+        targets[f"{qname} per volunteer"] = (column, FractionCDF(n, per, min_votes, n_first))
+    return targets
+
+
+def _losses(latents, model, targets) -> dict:
+    probs = volunteers.true_probabilities(latents, model)
+    out = {}
+    for label, (column, target) in targets.items():
+        cvm, ks = target.loss(probs[column].to_numpy())
+        out[label] = {"expected_ks": ks, "expected_cvm": cvm}
+    return out
 
 
 def _fit_question(latents, model, names, targets, maxiter):
@@ -400,6 +463,7 @@ def calibrate(
     Questions its survey does not cover (decals: edge-on and bar) take the gz2 preset's
     constants, so calibrate gz2 first.
     """
+    survey(name)  # an unknown name fails here, naming the known ones
     presets = volunteers.load_presets(path)
     start = presets[name].volunteers
     uncovered = [q for q in FITTED if q not in survey(name).questions]

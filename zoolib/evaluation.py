@@ -68,12 +68,18 @@ def evaluate(
         rmse = metrics.rmse(mean, k, n)
         for j, name in enumerate(questions):
             row = {"model": label, "question": name, "nll": nll[j], "rmse": rmse[j]}
-            for prefix, metric in TRUTH_COLUMNS.items():
-                if f"{prefix}{name}" in catalog.columns:
-                    gap = mean[:, j] - catalog[f"{prefix}{name}"]
-                    row[metric] = float(np.sqrt(np.mean(gap**2)))
+            row.update(_truth_rmse(mean[:, j], catalog, name))
             rows.append(row)
     return pd.DataFrame(rows).set_index(["model", "question"])
+
+
+def _truth_rmse(rho: np.ndarray, catalog: pd.DataFrame, name: str) -> dict[str, float]:
+    """RMSE of ``rho`` against each truth column the catalogue has (all galaxies)."""
+    return {
+        metric: float(np.sqrt(np.mean((rho - catalog[f"{prefix}{name}"].to_numpy()) ** 2)))
+        for prefix, metric in TRUTH_COLUMNS.items()
+        if f"{prefix}{name}" in catalog.columns
+    }
 
 
 def headroom(
@@ -83,7 +89,7 @@ def headroom(
 
     Per question, over test galaxies asked it: the baseline predicts the training set's pooled
     fraction; ``oracle`` predicts ``true_p`` (the best any model can do); ``recoverable`` predicts
-    ``recoverable_p`` (the best a model of the image can do, see
+    ``recoverable_p`` (roughly what a model of the image can reach; an approximation, see
     :func:`zoolib.volunteers.recoverable_probabilities`). Columns as in :func:`evaluate` (RMSE
     against the truth over all test galaxies, as there). A trained CNN lands between the
     baseline and the oracles; every later notebook can say where.
@@ -102,9 +108,7 @@ def headroom(
                 "model": label, "question": name,
                 "nll": float(metrics.mean_nll(rho, k, n)), "rmse": float(metrics.rmse(rho, k, n)),
             }  # fmt: skip
-            for prefix, metric in TRUTH_COLUMNS.items():
-                if f"{prefix}{name}" in test.columns:
-                    row[metric] = float(np.sqrt(np.mean((rho - test[f"{prefix}{name}"]) ** 2)))
+            row.update(_truth_rmse(rho, test, name))
             rows.append(row)
     return pd.DataFrame(rows).set_index(["model", "question"])
 

@@ -1,32 +1,38 @@
 r"""The simulated volunteers: from what a galaxy image shows to a typical volunteer's answers.
 
 A galaxy's *visibility scores* (each in [0, 1], from its latent parameters, see
-:func:`visibility`) say how plainly the image shows features, an edge-on disk and a bar. A typical
-volunteer's answer probabilities are graded functions of those scores plus a galaxy-level
-*ambiguity* :math:`\epsilon_q \sim N(0, 1)` per question (a latent of the galaxy, so the same
-galaxy is equally ambiguous at every image size):
+:func:`visibility`) say how plainly the image shows the galaxy at all (clarity :math:`c`), its
+features, its disk's outline and a bar. A typical volunteer's answer probabilities are graded
+functions of those scores plus a galaxy-level *ambiguity* :math:`\epsilon_q \sim N(0, 1)` per
+question (a latent of the galaxy, so the same galaxy is equally ambiguous at every image size):
 
 .. math::
 
-    \operatorname{logit} p_\text{featured} &= a_\text{disk} + b\,V_\text{features} + s_1\epsilon_1
-        \quad\text{(disks)},\qquad a_\text{ell} + c\,(1 - q) + s_1\epsilon_1
-        \quad\text{(ellipticals)}\\
+    \operatorname{logit} p_\text{featured} &= c\,S + (1 - c)\,u + s_1\epsilon_1,\quad
+        S = a_\text{disk} + b\,V_\text{features}\ \text{(disks)},\quad
+        S = a_\text{ell} + c_f\,(1 - q)\ \text{(ellipticals)}\\
     \operatorname{logit} p_\text{artifact} &= a_\text{art} + d\,[\text{star near the centre}]\\
-    \operatorname{logit} p_\text{edge-on} &= e_0 + e_1 V_\text{edge}(q_e, w_e) + s_2\epsilon_2
-        \quad\text{(disks)},\qquad e_0 - \Delta_e + f_e (1 - q) + s_2\epsilon_2\quad\text{(ell.)}\\
+    \operatorname{logit} p_\text{edge-on} &= e_0 + e_1 V_\text{outline}
+        \sigma\!\left(\tfrac{q_e - q}{w_e}\right) + s_2\epsilon_2
+        \ \text{(disks)},\qquad e_0 - \Delta_e + f_e (1 - q) + s_2\epsilon_2\ \text{(ell.)}\\
     \operatorname{logit} p_\text{bar} &= g_0 + g_1 V_\text{bar} + s_3\epsilon_3
-        \quad\text{(disks)},\qquad g_0 - \Delta_g + s_3\epsilon_3\quad\text{(ellipticals)}
+        \ \text{(disks)},\qquad g_0 - \Delta_g + s_3\epsilon_3\ \text{(ellipticals)}
 
-and :math:`p_\text{smooth} = (1 - p_\text{artifact})(1 - p_\text{featured})`. The offsets
-:math:`\Delta_e, \Delta_g \ge 0` keep ellipticals, which have no disk and no bar, below every disk.
-The constants (:class:`VolunteerModel`) are fitted per survey preset to the real vote-fraction
-distributions by :mod:`zoolib.calibration` and recorded in ``zoolib/universe_presets.json``.
+and :math:`p_\text{smooth} = (1 - p_\text{artifact})(1 - p_\text{featured})`; :math:`u` is the
+answer to a galaxy nobody can make out. :math:`\Delta_e, \Delta_g \ge 0` keep *round*
+ellipticals no more edge-on or barred than a disk that shows nothing; elongated ellipticals
+("cigar-shaped") can get edge-on votes through :math:`f_e`. The constants
+(:class:`VolunteerModel`) are fitted per survey preset to the real vote-fraction distributions
+by :mod:`zoolib.calibration` and recorded in ``zoolib/universe_presets.json``.
 
-The ambiguity is not drawn in the image, so no model of the image can predict it:
-:func:`recoverable_probabilities` gives the part of the truth an image of a given size can show,
-the expectation over :math:`\epsilon` (Gauss-Hermite quadrature, 160 nodes: within 1e-11 of
-scipy.integrate.quad for ambiguity scales up to 3)
-with resolution judged at that image's pixel scale (see :func:`effective_psf`).
+The ambiguity is not drawn in the image, so no model of the image can predict it.
+:func:`recoverable_probabilities` approximates the part of the truth an image of a given size
+can show: the expectation over :math:`\epsilon` (Gauss-Hermite quadrature, 160 nodes: within
+1e-11 of scipy.integrate.quad for ambiguity scales up to 3) with resolution judged at that
+image's pixel scale (see :func:`effective_psf`). Without the pixel term it is exact: the best
+prediction of ``true_p`` from all the latents. The pixel term is a rule of thumb, not the
+conditional expectation given the image: a model may use proxies (size, brightness) to do
+better than it.
 """
 
 from __future__ import annotations
@@ -114,10 +120,20 @@ def load_presets(path: Path | None = None) -> dict[str, Preset]:
             sky_noise=tuple(p["sky_noise"]),
             n_values=np.asarray(p["n_totals"]["values"], dtype=np.int64),
             n_probs=counts / counts.sum(),
-            volunteers=VolunteerModel(**p["volunteers"]),
+            volunteers=_volunteer_model(name, p["volunteers"], path),
             calibration=p.get("calibration", {}),
         )
     return out
+
+
+def _volunteer_model(name: str, values: dict, path: Path) -> VolunteerModel:
+    known = {f.name for f in fields(VolunteerModel)}
+    if set(values) != known:
+        raise ValueError(
+            f"{path}: preset {name!r} has unknown constants {sorted(set(values) - known)} and"
+            f" lacks {sorted(known - set(values))}; rerun python -m zoolib calibrate"
+        )
+    return VolunteerModel(**values)
 
 
 def preset(name: str | Preset = DEFAULT_PRESET) -> Preset:
@@ -272,7 +288,9 @@ def unrecoverable_rmse(
 
     ``pixels`` maps a label (e.g. "32 px") to a pixel width in the latents' units (the dataset's
     own pixels: 1.0; an image of half the size: 2.0; 0.0: no pixel blur, the ambiguity alone).
-    A model of the image cannot beat these RMSEs against true p except by luck.
+    The ambiguity-only row (0.0) is a true floor: no prediction from the latents, let alone the
+    image, has a smaller expected RMSE. The other rows use the pixel rule of thumb
+    (:func:`effective_psf`): approximate references, not bounds.
     """
     truth = true_probabilities(lat, volunteers).filter(like="true_p_")
     rows = {}
