@@ -62,6 +62,10 @@ def _add_calibrate(sub) -> None:
     p.add_argument("--fit-galaxies", type=int, default=20_000, help="galaxies in the fit")
     p.add_argument("--maxiter", type=int, default=1500, help="Nelder-Mead iterations per question")
     p.add_argument("--dry-run", action="store_true", help="print, do not record")
+    p.add_argument(
+        "--measure-only", action="store_true",
+        help="keep the recorded constants, measure and record the distances again",
+    )  # fmt: skip
 
 
 def _calibrate(args) -> None:
@@ -71,8 +75,9 @@ def _calibrate(args) -> None:
 
     for name in args.presets:
         record = calibration.calibrate(
-            name, fit_galaxies=args.fit_galaxies, maxiter=args.maxiter, write=not args.dry_run
-        )
+            name, fit_galaxies=args.fit_galaxies, maxiter=args.maxiter,
+            write=not args.dry_run, refit=not args.measure_only,
+        )  # fmt: skip
         table = pd.DataFrame(record["measured"]["questions"]).T
         print(f"== {name} against {record['reference']}")
         print(table.to_string(float_format=lambda v: f"{v:.4f}"))

@@ -456,12 +456,18 @@ def measure(
 
 
 def calibrate(
-    name: str, fit_galaxies: int = 20_000, maxiter: int = 1500, write: bool = True, path=None
+    name: str,
+    fit_galaxies: int = 20_000,
+    maxiter: int = 1500,
+    write: bool = True,
+    path=None,
+    refit: bool = True,
 ) -> dict:
     """Refit preset ``name``, measure it and (``write``) record both in the presets file.
 
     Questions its survey does not cover (decals: edge-on and bar) take the gz2 preset's
-    constants, so calibrate gz2 first.
+    constants, so calibrate gz2 first. ``refit=False`` keeps the recorded constants and fit
+    report and only measures the distances again.
     """
     survey(name)  # an unknown name fails here, naming the known ones
     presets = volunteers.load_presets(path)
@@ -470,7 +476,10 @@ def calibrate(
     if uncovered:
         donor = presets["gz2"].volunteers
         start = start.replace(**{c: getattr(donor, c) for q in uncovered for c in FITTED[q]})
-    model, report = fit(name, presets[name], start, fit_galaxies=fit_galaxies, maxiter=maxiter)
+    if refit:
+        model, report = fit(name, presets[name], start, fit_galaxies=fit_galaxies, maxiter=maxiter)
+    else:
+        model, report = presets[name].volunteers, presets[name].calibration["fit"]
     measured = measure(name, base=replace(presets[name], volunteers=model))
     record = {"reference": survey(name).citation, "fit": report, "measured": measured}
     if write:
