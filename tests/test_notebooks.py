@@ -40,3 +40,9 @@ def test_parameter_sets_name_only_declared_parameters(params):
         assert set(values) <= set(declared), f"{params}.yaml: {stem} has unknown parameters"
         for name in values:
             assert declared[name]["help"], f"{stem}.{name} has no comment"
+
+
+def test_the_main_job_is_the_notebooks_as_they_are():
+    """One source of defaults: ``make reports`` (params default) overrides no parameter cell."""
+    assert runner.load_params("default") == {}
+    assert not (paths.PARAMS_DIR / "default.yaml").exists()

@@ -70,3 +70,19 @@ def test_only_that_matches_nothing_is_an_error(project):
     with pytest.raises(runner.RunError, match="--only 5 matches no notebook"):
         runner.run("ci", only=["5"], notebooks_dir=project / "notebooks", reports_dir=project / "r")
     assert not (project / "r" / "index.html").exists()
+
+
+def test_default_runs_the_notebooks_own_parameter_cells(project):
+    runner.run("default", only=["01"], notebooks_dir=project / "notebooks",
+               reports_dir=project / "reports")  # fmt: skip
+    executed = nbformat.read(project / "reports" / "executed" / "01_first.ipynb", as_version=4)
+    outputs = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+    assert "x is 1" in outputs  # the cell's own value, nothing injected
+
+
+def test_a_second_copy_of_the_defaults_is_refused(project):
+    (project / "notebooks" / "params" / "default.yaml").write_text(
+        yaml.safe_dump({"01_first": {"x": 5}})
+    )
+    with pytest.raises(ValueError, match="default.yaml: the defaults are the notebooks' parameter"):
+        runner.run("ci", notebooks_dir=project / "notebooks", reports_dir=project / "reports")

@@ -1,8 +1,10 @@
 """Run the numbered notebooks headlessly with papermill and turn them into HTML reports.
 
-``python -m zoolib run --params default`` executes ``notebooks/NN_*.ipynb`` in order with the
-parameters of ``notebooks/params/default.yaml`` (one mapping per notebook stem), writing
-``reports/executed/*.ipynb``, ``reports/html/*.html`` and ``reports/index.html``.
+``python -m zoolib run --params default`` executes ``notebooks/NN_*.ipynb`` in order with their
+own parameter cells (the main job: exactly what a notebook run top to bottom in JupyterLab
+does), writing ``reports/executed/*.ipynb``, ``reports/html/*.html`` and ``reports/index.html``.
+Other sets override some parameters: ``notebooks/params/<name>.yaml`` (``ci``, ``full``) or any
+YAML file, one mapping per notebook stem.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import yaml
 from zoolib import paths
 
 NOTEBOOK_PATTERN = re.compile(r"^\d\d_.+\.ipynb$")
+DEFAULT_PARAMS = "default"  # the notebooks' own parameter cells: no file, nothing overridden
 
 
 class RunError(RuntimeError):
@@ -33,10 +36,23 @@ def numbered_notebooks(notebooks_dir: Path | None = None) -> list[Path]:
 
 
 def load_params(params: str, params_dir: Path | None = None) -> dict[str, dict]:
-    """Parameter sets by notebook stem, from a named set (ci, default, full) or a YAML file."""
+    """Parameter overrides by notebook stem: a named set (ci, full), a YAML file, or ``default``.
+
+    ``default`` overrides nothing: the notebooks' parameter cells are the main job's defaults,
+    the one place they are written. A ``default.yaml`` beside the other sets is refused, so that
+    a second, diverging copy cannot creep back.
+    """
+    folder = Path(params_dir or paths.PARAMS_DIR)
+    if (folder / f"{DEFAULT_PARAMS}.yaml").exists():
+        raise ValueError(
+            f"{folder / f'{DEFAULT_PARAMS}.yaml'}: the defaults are the notebooks' parameter"
+            " cells; change them there and delete this file"
+        )
+    if params == DEFAULT_PARAMS:
+        return {}
     path = Path(params)
     if not path.suffix:
-        path = Path(params_dir or paths.PARAMS_DIR) / f"{params}.yaml"
+        path = folder / f"{params}.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"parameter file not found: {path}")
     data = yaml.safe_load(path.read_text()) or {}
