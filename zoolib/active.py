@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from zoolib import acquisition
+from zoolib import acquisition, files
 from zoolib.schema import ID_COLUMN
 
 STRATEGIES = ("random", "bald", "entropy", "power_bald")
@@ -368,7 +368,7 @@ def simulate(
             record["scores"] = [] if score is None else [float(score[p]) for p in picks]
             record["expected_n"] = [float(v) for v in n_exp]
         model.save(run_dir / f"round_{r:03d}.keras")
-        evaluation.write_metrics(f"round_{r:03d}", record, run_dir)  # marks the round complete
+        files.write_json(run_dir / f"round_{r:03d}.json", record)  # marks the round complete
         labelled = labelled + record["acquired"]
         if stop_after is not None and r >= stop_after:
             break

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
-from zoolib import catalogs, paths, synthetic, volunteers
+from zoolib import catalogs, files, paths, synthetic, volunteers
 from zoolib.schema import QUESTIONS, question
 
 MIN_VOTES = 5  # fractions from fewer votes are mostly the binomial noise of small N
@@ -499,6 +499,4 @@ def _write(name: str, model: volunteers.VolunteerModel, calibration: dict, path=
     raw[name]["volunteers"] = asdict(model)
     raw[name]["n_totals"] = {"values": values.tolist(), "counts": counts.tolist()}
     raw[name]["calibration"] = calibration
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(raw, indent=1) + "\n")
-    tmp.replace(path)
+    files.write_text(path, json.dumps(raw, indent=1) + "\n")

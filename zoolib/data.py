@@ -15,10 +15,8 @@ half-written dataset behind.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from zoolib import paths, volunteers
+from zoolib import files, paths, volunteers
 from zoolib.schema import FILE_COLUMN, ID_COLUMN, QUESTIONS, SPLIT_COLUMN, question, validate_counts
 
 SPLITS = ("train", "val", "test")
@@ -106,14 +104,6 @@ def validate_catalog(catalog: pd.DataFrame, n_images: int) -> None:
             raise ValueError(f"question {name!r}: {err}") from None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_processed(
     name: str,
     images: np.ndarray,
@@ -150,7 +140,7 @@ def write_processed(
     root = Path(root or paths.PROCESSED_DIR)
     root.mkdir(parents=True, exist_ok=True)
     target = root / name
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.tmp-"))
+    tmp = files.make_temporary_dir(target)
     try:
         np.save(tmp / "images.npy", images)
         catalog.to_parquet(tmp / "catalog.parquet", index=False)
@@ -166,13 +156,13 @@ def write_processed(
             "channels": int(images.shape[3]),
             "n_galaxies": len(catalog),
             "split_counts": {s: int((catalog[SPLIT_COLUMN] == s).sum()) for s in SPLITS},
-            "sha256": {f: _sha256(tmp / f) for f in ("images.npy", "catalog.parquet")},
+            "sha256": {f: files.sha256(tmp / f) for f in ("images.npy", "catalog.parquet")},
             "skipped": list(skipped or []),
             **(extra or {}),
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))  # in tmp
         if target.exists():  # swap: old aside, new in (old put back on failure), old removed
-            old = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.old-"))
+            old = files.make_temporary_dir(target, "old")
             target.rename(old / name)
             try:
                 tmp.rename(target)
@@ -198,7 +188,7 @@ def load_processed(name: str, root: Path | None = None, verify: bool = False) ->
     manifest = json.loads((folder / "manifest.json").read_text())
     if verify:
         for fname, want in manifest["sha256"].items():
-            if _sha256(folder / fname) != want:
+            if files.sha256(folder / fname) != want:
                 raise ValueError(f"{folder / fname} does not match the hash in its manifest")
     images = np.load(folder / "images.npy", mmap_mode="r")
     catalog = pd.read_parquet(folder / "catalog.parquet")

@@ -10,15 +10,12 @@ RMSE against the true volunteer probability ``true_p_<question>`` is reported as
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from zoolib import metrics, paths
+from zoolib import files, metrics, paths
 from zoolib.schema import question
 
 TRUTH_COLUMNS = {"true_p_": "rmse_true", "recoverable_p_": "rmse_recoverable"}
@@ -115,24 +112,7 @@ def headroom(
 
 def write_metrics(name: str, payload: dict, metrics_dir: Path | None = None) -> Path:
     """Write ``payload`` as ``<metrics_dir>/<name>.json`` atomically; return the path."""
-    folder = Path(metrics_dir or paths.METRICS_DIR)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{name}.json"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=2, default=_jsonable)
-    os.replace(tmp, target)
-    return target
-
-
-def _jsonable(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+    return files.write_json(Path(metrics_dir or paths.METRICS_DIR) / f"{name}.json", payload)
 
 
 def table_to_dict(table: pd.DataFrame) -> dict:

@@ -42,7 +42,6 @@ import json
 import os
 import re
 import time
-import uuid
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -56,8 +55,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 import zoolib
-from zoolib import acquisition, catalogs, images, posteriors
-from zoolib.data import _sha256
+from zoolib import acquisition, catalogs, files, images, posteriors
 from zoolib.schema import FILE_COLUMN, ID_COLUMN, QUESTIONS, question
 
 METADATA_KEY = b"zoolib.predict"
@@ -237,13 +235,15 @@ def predict_catalog(
         raise FileNotFoundError(f"model file not found: {model_path}")
     targets = read_targets(catalog_path)
     root = Path(images_root) if images_root is not None else catalog_path.parent
-    files = [root / f for f in targets[FILE_COLUMN]]
+    image_files = [root / f for f in targets[FILE_COLUMN]]
     ids = targets[ID_COLUMN].to_numpy()
     blocks = shard_blocks(len(targets), block_size, i, n)
     row_range = [min(b * block_size, len(ids)) for b in (blocks.start, blocks.stop)]
     rows = np.arange(*row_range)
     missing = [
-        f"  row {r} ({ID_COLUMN} {ids[r]!r}): {files[r]}" for r in rows if not files[r].is_file()
+        f"  row {r} ({ID_COLUMN} {ids[r]!r}): {image_files[r]}"
+        for r in rows
+        if not image_files[r].is_file()
     ]
     if missing:
         more = [f"  ... and {len(missing) - MAX_LISTED} more"] if len(missing) > MAX_LISTED else []
@@ -269,7 +269,8 @@ def predict_catalog(
 
     start, parts = time.perf_counter(), []
     stream = _stream(
-        files, ids, blocks, block_size, load, workers or min(16, os.cpu_count() or 1), prefetch
+        image_files, ids, blocks, block_size, load, workers or min(16, os.cpu_count() or 1),
+        prefetch,
     )
     bar = tqdm(total=len(rows), desc=f"shard {i}/{n}", unit="galaxy", disable=not progress)
     with closing(stream), bar:
@@ -284,32 +285,18 @@ def predict_catalog(
     meta = dict(
         zoolib_version=zoolib.__version__, tensorflow_version=tf.__version__,
         keras_version=keras.__version__, model_file=str(model_path.resolve()),
-        model_sha256=_sha256(model_path), catalog_file=str(catalog_path.resolve()),
-        catalog_sha256=_sha256(catalog_path), catalog_rows=len(ids),
+        model_sha256=files.sha256(model_path), catalog_file=str(catalog_path.resolve()),
+        catalog_sha256=files.sha256(catalog_path), catalog_rows=len(ids),
         images_root=str(root.resolve()), image_size=size, channels=channels,
         crop_fraction=float(crop_fraction), questions=questions, n_samples=n_samples,
         seed=seed, block_size=block_size, expected_votes=expected_votes, shard=f"{i}/{n}",
         blocks=[blocks.start, blocks.stop], rows=row_range,
     )  # fmt: skip
-    _write_atomic(pa.table(columns, metadata={METADATA_KEY: json.dumps(meta).encode()}), out)
+    table = pa.table(columns, metadata={METADATA_KEY: json.dumps(meta).encode()})
+    files.write_atomic(out, lambda tmp: pq.write_table(table, tmp))
     seconds = time.perf_counter() - start
     rate = len(rows) / max(seconds, 1e-9)
     print(
         f"shard {i}/{n}: {len(rows)} galaxies in {seconds:.1f} s ({rate:.1f} galaxies/s) -> {out}"
     )
     return out
-
-
-def _write_atomic(table: pa.Table, out: Path) -> None:
-    """Write ``table`` to a temporary file beside ``out``, then rename it into place.
-
-    (Not ``tempfile.mkstemp``: its files are private, mode 0600, and ``os.replace`` keeps that.)
-    """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

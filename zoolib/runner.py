@@ -13,13 +13,12 @@ import html
 import json
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
-from zoolib import paths
+from zoolib import files, paths
 
 NOTEBOOK_PATTERN = re.compile(r"^\d\d_.+\.ipynb$")
 DEFAULT_PARAMS = "default"  # the notebooks' own parameter cells: no file, nothing overridden
@@ -61,14 +60,6 @@ def load_params(params: str, params_dir: Path | None = None) -> dict[str, dict]:
     return data
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def run_notebook(notebook: Path, parameters: dict, reports_dir: Path) -> Path:
     """Execute one notebook with papermill and convert it to HTML; return the HTML path."""
     import nbformat
@@ -98,7 +89,7 @@ def run_notebook(notebook: Path, parameters: dict, reports_dir: Path) -> Path:
         ) from err
     body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
     html_path = reports_dir / "html" / notebook.with_suffix(".html").name
-    _atomic_write(html_path, body)
+    files.write_text(html_path, body)
     return html_path
 
 
@@ -170,7 +161,7 @@ def write_index(reports_dir: Path, params: str, done: list[Path]) -> Path:
     body = "\n".join(sections) or "<p>no notebooks were run</p>"
     style = "body{font-family:sans-serif;max-width:60em;margin:auto}td{padding:2px 12px}"
     target = reports_dir / "index.html"
-    _atomic_write(
+    files.write_text(
         target,
         f"<!doctype html><meta charset=utf-8><title>zoo reports</title><style>{style}</style>"
         f"<h1>zoo reports <small>(parameters: {html.escape(params)})</small></h1>{body}\n",

@@ -1,0 +1,63 @@
+"""Atomic writes that respect the user's umask (zoolib.files and the writers that use it)."""
+
+import json
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from zoolib import data, evaluation, files, synthetic
+
+
+@pytest.fixture
+def umask():
+    def set_mask(mask):
+        os.umask(mask)
+
+    old = os.umask(0o022)
+    yield set_mask
+    os.umask(old)
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.mark.parametrize("mask,file_mode,dir_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)])
+def test_outputs_follow_the_umask(tmp_path, umask, mask, file_mode, dir_mode):
+    umask(mask)
+    written = [
+        files.write_json(tmp_path / "a.json", {"x": np.float64(1.5), "p": tmp_path}),
+        files.write_text(tmp_path / "b.txt", "hello"),
+        evaluation.write_metrics("m", {"n": np.int64(3)}, tmp_path / "metrics"),
+    ]
+    images, catalog = synthetic.simulate(20, size=16, seed=1)
+    folder = data.write_processed("tiny", images, catalog, "synthetic", root=tmp_path / "proc")
+    written += [folder / f for f in ("images.npy", "catalog.parquet", "manifest.json")]
+    for path in written:
+        assert mode(path) == file_mode, path
+    assert mode(folder) == dir_mode and mode(tmp_path / "metrics") == dir_mode
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1.5, "p": str(tmp_path)}
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    target = files.write_text(tmp_path / "report.html", "old")
+
+    def half_then_fail(tmp):
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        files.write_atomic(target, half_then_fail)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
+
+
+def test_sha256_matches_hashlib(tmp_path):
+    import hashlib
+
+    blob = os.urandom(5 * 2**20 + 17)  # more than one 4 MiB block
+    (tmp_path / "blob").write_bytes(blob)
+    assert files.sha256(tmp_path / "blob") == hashlib.sha256(blob).hexdigest()
