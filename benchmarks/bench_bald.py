@@ -43,7 +43,7 @@ def reference_mi(rho_row: np.ndarray, n: int) -> float:
 
 def exact_path_mi(rho: np.ndarray, n: int) -> np.ndarray:
     """mutual_information as it was before the recurrence: exact path, its 2**17 chunks."""
-    pred, expected = acquisition._entropies(rho, n, CHUNK_ELEMENTS, recurrence=False)
+    pred, expected = acquisition.entropies(rho, n, CHUNK_ELEMENTS, recurrence=False)
     mi = pred - expected
     mi[(mi < 0) & (mi >= -acquisition.MI_ROUNDING)] = 0.0
     return mi

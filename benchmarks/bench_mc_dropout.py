@@ -97,14 +97,14 @@ def main() -> None:
     stochastic = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
     def deterministic(batch):
-        return posteriors._to_rho(single(tf.constant(batch, tf.float32)))
+        return posteriors.to_rho(single(tf.constant(batch, tf.float32)))
 
     def fast(batch):
         return posteriors.sample_rho(model, batch, t, batch_size=bs)
 
     def naive(batch):
         x = tf.constant(batch, tf.float32)
-        return np.stack([posteriors._to_rho(stochastic(x)) for _ in range(t)], axis=-1)
+        return np.stack([posteriors.to_rho(stochastic(x)) for _ in range(t)], axis=-1)
 
     for fn in (deterministic, fast):  # warm-up: a full and a short batch, both shapes traced
         for start in (0, bs):

@@ -81,7 +81,7 @@ def test_book_keeping_and_resume_after_a_kill(tmp_path, universe, strategy, warm
     assert len(active.history(tmp_path / "killed")) == 1
     resumed = active.simulate(tmp_path / "killed", images, cat, **settings)
     pd.testing.assert_frame_equal(full, resumed)
-    rounds = [active._completed_rounds(tmp_path / d) for d in ("full", "killed")]
+    rounds = [active.completed_rounds(tmp_path / d) for d in ("full", "killed")]
     for a, b in zip(*rounds, strict=True):
         assert a["labelled"] == b["labelled"] and a["acquired"] == b["acquired"]
     test_ids = set(cat.loc[cat["split"] == "test", "id_str"])
@@ -171,7 +171,7 @@ def test_acquire_on_one_question_and_pool_scores_reproduce_the_run(tmp_path, uni
     settings = {**SETTINGS, "questions": questions, "n_rounds": 1, "strategy": "bald",
                 "acquire_on": ["bar"], "expected_n": {"bar": 7}}  # fmt: skip
     active.simulate(tmp_path, images, cat, **settings)
-    rec = active._completed_rounds(tmp_path)[0]
+    rec = active.completed_rounds(tmp_path)[0]
     labelled = cat[cat.id_str.isin(rec["labelled"])]
     mean_n = labelled["smooth-or-featured_total-votes"].mean()
     assert rec["expected_n"][2] == 7.0 and rec["expected_n"][0] == round(mean_n)  # labelled mean
@@ -201,8 +201,8 @@ def test_sharing_round_zero_gives_the_same_run(tmp_path, universe):
     shared = active.simulate(tmp_path / "shared", images, cat, strategy="bald",
                              initial_from=tmp_path / "random", **settings)  # fmt: skip
     pd.testing.assert_frame_equal(alone, shared)
-    assert [r["acquired"] for r in active._completed_rounds(tmp_path / "alone")] == [
-        r["acquired"] for r in active._completed_rounds(tmp_path / "shared")
+    assert [r["acquired"] for r in active.completed_rounds(tmp_path / "alone")] == [
+        r["acquired"] for r in active.completed_rounds(tmp_path / "shared")
     ]
     with pytest.raises(ValueError, match="initial_epochs"):
         other = {**settings, "initial_epochs": 1}
@@ -233,7 +233,7 @@ def test_tree_expected_n_is_what_the_run_ranked_by(tmp_path, universe):
     settings = {**SETTINGS, "questions": questions, "n_rounds": 1, "strategy": "bald",
                 "acquire_on": ["bar"], "expected_n_tree": True}  # fmt: skip
     active.simulate(tmp_path, images, cat, **settings)
-    rec = active._completed_rounds(tmp_path)[0]
+    rec = active.completed_rounds(tmp_path)[0]
     scored = active.pool_scores(tmp_path, 0, images, cat)
     # recompute independently: same samples (same seed), per-galaxy N from the tree, MI by scipy
     from scipy import stats

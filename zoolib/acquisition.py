@@ -168,7 +168,7 @@ def _entropies_recurrence(rho: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarr
 
 
 def entropies(
-    rho_samples, n, chunk_elements: int = MI_CHUNK_ELEMENTS
+    rho_samples, n, chunk_elements: int = MI_CHUNK_ELEMENTS, recurrence: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """Predictive and expected entropy together (one pass over the binomial tables).
 
@@ -179,17 +179,12 @@ def entropies(
         n: whole vote counts: a scalar, (galaxies,) per galaxy (shared by its questions), or
             rho_samples.shape[:-1]; other shapes raise ValueError.
         chunk_elements: rows are processed in chunks of about this many table entries.
+        recurrence: False uses the exact log-table path for every n (slower; for checks and
+            benchmarks of the fast path).
 
     Returns:
         (predictive_entropy, expected_entropy), each of shape rho_samples.shape[:-1], in nats.
     """
-    return _entropies(rho_samples, n, chunk_elements)
-
-
-def _entropies(
-    rho_samples, n, chunk_elements: int = MI_CHUNK_ELEMENTS, recurrence: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`entropies`; ``recurrence=False`` uses the exact log-table path for every n."""
     rho, n_rows, lead = _rows(rho_samples, n)
     pred = np.empty(len(rho))
     expected = np.empty(len(rho))

@@ -21,6 +21,8 @@ labelling, so scores use an expected N per question.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -101,16 +103,12 @@ def expected_votes(labelled: pd.DataFrame, total_columns: list[str]) -> np.ndarr
 def settings_id(**settings) -> str:
     """Eight hex digits identifying a set of (JSON-serialisable) settings, for run folder names:
     the same settings resume the same runs, changed settings start new ones."""
-    import hashlib
-    import json
-
     text = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
-def _completed_rounds(run_dir) -> list[dict]:
-    import json
-
+def completed_rounds(run_dir) -> list[dict]:
+    """The round records of a run written so far (``round_NNN.json``), in round order."""
     return [json.loads(p.read_text()) for p in sorted(run_dir.glob("round_[0-9][0-9][0-9].json"))]
 
 
@@ -176,8 +174,6 @@ def _expected_n(expected_n, labelled_mean: np.ndarray, questions: list[str]) -> 
 
 def _fingerprint(catalog: pd.DataFrame) -> str:
     """sha256 of the catalogue's ids and splits in order: which galaxies, and which are test."""
-    import hashlib
-
     from zoolib.schema import SPLIT_COLUMN
 
     text = "\n".join(catalog[ID_COLUMN].astype(str) + "\t" + catalog[SPLIT_COLUMN].astype(str))
@@ -206,7 +202,7 @@ def _initial_model(other: Path, config: dict):
     """Round 0's model from another run folder, after checking it was trained identically."""
     from zoolib import models
 
-    done = _completed_rounds(other)
+    done = completed_rounds(other)
     if not done:
         raise ValueError(f"initial_from={other} has no completed round 0")
     theirs = done[0].get("config") or {}
@@ -313,7 +309,7 @@ def simulate(
         else [float(v) for v in np.atleast_1d(expected_n)],
         "catalog": _fingerprint(catalog),
     }  # fmt: skip
-    done = _completed_rounds(run_dir)
+    done = completed_rounds(run_dir)
     if done:
         _check_same_run(run_dir, done[-1].get("config"), config)
         last = done[-1]
@@ -379,7 +375,7 @@ def history(run_dir) -> pd.DataFrame:
     """One row per completed round: n_labelled and test metrics ``<question> <metric>``, plus
     ``all nll`` (summed over questions) and ``all rmse`` (averaged over questions)."""
     rows = []
-    for rec in _completed_rounds(Path(run_dir)):
+    for rec in completed_rounds(Path(run_dir)):
         row = {"round": rec["round"], "strategy": rec["strategy"], "seed": rec["seed"],
                "n_labelled": rec["n_labelled"]}  # fmt: skip
         for name, values in rec["metrics"].items():
@@ -429,7 +425,7 @@ def label_saving(n_labelled, metric, random_n_labelled, random_metric) -> float:
 def acquisitions(run_dir) -> pd.DataFrame:
     """One row per acquired galaxy: ``id_str``, ``round``, ``strategy``, ``seed``, ``score``."""
     rows = []
-    for rec in _completed_rounds(Path(run_dir)):
+    for rec in completed_rounds(Path(run_dir)):
         scores_ = rec["scores"] or [np.nan] * len(rec["acquired"])
         for i, s in zip(rec["acquired"], scores_, strict=True):
             rows.append({ID_COLUMN: i, "round": rec["round"], "strategy": rec["strategy"],
@@ -449,8 +445,6 @@ def pool_scores(run_dir, round_: int, images: np.ndarray, catalog: pd.DataFrame)
         ``entropy <question>`` for each question the model learned, and ``score``, the value the
         run ranked by (MI or predictive entropy summed over ``acquire_on``; NaN for random).
     """
-    import json
-
     from zoolib import models, posteriors
     from zoolib.schema import SPLIT_COLUMN
 

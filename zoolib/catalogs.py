@@ -89,11 +89,11 @@ def read_catalog(
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     path = Path(path)
-    raw = _read_table(path)
+    raw = read_table(path)
     if format == "auto":
         format = detect_format(raw.columns, path)
     frame = pd.DataFrame(index=raw.index)
-    frame[ID_COLUMN] = _ids(raw, path)
+    frame[ID_COLUMN] = read_ids(raw, path)
     file_col = next((c for c in FILE_SOURCES if c in raw), None)
     if file_col is not None:
         frame[FILE_COLUMN] = raw[file_col].astype(object).where(raw[file_col].notna(), None)
@@ -129,7 +129,7 @@ def detect_format(columns, path: str | Path = "the catalogue") -> str:
     )
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def read_table(path: Path) -> pd.DataFrame:
     """Read a CSV (optionally compressed) or Parquet file, ids as text, with errors naming it."""
     if not path.is_file():
         raise FileNotFoundError(f"catalogue file not found: {path}")
@@ -147,7 +147,7 @@ def _read_table(path: Path) -> pd.DataFrame:
     return raw.reset_index(drop=True)
 
 
-def _ids(raw: pd.DataFrame, path: Path) -> pd.Series:
+def read_ids(raw: pd.DataFrame, path: Path) -> pd.Series:
     """The id column as str (None where missing); floats are refused as they corrupt long ids."""
     col = next((c for c in ID_SOURCES if c in raw), None)
     if col is None:

@@ -331,7 +331,7 @@ def _sampler(model):
     return fn
 
 
-def _to_rho(logits) -> np.ndarray:
+def to_rho(logits) -> np.ndarray:
     """sigmoid(logits) in float64, clipped to [RHO_CLIP, 1 - RHO_CLIP]."""
     rho = special.expit(np.asarray(logits, dtype=np.float64))
     return np.clip(rho, RHO_CLIP, 1 - RHO_CLIP, out=rho)
@@ -389,7 +389,7 @@ def sample_rho(
         logits = fn(tf.constant(batch), tf.constant(n_samples, tf.int32)).numpy()
         if out is None:
             out = np.empty((len(images),) + logits.shape[1:], dtype=np.float64)
-        out[start : start + len(batch)] = _to_rho(logits)
+        out[start : start + len(batch)] = to_rho(logits)
     if out is None:
         out = np.empty((0, model.output.shape[-1], n_samples))
     return out
@@ -431,7 +431,7 @@ def deterministic_rho(model, images, batch_size: int = 256) -> np.ndarray:
         raise ValueError(f"cannot remove the dropout layers of this model: {err}") from None
     if mc_dropout_layers(plain):
         raise ValueError("cannot remove the dropout layers of this model: MCDropout is nested")
-    parts = [_to_rho(plain(batch, training=False)) for _, batch in _batches(images, batch_size)]
+    parts = [to_rho(plain(batch, training=False)) for _, batch in _batches(images, batch_size)]
     if not parts:  # no images: one empty pass gives the (0, Q) shape
-        parts = [_to_rho(plain(np.asarray(images, dtype=np.float32), training=False))]
+        parts = [to_rho(plain(np.asarray(images, dtype=np.float32), training=False))]
     return np.concatenate(parts)

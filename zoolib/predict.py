@@ -99,8 +99,8 @@ def read_targets(path: str | Path) -> pd.DataFrame:
     or duplicate ids, rows that name no image.
     """
     path = Path(path)
-    raw = catalogs._read_table(path)  # CSV / Parquet, ids as text, errors naming the file
-    ids = catalogs._ids(raw, path)
+    raw = catalogs.read_table(path)  # CSV / Parquet, ids as text, errors naming the file
+    ids = catalogs.read_ids(raw, path)
     file_col = next((c for c in catalogs.FILE_SOURCES if c in raw), None)
     if file_col is None:
         raise ValueError(f"{path} has no image column; expected one of {catalogs.FILE_SOURCES}")
