@@ -31,7 +31,7 @@ from scipy import stats
 
 from zoolib import acquisition
 from zoolib.acquisition import mutual_information
-from zoolib.posteriors import CHUNK_ELEMENTS
+from zoolib.binomial import CHUNK_ELEMENTS
 
 
 def reference_mi(rho_row: np.ndarray, n: int) -> float:

@@ -5,7 +5,9 @@ MNRAS 491, 1554. One module per concept:
 
 * :mod:`zoolib.losses` - binomial likelihood of (k, n) votes, as a Keras loss
 * :mod:`zoolib.models` - the paper's CNN with a deterministic trunk and an MC-dropout head
-* :mod:`zoolib.posteriors` - MC-dropout samples, mixture posteriors over votes, coverage
+* :mod:`zoolib.binomial` - binomial maths of votes (numpy): mixtures, intervals, coverage
+* :mod:`zoolib.posteriors` - MC-dropout samples of rho from a Keras model
+* :mod:`zoolib.files` - atomic writes, JSON and hashes, with the user's umask
 * :mod:`zoolib.acquisition` - entropies and BALD, top-k selection
 * :mod:`zoolib.metrics` - per-question RMSE and NLL
 * :mod:`zoolib.synthetic` - the simulated universe: galaxies, images, decision-tree votes

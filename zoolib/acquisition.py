@@ -33,7 +33,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import special
 
-from zoolib.posteriors import _chunks, _log_choose, _logpmf, _rows
+from zoolib.binomial import broadcast_rows, log_choose, logpmf_table, row_chunks
 
 MI_ROUNDING = 1e-12  # nats: negative BALD scores this small are rounding, set to zero
 # rows * T * (n + 1) per chunk (4 MiB tables): large enough that the recurrence's n + 1 vector
@@ -58,13 +58,13 @@ def _entropies_one_n(rho: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """
     m, t = rho.shape
     if ((rho == 0) | (rho == 1)).any():  # exact 0 or 1: logit is infinite, use the general path
-        logp = _logpmf(rho, np.float64(n), n).reshape(m * t, n + 1)
+        logp = logpmf_table(rho, np.float64(n), n).reshape(m * t, n + 1)
         np.maximum(logp, -1e300, out=logp)  # p = 0 where log p = -inf, and 0 * log p = 0
     else:
         k = np.arange(n + 1, dtype=np.float64)
         log1m = np.log1p(-rho)
         design = np.stack([np.log(rho) - log1m, n * log1m, np.ones_like(rho)], axis=-1)
-        weights = np.stack([k, np.ones_like(k), _log_choose(n, k)])  # (3, n + 1)
+        weights = np.stack([k, np.ones_like(k), log_choose(n, k)])  # (3, n + 1)
         logp = design.reshape(m * t, 3) @ weights
     p = np.exp(logp)
     expected = -np.einsum("ik,ik->i", p, logp).reshape(m, t).mean(axis=1)
@@ -185,10 +185,10 @@ def entropies(
     Returns:
         (predictive_entropy, expected_entropy), each of shape rho_samples.shape[:-1], in nats.
     """
-    rho, n_rows, lead = _rows(rho_samples, n)
+    rho, n_rows, lead = broadcast_rows(rho_samples, n)
     pred = np.empty(len(rho))
     expected = np.empty(len(rho))
-    for idx, n_chunk in _chunks(n_rows, rho.shape[1], chunk_elements):
+    for idx, n_chunk in row_chunks(n_rows, rho.shape[1], chunk_elements):
         if recurrence and 1 <= n_chunk <= RECURRENCE_MAX_N:
             pred[idx], expected[idx] = _entropies_recurrence(rho[idx], n_chunk)
         else:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from zoolib import files, metrics, paths
+from zoolib import binomial, files, metrics, paths
 from zoolib.schema import question
 
 TRUTH_COLUMNS = {"true_p_": "rmse_true", "recoverable_p_": "rmse_recoverable"}
@@ -177,11 +177,9 @@ def posterior_report(
         ({question: {coverage_mc, coverage_single, nll_mc, nll_single, rmse_mc, rmse_single}},
         a flat summary for the report index).
     """
-    from zoolib import posteriors
-
     single = np.asarray(rho_single)[..., None]
-    cov_mc = posteriors.coverage(rho_samples, k, n, levels)
-    cov_single = posteriors.coverage(single, k, n, levels)
+    cov_mc = binomial.coverage(rho_samples, k, n, levels)
+    cov_single = binomial.coverage(single, k, n, levels)
     nll_mc = metrics.mean_posterior_nll(rho_samples, k, n)
     nll_single = metrics.mean_posterior_nll(single, k, n)
     rmse_mc = metrics.rmse(np.mean(rho_samples, axis=-1), k, n)

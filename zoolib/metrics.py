@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special, stats
 
-from zoolib.posteriors import as_counts, as_probabilities
+from zoolib.binomial import as_counts, as_probabilities
 
 
 def _checked(rho, k, n, rho_ndim_extra: int = 0):

@@ -170,7 +170,7 @@ def draw_posterior(ax, rho_samples, n: int, k: int | None = None, show_samples: 
     over the vote count; orange dashed: a single stochastic forward pass (sample 0); black line:
     the observed k.
     """
-    from zoolib.posteriors import vote_pmf
+    from zoolib.binomial import vote_pmf
 
     rho_samples = np.asarray(rho_samples, dtype=np.float64)
     ks = np.arange(n + 1)

@@ -1,0 +1,293 @@
+r"""Binomial maths of vote counts, numpy only: likelihood tables, mixtures, intervals, coverage.
+
+Each of T stochastic forward passes gives :math:`\rho_t`; the vote count of a galaxy asked of
+:math:`n` volunteers then has the predictive distribution
+
+.. math:: p(k \mid n) = \frac{1}{T}\sum_{t=1}^{T} \mathrm{Binomial}(k \mid n, \rho_t),
+          \qquad k = 0, \dots, n,
+
+a mixture of binomials that is wider than any single one when the sampled networks disagree.
+Array conventions: ``rho_samples`` has the sample axis last, (galaxies, T) or
+(galaxies, Q, T); vote counts ``n`` are left-aligned with it: a scalar, (galaxies,) per galaxy
+(shared by its questions) or rho_samples.shape[:-1]; vote-count axes have length ``n_max + 1``.
+Drawing the samples from a Keras model is :mod:`zoolib.posteriors`; scoring them for active
+learning is :mod:`zoolib.acquisition`, which builds on the tables here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import special
+
+CHUNK_ELEMENTS = 2**17  # rows * T * (n + 1) per chunk: 1 MiB arrays stay in cache
+_RTOL = 1e-12  # a tail mass within this relative distance of its target counts as reaching it
+
+
+def as_counts(n, name: str = "n") -> np.ndarray:
+    """Validate whole, non-negative, finite vote counts; return them as float64."""
+    arr = np.asarray(n, dtype=np.float64)
+    bad = ~np.isfinite(arr) | (arr < 0) | (arr != np.round(arr))
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0]) if arr.ndim else ()
+        value = arr[where] if arr.ndim else arr
+        raise ValueError(
+            f"{name} must hold whole, non-negative vote counts; got {value!r}"
+            + (f" at index {where[0] if len(where) == 1 else where}" if arr.ndim else "")
+            + " (pass an expected number of votes rounded to an integer)"
+        )
+    return arr
+
+
+def as_probabilities(rho, name: str = "rho_samples") -> np.ndarray:
+    """Validate probabilities in [0, 1]; return them as float64."""
+    arr = np.asarray(rho, dtype=np.float64)
+    bad = ~((arr >= 0) & (arr <= 1))  # also catches NaN
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name} must lie in [0, 1]; got {arr[where]!r} at index {where}")
+    return arr
+
+
+def _stirling_error(m: np.ndarray) -> np.ndarray:
+    r""":math:`\log m! - [(m + \tfrac12)\log m - m + \tfrac12\log 2\pi]` for whole m >= 1.
+
+    Directly for m <= 15, else by its asymptotic series (truncation error < 1e-16).
+    """
+    small = m <= 15
+    ms, ml = np.where(small, m, 1.0), np.where(small, 16.0, m)
+    direct = special.gammaln(ms + 1) - (ms + 0.5) * np.log(ms) + ms - 0.5 * np.log(2 * np.pi)
+    i2 = 1.0 / ml**2
+    series = (1 / 12 - (1 / 360 - (1 / 1260 - (1 / 1680 - i2 / 1188) * i2) * i2) * i2) / ml
+    return np.where(small, direct, series)
+
+
+def log_choose(n, k) -> np.ndarray:
+    r""":math:`\log\binom nk` for whole 0 <= k <= n (arrays broadcast; 0 where k < 0 or k > n).
+
+    With :math:`j = \min(k, n - k) > 0` and Stirling's formula with its error term :math:`s`,
+
+    .. math:: \log\binom nk = -j\log\tfrac jn - (n-j)\log(1-\tfrac jn)
+              + \tfrac12\log\frac{n}{2\pi j(n-j)} + s(n) - s(j) - s(n-j),
+
+    whose large terms are all positive, so no digits cancel: the error is about 2e-16 times
+    the value (measured 5e-15 at n = 40, 2e-13 at n = 5000, 1.2e-10 at n = 1e6), against up to
+    10 times more for ``gammaln(n+1) - gammaln(k+1) - gammaln(n-k+1)`` (or ``betaln``).
+    """
+    n, k = np.asarray(n, dtype=np.float64), np.asarray(k, dtype=np.float64)
+    j = np.minimum(k, n - k)
+    inner = j > 0
+    j, n = np.where(inner, j, 1.0), np.where(inner, n, 2.0)
+    x = j / n
+    out = (
+        -j * np.log(x)
+        - (n - j) * np.log1p(-x)
+        + 0.5 * np.log(n / (2 * np.pi * j * (n - j)))
+        + _stirling_error(n)
+        - _stirling_error(j)
+        - _stirling_error(n - j)
+    )
+    return np.where(inner, out, 0.0)
+
+
+def vote_logpmf(rho, n, k_max: int | None = None) -> np.ndarray:
+    r"""Binomial log-pmf :math:`\log\mathrm{Binomial}(k \mid n, \rho)` for k = 0..k_max.
+
+    Args:
+        rho: probabilities; ``rho`` and ``n`` broadcast together to a shape S.
+        n: whole vote counts.
+        k_max: length of the count axis minus one; default ``max(n)``.
+
+    Returns:
+        float64 array of shape S + (k_max + 1,); ``-inf`` where k > n.
+    """
+    rho, n = np.broadcast_arrays(as_probabilities(rho, "rho"), as_counts(n))
+    if k_max is None:
+        k_max = int(n.max()) if n.size else 0
+    return logpmf_table(rho, n, k_max)
+
+
+def logpmf_table(rho: np.ndarray, n, k_max: int) -> np.ndarray:
+    r"""Unvalidated core of :func:`vote_logpmf`: rho float64 of shape S, n of shape S or scalar.
+
+    :math:`\log\binom nk + k\,\mathrm{logit}\,\rho + n\log(1-\rho)`, shape S + (k_max + 1,).
+    """
+    k = np.arange(k_max + 1, dtype=np.float64)
+    n_b = np.asarray(n, dtype=np.float64)[..., None]
+    valid = k <= n_b
+    r = rho[..., None]
+    if np.any((rho == 0) | (rho == 1)):  # 0 * log 0 = 0 needs xlogy
+        out = special.xlogy(k, r) + special.xlog1py(np.where(valid, n_b - k, 0.0), -r)
+    else:  # k log rho + (n - k) log(1 - rho) = k logit(rho) + n log(1 - rho)
+        log1m = np.log1p(-rho)
+        out = (np.log(rho) - log1m)[..., None] * k + (n * log1m)[..., None]
+    out += log_choose(n_b, k)
+    if not valid.all():
+        out = np.where(valid, out, -np.inf)
+    return out
+
+
+def vote_pmf(rho, n) -> np.ndarray:
+    r"""Binomial pmf over vote counts: shape S + (max(n) + 1,), zero where k > n.
+
+    ``rho`` and the whole counts ``n`` broadcast together to the shape S.
+    """
+    return np.exp(vote_logpmf(rho, n))
+
+
+def broadcast_rows(rho_samples, n) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """Flatten (G, [Q,] T) samples to (rows, T) and n to (rows,).
+
+    ``n`` is left-aligned: a scalar, one count per galaxy (G,), or one per galaxy and
+    question (G, Q) = rho_samples.shape[:-1].
+    """
+    rho = as_probabilities(rho_samples)
+    if rho.ndim < 2:
+        raise ValueError(f"rho_samples must be (galaxies, [Q,] T); got shape {rho.shape}")
+    lead = rho.shape[:-1]
+    n = as_counts(n)
+    if n.shape == lead[:1]:  # per galaxy, shared by its questions
+        n = n.reshape(lead[:1] + (1,) * (len(lead) - 1))
+    elif n.shape not in ((), lead):
+        raise ValueError(
+            f"n must be a scalar, per galaxy {lead[:1]} or shaped like rho_samples.shape[:-1] "
+            f"{lead}; got shape {n.shape}"
+        )
+    return rho.reshape(-1, rho.shape[-1]), np.broadcast_to(n, lead).reshape(-1), lead
+
+
+def row_chunks(n_rows: np.ndarray, per_row: int, chunk_elements: int):
+    """Yield (row indices, n) chunks of rows that share one vote count n.
+
+    Each chunk holds at most about ``chunk_elements`` = rows * per_row * (n + 1) numbers.
+    """
+    order = np.argsort(n_rows, kind="stable")
+    sorted_n = n_rows[order]
+    bounds = np.flatnonzero(np.diff(sorted_n)) + 1
+    for group in np.split(order, bounds):
+        if not len(group):
+            continue
+        n = int(n_rows[group[0]])
+        step = max(1, chunk_elements // max(1, per_row * (n + 1)))
+        for start in range(0, len(group), step):
+            yield group[start : start + step], n
+
+
+def mixture_pmf(rho_samples, n, chunk_elements: int = CHUNK_ELEMENTS) -> np.ndarray:
+    r"""Posterior predictive over vote counts, :math:`\frac1T\sum_t\mathrm{Binomial}(k|n,\rho_t)`.
+
+    Args:
+        rho_samples: (galaxies, T) or (galaxies, Q, T).
+        n: whole vote counts: a scalar, (galaxies,) per galaxy, or rho_samples.shape[:-1].
+
+    Returns:
+        (galaxies, [Q,] max(n) + 1), each row summing to 1 (zeros where k > n).
+    """
+    rho, n_rows, lead = broadcast_rows(rho_samples, n)
+    k_max_all = int(n_rows.max()) if n_rows.size else 0
+    out = np.zeros((len(rho), k_max_all + 1))
+    for idx, n_chunk in row_chunks(n_rows, rho.shape[1], chunk_elements):
+        p = np.exp(logpmf_table(rho[idx], np.float64(n_chunk), n_chunk))
+        out[idx, : n_chunk + 1] = p.mean(axis=1)
+    return out.reshape(lead + (k_max_all + 1,))
+
+
+def _intervals(pmf: np.ndarray, levels: Sequence[float]):
+    r"""Yield (lower, upper) central-interval indices of pmf (..., K) for each level.
+
+    As ``scipy.stats.binom.interval``: lower is the smallest k with
+    :math:`P(K \le k) \ge (1-\mathrm{level})/2`, upper the smallest k with
+    :math:`P(K \le k) \ge q = (1+\mathrm{level})/2`, found as :math:`P(K > k) \le 1 - q`
+    from a cumulative sum taken from the top, so both tails are summed from their small end
+    and keep their relative precision even for level -> 1 and large n. A mass within a relative
+    ``_RTOL`` of its target counts as reaching it, so rounding does not move an exact tie.
+    """
+    cdf = np.cumsum(pmf, axis=-1)  # P(K <= k)
+    above = np.zeros_like(pmf)  # P(K > k)
+    above[..., :-1] = np.cumsum(pmf[..., :0:-1], axis=-1)[..., ::-1]
+    for level in levels:
+        if not 0 < level < 1:
+            raise ValueError(f"level must be in (0, 1), got {level!r}")
+        low_mass, high_mass = (1 - level) / 2, 1 - (1 + level) / 2
+        lower = np.argmax(cdf >= low_mass * (1 - _RTOL), axis=-1)  # cdf[..., -1] ~ 1 > 1/2
+        upper = np.argmax(above <= high_mass * (1 + _RTOL), axis=-1)  # above[..., -1] == 0
+        yield lower, upper
+
+
+def credible_interval(rho_samples, n, level: float) -> tuple[np.ndarray, np.ndarray]:
+    r"""Central credible interval [lower, upper] of the mixture posterior over k.
+
+    ``lower`` is the smallest k with :math:`P(K \le k) \ge (1-\mathrm{level})/2` and ``upper``
+    the smallest k with :math:`P(K \le k) \ge (1+\mathrm{level})/2` (the definition of
+    ``scipy.stats.binom.interval``), so the interval holds at least ``level`` of the mass.
+    ``n`` is a scalar, (galaxies,) or rho_samples.shape[:-1], as in :func:`mixture_pmf`.
+
+    Returns:
+        Two int arrays of shape rho_samples.shape[:-1].
+    """
+    return next(_intervals(mixture_pmf(rho_samples, n), [level]))
+
+
+def _observed(rho_samples, k, n) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate samples (G, [Q,] T) and observed votes k <= n of shape (G, [Q])."""
+    rho = as_probabilities(rho_samples)
+    n_arr, k_arr = as_counts(n), as_counts(k, "k")
+    if rho.ndim < 2 or k_arr.shape != rho.shape[:-1] or n_arr.shape != rho.shape[:-1]:
+        raise ValueError(f"k {k_arr.shape} and n {n_arr.shape} must have shape {rho.shape[:-1]}")
+    if np.any(k_arr > n_arr):
+        i = tuple(int(j) for j in np.argwhere(k_arr > n_arr)[0])
+        raise ValueError(f"k exceeds n at index {i}")
+    return rho, k_arr, n_arr
+
+
+def coverage(rho_samples, k, n, levels: Sequence[float]) -> np.ndarray:
+    """Fraction of galaxies whose observed k lies inside each nominal central interval.
+
+    Args:
+        rho_samples: (galaxies, T) or (galaxies, Q, T).
+        k, n: observed yes votes and totals, shape rho_samples.shape[:-1]; entries with n = 0
+            (question not asked) are left out.
+        levels: nominal levels in (0, 1).
+
+    Returns:
+        (len(levels),) for 2-d samples, (len(levels), Q) for 3-d samples; NaN for a question
+        no galaxy was asked. Because votes are discrete the intervals hold at least their
+        nominal mass, so a calibrated model covers at least ``level``.
+    """
+    rho, k_arr, n_arr = _observed(rho_samples, k, n)
+    asked = n_arr > 0
+    out = []
+    for lower, upper in _intervals(mixture_pmf(rho, n_arr), levels):
+        inside = (lower <= k_arr) & (k_arr <= upper) & asked
+        with np.errstate(invalid="ignore"):  # 0 / 0 = NaN where nobody was asked
+            out.append(inside.sum(axis=0) / asked.sum(axis=0))
+    return np.asarray(out, dtype=np.float64)
+
+
+def randomized_pit(rho_samples, k, n, seed: int | None) -> np.ndarray:
+    r"""Randomised probability integral transform of observed votes under the mixture posterior.
+
+    With F the mixture CDF over k (:func:`mixture_pmf`) and :math:`U \sim \mathrm{Uniform}(0,1)`
+    from ``np.random.default_rng(seed)``,
+
+    .. math:: \mathrm{PIT} = F(k-1) + U\,[F(k) - F(k-1)],
+
+    which is exactly Uniform(0, 1) when k is drawn from the posterior itself, so a histogram of
+    PIT values checks calibration without the discreteness of :func:`coverage`.
+
+    Args:
+        rho_samples: (galaxies, T) or (galaxies, Q, T).
+        k, n: observed yes votes and totals, shape rho_samples.shape[:-1].
+        seed: seed of the uniform draws (one per entry of k).
+
+    Returns:
+        float64 array of shape rho_samples.shape[:-1]; NaN where n == 0.
+    """
+    rho, k_arr, n_arr = _observed(rho_samples, k, n)
+    pmf = mixture_pmf(rho, n_arr)
+    idx = k_arr.astype(np.intp)[..., None]
+    below = np.take_along_axis(np.cumsum(pmf, axis=-1), idx, axis=-1)[..., 0]
+    at = np.take_along_axis(pmf, idx, axis=-1)[..., 0]
+    u = np.random.default_rng(seed).random(k_arr.shape)
+    return np.where(n_arr > 0, below - at + u * at, np.nan)
