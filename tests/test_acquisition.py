@@ -25,7 +25,6 @@ def test_entropies_match_brute_force_loop(rng):
     np.testing.assert_allclose(expected, ref[:, 1], atol=1e-10)
     np.testing.assert_allclose(mi, np.maximum(ref[:, 2], 0), atol=1e-10)
     np.testing.assert_allclose(acq.predictive_entropy(rho, n), pred)
-    np.testing.assert_allclose(acq.expected_entropy(rho, n), expected)
 
 
 def test_exact_zero_and_one_probabilities(rng):
@@ -141,13 +140,6 @@ def test_select_top_takes_highest_with_deterministic_ties():
         acq.select_top(scores, 7)
     with pytest.raises(ValueError, match="position 2"):
         acq.select_top(np.array([0.1, 0.2, np.nan]), 1)
-
-
-def test_random_scores_are_seeded():
-    a, b, c = (acq.random_scores(100, s) for s in (1, 1, 2))
-    np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, c)
-    assert a.min() >= 0 and a.max() < 1
 
 
 # The multiplicative recurrence (1 <= n <= RECURRENCE_MAX_N) against scipy.stats, with edge rows

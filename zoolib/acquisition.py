@@ -201,11 +201,6 @@ def predictive_entropy(rho_samples, n, chunk_elements: int = MI_CHUNK_ELEMENTS) 
     return entropies(rho_samples, n, chunk_elements)[0]
 
 
-def expected_entropy(rho_samples, n, chunk_elements: int = MI_CHUNK_ELEMENTS) -> np.ndarray:
-    r"""Mean per-sample binomial entropy, :math:`\frac1T\sum_t H[\mathrm{Bin}(n,\rho_t)]`."""
-    return entropies(rho_samples, n, chunk_elements)[1]
-
-
 def mutual_information(rho_samples, n, chunk_elements: int = MI_CHUNK_ELEMENTS) -> np.ndarray:
     r"""BALD score: predictive entropy minus expected entropy, in nats.
 
@@ -254,11 +249,6 @@ def sum_over_questions(scores) -> np.ndarray:
     if scores.ndim != 2:
         raise ValueError(f"scores must be (galaxies,) or (galaxies, Q); got shape {scores.shape}")
     return scores.sum(axis=1)
-
-
-def random_scores(n_galaxies: int, seed: int) -> np.ndarray:
-    """Uniform(0, 1) scores for the random-acquisition baseline, reproducible for a seed."""
-    return np.random.default_rng(seed).random(n_galaxies)
 
 
 def select_top(scores, batch_size: int) -> np.ndarray:
