@@ -254,16 +254,6 @@ class FractionCDF:
         return float(np.sum(gap**2 * self.ref_mass)), float(np.abs(gap).max())
 
 
-def _tree_n(probs: pd.DataFrame, n_first: np.ndarray, upto: str, seed: int) -> np.ndarray:
-    """Realised N of question ``upto`` through the decision tree (fixed random numbers)."""
-    rng = np.random.default_rng(seed)
-    first = rng.multinomial(n_first, probs[["p_smooth", "p_featured", "p_artifact"]].to_numpy())
-    if upto == "disk-edge-on":
-        return first[:, 1]
-    edge_yes = rng.binomial(first[:, 1], probs["true_p_disk-edge-on"].to_numpy())
-    return first[:, 1] - edge_yes
-
-
 def fit(
     name: str,
     base: volunteers.Preset | None = None,
@@ -324,7 +314,9 @@ def _targets(reference, qname, latents, model, n_first, seed, min_votes) -> dict
     if qname == "smooth-or-featured":
         n = n_first
     else:  # N through the tree, from the answers above as fitted (fixed random numbers)
-        n = _tree_n(volunteers.true_probabilities(latents, model), n_first, qname, seed + 1)
+        probs = volunteers.true_probabilities(latents, model)
+        votes = synthetic.draw_votes(probs, np.random.default_rng(seed + 1), n_first)
+        n = votes[question(qname).total_column].to_numpy()
     column = f"true_p_{qname}"
     fractions = vote_fractions(reference, qname, min_votes)
     targets = {qname: (column, FractionCDF(n, fractions, min_votes))}

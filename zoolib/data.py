@@ -160,7 +160,7 @@ def write_processed(
             "skipped": list(skipped or []),
             **(extra or {}),
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))  # in tmp
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
         if target.exists():  # swap: old aside, new in (old put back on failure), old removed
             old = files.make_temporary_dir(target, "old")
             target.rename(old / name)

@@ -112,16 +112,12 @@ def sample_latents(
     return frame
 
 
-def draw_votes(
-    probs: pd.DataFrame, rng: np.random.Generator, totals: tuple[np.ndarray, np.ndarray]
-) -> pd.DataFrame:
+def draw_votes(probs: pd.DataFrame, rng: np.random.Generator, total: np.ndarray) -> pd.DataFrame:
     """Volunteer votes through the decision tree, in canonical catalogue columns.
 
-    ``totals`` is (values, probabilities) of N for the first question (a preset's ``totals``).
+    ``total`` is each galaxy's N for the first question; the later questions' N follow from the
+    answers above them.
     """
-    values, weights = totals
-    n = len(probs)
-    total = rng.choice(values, size=n, p=weights)
     pvals = probs[["p_smooth", "p_featured", "p_artifact"]].to_numpy()
     first = rng.multinomial(total, pvals)
     featured = first[:, 1]
@@ -266,6 +262,11 @@ def simulate_catalog(
     totals: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """The catalogue of :func:`simulate` without rendering images (identical rows)."""
+    return _simulate(n_galaxies, size, seed, preset, totals)[1]
+
+
+def _simulate(n_galaxies, size, seed, preset, totals) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(latents, catalogue): the latents alone are what :func:`render` needs."""
     if n_galaxies < 1:
         raise ValueError(f"n_galaxies must be >= 1, got {n_galaxies!r}")
     survey = volunteers.preset(preset)
@@ -273,9 +274,10 @@ def simulate_catalog(
     latents = sample_latents(n_galaxies, rng, size, survey)
     probs = volunteers.true_probabilities(latents, survey.volunteers)
     recoverable = volunteers.recoverable_probabilities(latents, survey.volunteers)
-    votes = draw_votes(probs, rng, survey.totals if totals is None else totals)
+    values, weights = survey.totals if totals is None else totals
+    votes = draw_votes(probs, rng, rng.choice(values, size=n_galaxies, p=weights))
     ids = pd.Series([f"synth-{seed}-{i:07d}" for i in range(n_galaxies)], name=ID_COLUMN)
-    return pd.concat([ids, latents, probs, recoverable, votes], axis=1)
+    return latents, pd.concat([ids, latents, probs, recoverable, votes], axis=1)
 
 
 def simulate(
@@ -305,7 +307,6 @@ def simulate(
         ``recoverable_p_<question>`` (what this image can show, see
         :func:`zoolib.volunteers.recoverable_probabilities`), and canonical vote columns.
     """
-    catalog = simulate_catalog(n_galaxies, size, seed, preset, totals)
-    latents = catalog.drop(columns=ID_COLUMN)
+    latents, catalog = _simulate(n_galaxies, size, seed, preset, totals)
     images = render(latents, size, channels, seed=seed, workers=workers)
     return images, catalog

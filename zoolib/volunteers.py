@@ -200,7 +200,7 @@ def visibility(lat: pd.DataFrame, psf: np.ndarray | None = None) -> pd.DataFrame
 
 
 def _logits(lat: pd.DataFrame, vis: pd.DataFrame, m: VolunteerModel) -> dict[str, np.ndarray]:
-    """Logits without the ambiguity term, and the ambiguity scales, per answer."""
+    """Logits of each answer without the ambiguity term."""
     featured = (lat["morphology"] == "featured").to_numpy()
     q = lat["axis_ratio"].to_numpy()
     edge = vis["outline"] * special.expit((m.edge_q - q) / m.edge_width)  # V_edge
@@ -217,7 +217,12 @@ def _logits(lat: pd.DataFrame, vis: pd.DataFrame, m: VolunteerModel) -> dict[str
     }
 
 
-def _assemble(p_feat, p_art, p_edge, p_bar, index) -> pd.DataFrame:
+def _assemble(logit: dict, m: VolunteerModel, link, index) -> pd.DataFrame:
+    """Answer probabilities from the logits; ``link(logit, ambiguity scale, question)``."""
+    p_feat = link(logit["featured"], m.amb_smooth, "smooth-or-featured")
+    p_art = special.expit(logit["artifact"])  # no ambiguity term
+    p_edge = link(logit["edge"], m.amb_edge, "disk-edge-on")
+    p_bar = link(logit["bar"], m.amb_bar, "bar")
     p_smooth = (1 - p_art) * (1 - p_feat)
     return pd.DataFrame(
         {
@@ -241,15 +246,11 @@ def true_probabilities(lat: pd.DataFrame, volunteers: VolunteerModel) -> pd.Data
     latents only through ratios of sizes, so not on the image size.
     """
     logit = _logits(lat, visibility(lat), volunteers)
-    amb = {q: lat[c].to_numpy() for q, c in AMBIGUITY_COLUMNS.items()}
-    m = volunteers
-    return _assemble(
-        special.expit(logit["featured"] + m.amb_smooth * amb["smooth-or-featured"]),
-        special.expit(logit["artifact"]),
-        special.expit(logit["edge"] + m.amb_edge * amb["disk-edge-on"]),
-        special.expit(logit["bar"] + m.amb_bar * amb["bar"]),
-        lat.index,
-    )
+
+    def with_ambiguity(mu, scale, question):  # this galaxy's own draw of the ambiguity
+        return special.expit(mu + scale * lat[AMBIGUITY_COLUMNS[question]].to_numpy())
+
+    return _assemble(logit, volunteers, with_ambiguity, lat.index)
 
 
 def expected_expit(mu: np.ndarray, scale: float) -> np.ndarray:
@@ -269,14 +270,7 @@ def recoverable_probabilities(
     """
     vis = visibility(lat, effective_psf(lat["psf_sigma_px"].to_numpy(), pixel_px))
     logit = _logits(lat, vis, volunteers)
-    m = volunteers
-    probs = _assemble(
-        expected_expit(logit["featured"], m.amb_smooth),
-        special.expit(logit["artifact"]),
-        expected_expit(logit["edge"], m.amb_edge),
-        expected_expit(logit["bar"], m.amb_bar),
-        lat.index,
-    )
+    probs = _assemble(logit, volunteers, lambda mu, scale, _: expected_expit(mu, scale), lat.index)
     cols = [c for c in probs.columns if c.startswith("true_p_")]
     return probs[cols].rename(columns=lambda c: c.replace("true_p_", "recoverable_p_"))
 
