@@ -1,6 +1,7 @@
 # zoo: two commands do all set-up on a fresh machine with python3 (3.10+) and make.
 #   make reports   the main job: run the notebooks with default parameters into reports/
 #   make test      the test suite (what CI runs)
+#   make test-fast the tests not marked slow: a quick loop while developing
 # Both create .venv on first use and install zoolib editable with the pinned versions in
 # constraints.txt; later runs reuse it (reinstalling only when pyproject.toml or
 # constraints.txt change).
@@ -11,7 +12,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PARAMS ?= default
 
-.PHONY: test reports lab kernel lint lock benchmarks clean-reports
+.PHONY: test test-fast reports lab kernel lint lock benchmarks clean-reports
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +21,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 reports: $(STAMP)
 	$(BIN)/python -m zoolib run --params $(PARAMS)

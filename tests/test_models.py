@@ -48,6 +48,7 @@ def toy_problem(n_galaxies, size=32, seed=0):
     return images, np.stack([k, n], -1)[:, None, :].astype("float32"), true_p
 
 
+@pytest.mark.slow
 def test_model_learns_a_toy_problem_and_loss_falls():
     images, y, true_p = toy_problem(768)
     k, n = y[:, 0, 0], y[:, 0, 1]

@@ -8,6 +8,8 @@ import pytest
 
 from zoolib import paths, runner
 
+pytestmark = pytest.mark.slow  # runs all four notebooks (about 90 s); make test-fast skips it
+
 
 @pytest.fixture(scope="module")
 def ci_run(tmp_path_factory):
