@@ -17,11 +17,11 @@ prints, measured side by side in one run:
    all-reduce of its own each step.
 2. **Two workers on this machine.** The same training as two MultiWorkerMirroredStrategy
    workers on localhost (one thread each, each reading its half of every batch through
-   ``data.dataset_fn``) against one process with two threads: images/s of the cluster over
+   ``pipeline.dataset_fn``) against one process with two threads: images/s of the cluster over
    images/s of the single process. On one machine this measures the cost of the gRPC
    all-reduce and of splitting the work, not a speed-up: both use the same 2 cores.
 
-No target is set by the issue; the figures are for the README. The defaults take about
+No target is set by the issue; the figures are for docs/performance.md. The defaults take about
 four minutes on 2 idle cores.
 """
 
@@ -76,11 +76,11 @@ def worker(args) -> None:
     threads = 1 if args.ports else 2
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     strategy = tf.distribute.MultiWorkerMirroredStrategy() if args.ports else None
-    from zoolib import data
+    from zoolib import pipeline
 
     images, votes = simulate(args)
     args.questions = votes.shape[1]
-    fn = data.dataset_fn(images, votes, args.batch_size, seed=0)
+    fn = pipeline.dataset_fn(images, votes, args.batch_size, seed=0)
     if strategy is None:
         rate, _ = train(args, fn, "custom")
     else:
@@ -139,7 +139,7 @@ def main() -> None:
     if args.epochs < 2:
         parser.error("--epochs must be >= 2 (the first epoch is not timed)")
 
-    from zoolib import data
+    from zoolib import pipeline
 
     images, votes = simulate(args)
     args.questions = votes.shape[1]
@@ -151,7 +151,7 @@ def main() -> None:
     for r in range(args.rounds):  # fit and custom alternate, to cancel drifts in outside load
         rates = {}
         for loop in ("fit", "custom")[:: 1 if r % 2 == 0 else -1]:
-            ds = data.make_tf_dataset(images, votes, args.batch_size, seed=0)
+            ds = pipeline.make_tf_dataset(images, votes, args.batch_size, seed=0)
             rates[loop] = train(args, ds, loop)
         ratios.append(rates["custom"][0] / rates["fit"][0])
         cpu_ratios.append(rates["custom"][1] / rates["fit"][1])

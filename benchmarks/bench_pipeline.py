@@ -3,7 +3,7 @@
 Usage: python benchmarks/bench_pipeline.py [--sizes 32 64] [--images 2000] [--batch-size 64]
        [--repeats 3] [--check]
 
-Target (issue 6): images/s in ``model.fit`` with the pipeline of ``zoolib.data.make_tf_dataset``
+Target (issue 6): images/s in ``model.fit`` with the pipeline of ``zoolib.pipeline.make_tf_dataset``
 (memory-mapped uint8 images read one batch at a time, shuffled, augmented) is at least 95% of
 images/s when the same batches are already in memory, i.e. the pipeline keeps the model fed.
 
@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from _timing import EpochTimer  # noqa: E402  (benchmarks/, this script's folder)
 
-from zoolib import data, synthetic  # noqa: E402
+from zoolib import data, pipeline, synthetic  # noqa: E402
 from zoolib.losses import BinomialLoss  # noqa: E402
 from zoolib.models import build_bayesian_cnn  # noqa: E402
 
@@ -61,8 +61,8 @@ def bench_size(size: int, args, folder: Path) -> float:
     images = np.load(folder / f"images{size}.npy", mmap_mode="r")
     questions = data.questions_in(catalog)
     votes = data.votes_array(catalog, questions)
-    pipeline = data.make_tf_dataset(images, votes, args.batch_size, seed=0)
-    memory = in_memory(pipeline, args.batch_size)
+    streamed = pipeline.make_tf_dataset(images, votes, args.batch_size, seed=0)
+    memory = in_memory(streamed, args.batch_size)
     steps = -(-args.images // args.batch_size)
 
     model = build_bayesian_cnn(size, 1, len(questions), seed=0)
@@ -70,7 +70,7 @@ def bench_size(size: int, args, folder: Path) -> float:
     for _ in memory:  # fill the cache (the pipeline already ran one epoch to materialise)
         pass
     model.fit(memory.take(2), epochs=1, verbose=0, shuffle=False)  # traces the train step
-    datasets = {"pipeline": pipeline, "memory": memory}
+    datasets = {"pipeline": streamed, "memory": memory}
     timers = {name: EpochTimer() for name in datasets}
     for r in range(args.repeats):  # every other round in reverse order, to cancel drifts
         for name in list(datasets)[:: 1 if r % 2 == 0 else -1]:

@@ -72,6 +72,7 @@ SETTINGS = dict(
 )  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy, warm", [("bald", False), ("random", True)])
 def test_book_keeping_and_resume_after_a_kill(tmp_path, universe, strategy, warm):
     images, cat = universe
@@ -193,6 +194,7 @@ def test_acquire_on_one_question_and_pool_scores_reproduce_the_run(tmp_path, uni
         active.simulate(tmp_path / "y", images, cat, **{**settings, "expected_n": {"bar": 2.5}})
 
 
+@pytest.mark.slow
 def test_sharing_round_zero_gives_the_same_run(tmp_path, universe):
     images, cat = universe
     settings = {**SETTINGS, "n_rounds": 1, "warm_start": True, "initial_epochs": 2, "seed": 3}
@@ -241,7 +243,7 @@ def test_tree_expected_n_is_what_the_run_ranked_by(tmp_path, universe):
     from zoolib import models, posteriors
 
     pos = cat.index[cat.id_str.isin(scored.id_str)].to_numpy()
-    model = models.load_model(tmp_path / "round_000.keras")
+    model = models.load_model(active.round_file(tmp_path, 0, ".keras"))
     rho = posteriors.sample_rho(model, images[pos], rec["config"]["n_samples"], seed=rec["seed"])
     n_flat = rec["expected_n"]
     for g in range(0, len(pos), 7):

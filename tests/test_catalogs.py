@@ -151,8 +151,8 @@ BAD_ROWS = [
     ([5, 50, 0, 40], "smooth-or-featured_featured-or-disk > smooth-or-featured_total-votes"),
     ([20, 20, 5, 40], "sum to more than its total"),
     ([-1, 30, 0, 29], "smooth-or-featured_smooth is negative"),
-    ([None, 30, 0, 30], "smooth-or-featured_smooth is missing or not a number"),
-    (["many", 30, 0, 30], "smooth-or-featured_smooth is missing or not a number"),
+    ([None, 30, 0, 30], "smooth-or-featured_smooth is missing or not finite"),
+    (["many", 30, 0, 30], "smooth-or-featured_smooth is missing or not finite"),
     ([12.5, 27.5, 0, 40], "smooth-or-featured_smooth is not a whole number"),
 ]
 

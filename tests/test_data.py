@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from zoolib import data, synthetic
+from zoolib import data, pipeline, synthetic
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,9 @@ def test_missing_dataset_says_how_to_make_it(tmp_path):
 def test_tf_dataset_batches_in_order_without_shuffle(small):
     images, cat = small
     votes = data.votes_array(cat, ["smooth-or-featured", "bar"])
-    plain = data.make_tf_dataset(images, votes, batch_size=16, shuffle=False, augment_images=False)
+    plain = pipeline.make_tf_dataset(
+        images, votes, batch_size=16, shuffle=False, augment_images=False
+    )
     batches = list(plain)
     assert len(batches) == 8 and batches[-1][0].shape[0] == 120 - 7 * 16
     x, y = batches[0]
@@ -107,7 +109,7 @@ def test_tf_dataset_reads_a_memmap(tmp_path, small):
     np.save(tmp_path / "x.npy", images)
     mm = np.load(tmp_path / "x.npy", mmap_mode="r")
     votes = data.votes_array(cat, ["bar"])
-    x, _ = next(iter(data.make_tf_dataset(mm, votes, batch_size=8, augment_images=False)))
+    x, _ = next(iter(pipeline.make_tf_dataset(mm, votes, batch_size=8, augment_images=False)))
     assert x.shape == (8, 32, 32, 1)
 
 
@@ -116,15 +118,15 @@ def test_tf_dataset_is_seeded_whatever_the_global_seed(small):
 
     images, cat = small
     votes = data.votes_array(cat, ["smooth-or-featured"])
-    first = next(iter(data.make_tf_dataset(images, votes, batch_size=16, seed=3)))
+    first = next(iter(pipeline.make_tf_dataset(images, votes, batch_size=16, seed=3)))
     tf.random.set_seed(99)
-    again = next(iter(data.make_tf_dataset(images, votes, batch_size=16, seed=3)))
-    other = next(iter(data.make_tf_dataset(images, votes, batch_size=16, seed=4)))
+    again = next(iter(pipeline.make_tf_dataset(images, votes, batch_size=16, seed=3)))
+    other = next(iter(pipeline.make_tf_dataset(images, votes, batch_size=16, seed=4)))
     np.testing.assert_array_equal(first[0].numpy(), again[0].numpy())
     np.testing.assert_array_equal(first[1].numpy(), again[1].numpy())
     assert not np.array_equal(first[0].numpy(), other[0].numpy())
     # a second pass (epoch) is shuffled and augmented differently
-    ds = data.make_tf_dataset(images, votes, batch_size=120, seed=3)
+    ds = pipeline.make_tf_dataset(images, votes, batch_size=120, seed=3)
     e1, e2 = (next(iter(ds))[0].numpy() for _ in range(2))
     assert not np.array_equal(e1, e2)
 
@@ -135,16 +137,16 @@ def test_sharded_pipelines_split_every_global_batch_between_workers_and_replicas
     images, cat = small
     votes = data.votes_array(cat, ["smooth-or-featured", "bar"])
     kw = dict(batch_size=32, seed=5, augment_images=False)  # 120 = 3 x 32 + 24
-    whole = [(x.numpy(), y.numpy()) for x, y in data.make_tf_dataset(images, votes, **kw)]
+    whole = [(x.numpy(), y.numpy()) for x, y in pipeline.make_tf_dataset(images, votes, **kw)]
     # 2 workers x 2 local replicas: each global batch is cut into 4 consecutive parts, worker i
     # yielding parts 2i and 2i + 1; dataset_fn builds the same pipeline from an InputContext
     workers = []
     for i in range(2):
-        ds = data.make_tf_dataset(images, votes, shard=(i, 2), replicas=2, **kw)
+        ds = pipeline.make_tf_dataset(images, votes, shard=(i, 2), replicas=2, **kw)
         ctx = tf.distribute.InputContext(
             num_input_pipelines=2, input_pipeline_id=i, num_replicas_in_sync=4
         )
-        via_fn = data.dataset_fn(images, votes, 32, seed=5, augment_images=False)(ctx)
+        via_fn = pipeline.dataset_fn(images, votes, 32, seed=5, augment_images=False)(ctx)
         parts = [(x.numpy(), y.numpy()) for x, y in ds]
         assert int(ds.cardinality()) == len(parts) == 2 * len(whole)
         for (x, y), (fx, fy) in zip(parts, via_fn, strict=True):
@@ -158,8 +160,10 @@ def test_sharded_pipelines_split_every_global_batch_between_workers_and_replicas
         assert [len(p[1]) for p in parts] == [len(a) for a in np.array_split(np.arange(len(y)), 4)]
     # a last global batch smaller than the number of parts leaves some parts empty; together
     # the workers still yield every galaxy of the epoch once
-    one_left = [data.make_tf_dataset(images, votes[:, :1], 119, shard=(i, 2), augment_images=False)
-                for i in range(2)]  # fmt: skip
+    one_left = [
+        pipeline.make_tf_dataset(images, votes[:, :1], 119, shard=(i, 2), augment_images=False)
+        for i in range(2)
+    ]
     sizes = [[int(y.shape[0]) for _, y in ds] for ds in one_left]
     assert sizes == [[60, 1], [59, 0]]
 
@@ -170,7 +174,7 @@ def test_sharded_parts_are_augmented_with_their_own_seeds():
     images = np.repeat(synthetic.simulate(1, size=32, seed=4)[0], 64, axis=0)
     votes = np.ones((64, 1, 2), np.float32)
     x0, x1 = (
-        next(iter(data.make_tf_dataset(images, votes, 64, shard=(i, 2), seed=1)))[0].numpy()
+        next(iter(pipeline.make_tf_dataset(images, votes, 64, shard=(i, 2), seed=1)))[0].numpy()
         for i in range(2)
     )
     assert x0.shape == x1.shape == (32, 32, 32, 1)
@@ -184,14 +188,14 @@ def test_sharded_parts_are_augmented_with_their_own_seeds():
 def test_bad_sharding_is_refused(small, kwargs, message):
     images, cat = small
     with pytest.raises(ValueError, match=message):
-        data.make_tf_dataset(images, data.votes_array(cat, ["bar"]), 16, **kwargs)
+        pipeline.make_tf_dataset(images, data.votes_array(cat, ["bar"]), 16, **kwargs)
 
 
 def test_dataset_fn_refuses_replicas_that_workers_cannot_share_evenly(small):
     import tensorflow as tf
 
     images, cat = small
-    fn = data.dataset_fn(images, data.votes_array(cat, ["bar"]), 16)
+    fn = pipeline.dataset_fn(images, data.votes_array(cat, ["bar"]), 16)
     ctx = tf.distribute.InputContext(num_input_pipelines=2, num_replicas_in_sync=3)
     with pytest.raises(ValueError, match="3 replicas cannot be shared evenly by 2"):
         fn(ctx)
@@ -200,7 +204,7 @@ def test_dataset_fn_refuses_replicas_that_workers_cannot_share_evenly(small):
 def test_augmentation_keeps_each_galaxy_and_its_votes_together(small):
     images, cat = small
     votes = data.votes_array(cat, ["smooth-or-featured", "bar"])
-    ds = data.make_tf_dataset(images, votes, batch_size=120, shuffle=False, seed=1)
+    ds = pipeline.make_tf_dataset(images, votes, batch_size=120, shuffle=False, seed=1)
     x, y = next(iter(ds))
     np.testing.assert_array_equal(y.numpy(), votes)  # votes follow their images
     x = x.numpy()
@@ -220,7 +224,7 @@ def test_augment_draws_all_orientations_and_zooms():
     img = np.zeros((32, 32, 1), np.float32)
     img[6:9, 20:23] = 200.0  # an off-centre spot: its position reveals the orientation
     batch = tf.constant(np.repeat(img[None], 256, axis=0))
-    out = data.augment(batch, tf.constant([1, 2], tf.int64)).numpy()
+    out = pipeline.augment(batch, tf.constant([1, 2], tf.int64)).numpy()
     spots = {
         (int(r) // 16, int(c) // 16)
         for r, c in (np.unravel_index(o[..., 0].argmax(), (32, 32)) for o in out)
@@ -229,7 +233,7 @@ def test_augment_draws_all_orientations_and_zooms():
     # the zoom changes the spot's apparent size from image to image
     bright = (out[..., 0] > 60).sum(axis=(1, 2))
     assert bright.max() > bright.min()
-    same = data.augment(batch, tf.constant([1, 2], tf.int64)).numpy()
+    same = pipeline.augment(batch, tf.constant([1, 2], tf.int64)).numpy()
     np.testing.assert_array_equal(out, same)  # stateless: same seed, same result
 
 

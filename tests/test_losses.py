@@ -65,8 +65,8 @@ def test_zero_votes_give_zero_loss_and_zero_gradient():
         ([1, 2, 2], [3, -2, 3], "n (total votes) is negative at index 1"),
         ([1, 2, 5], [3, 3, 3], "exceeds n (total votes) at index 2"),
         ([np.nan, 1, 1], [3, 3, 3], "not finite at index 0"),
-        ([1, 1, 1], [3, np.inf, 3], "n (total votes) is not finite at index 1"),
-        ([1, 2.5, 1], [3, 4, 3], "not whole numbers at index 1"),
+        ([1, 1, 1], [3, np.inf, 3], "n (total votes) is missing or not finite at index 1"),
+        ([1, 2.5, 1], [3, 4, 3], "k (yes votes) is not a whole number at index 1"),
     ],
 )
 def test_bad_counts_raise_naming_the_index(k, n, message):

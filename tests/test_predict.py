@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from zoolib import acquisition, images, posteriors, predict
+from zoolib import acquisition, cards, images, posteriors, predict
 from zoolib.__main__ import main
 from zoolib.models import build_bayesian_cnn, load_model
 
@@ -203,7 +203,8 @@ def test_question_names(tmp_path):
         predict.model_questions(model, 2, ["bar"])
     with pytest.raises(ValueError, match="unknown question 'spiral'"):
         predict.model_questions(model, 1, ["spiral"])
-    (tmp_path / "m.card.json").write_text('{"questions": ["smooth-or-featured", "bar"]}')
+    cards.ModelCard(["smooth-or-featured", "bar"], image_size=32, channels=1).write(model)
+    assert (tmp_path / "m.card.json").is_file()
     assert predict.model_questions(model, 2, None) == ["smooth-or-featured", "bar"]
     assert predict.model_questions(model, 1, ["bar"]) == ["bar"]
 

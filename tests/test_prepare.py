@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from zoolib import data, paths, runner
+from zoolib import data, paths, prepare, runner
 
 DECALS = paths.RAW_DIR / "gz_decals_dr5" / "catalog.csv"
 
@@ -26,7 +26,7 @@ def mini_catalog(tmp_path):
 
 
 def _prepare(folder, **kw):
-    return data.prepare_catalog("mini", folder / "cat.csv", root=folder / "out", **kw)
+    return prepare.prepare_catalog("mini", folder / "cat.csv", root=folder / "out", **kw)
 
 
 def test_real_catalogue_becomes_a_dataset(mini_catalog):
@@ -117,7 +117,7 @@ def test_unknown_format_and_imageless_catalogue(mini_catalog):
         _prepare(mini_catalog, catalog_format="hubble")
     gz2 = paths.RAW_DIR / "gz2_stripe82" / "table5_counts.csv.gz"
     with pytest.raises(ValueError, match="names no image files"):
-        data.prepare_catalog("gz2", gz2, root=mini_catalog / "out")
+        prepare.prepare_catalog("gz2", gz2, root=mini_catalog / "out")
 
 
 @pytest.fixture
@@ -129,6 +129,7 @@ def project(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_notebook_01_runs_on_a_real_catalogue(project, tmp_path):
     params = {
         "01_data_prep": {

@@ -10,14 +10,14 @@ import keras
 import numpy as np
 import pytest
 
-from zoolib import data, models, synthetic, training
+from zoolib import data, models, pipeline, synthetic, training
 
 
 def test_train_stops_early_keeps_best_weights_and_writes_logs(tmp_path):
     images, cat = synthetic.simulate(300, size=32, seed=1)
     votes = data.votes_array(cat, ["smooth-or-featured"])
-    train_ds = data.make_tf_dataset(images[:200], votes[:200], 32, seed=0)
-    val_ds = data.make_tf_dataset(
+    train_ds = pipeline.make_tf_dataset(images[:200], votes[:200], 32, seed=0)
+    val_ds = pipeline.make_tf_dataset(
         images[200:], votes[200:], 100, shuffle=False, augment_images=False
     )
     history, path, model = training.train(
@@ -41,7 +41,7 @@ def test_tensorboard_logs_or_a_clear_error_before_training(tmp_path):
     import importlib.util
 
     images, cat = synthetic.simulate(64, size=16, seed=2)
-    ds = data.make_tf_dataset(images, data.votes_array(cat, ["bar"]), 32, seed=0)
+    ds = pipeline.make_tf_dataset(images, data.votes_array(cat, ["bar"]), 32, seed=0)
     run = dict(epochs=1, log_dir=tmp_path / "logs", model_path=tmp_path / "m.keras")
     build = lambda: models.build_bayesian_cnn(16, 1, 1, seed=0)  # noqa: E731
     if importlib.util.find_spec("tensorboard") is None:  # (not in this project's environment)
@@ -57,7 +57,7 @@ def test_train_respects_the_distribution_strategy_scope():
     import tensorflow as tf
 
     images, cat = synthetic.simulate(64, size=32, seed=2)
-    ds = data.make_tf_dataset(images, data.votes_array(cat, ["bar"]), 32, seed=0)
+    ds = pipeline.make_tf_dataset(images, data.votes_array(cat, ["bar"]), 32, seed=0)
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     with strategy.scope():
         _, _, model = training.train(
@@ -81,8 +81,8 @@ def test_custom_loop_trains_exactly_like_fit(tmp_path):
     votes = data.votes_array(cat, ["smooth-or-featured", "bar"])
     runs = {}
     for loop in ("fit", "custom"):
-        train_ds = data.make_tf_dataset(images[:200], votes[:200], 48, seed=0)  # 4 x 48 + 8
-        val_ds = data.make_tf_dataset(images[200:], votes[200:], 64, False, False)
+        train_ds = pipeline.make_tf_dataset(images[:200], votes[:200], 48, seed=0)  # 4 x 48 + 8
+        val_ds = pipeline.make_tf_dataset(images[200:], votes[200:], 64, False, False)
         history, path, model = training.train(
             lambda: models.build_bayesian_cnn(16, 1, 2, seed=0), train_ds, val_ds, epochs=3,
             learning_rate=3e-3, patience=1, model_path=tmp_path / loop / "m.keras",
@@ -123,7 +123,7 @@ def test_custom_loop_adds_regularisation_losses_as_fit_does():
     runs = {}
     for loop, l2 in (("fit", 1.0), ("custom", 1.0), ("fit", 0.0)):
         # a new pipeline for each run: each pass over one is the next epoch's order
-        train_ds, val_ds = (data.make_tf_dataset(images, votes, 32, augment_images=False)
+        train_ds, val_ds = (pipeline.make_tf_dataset(images, votes, 32, augment_images=False)
                             for _ in range(2))  # fmt: skip
         history, _, model = training.train(
             lambda l2=l2: build(l2), train_ds, val_ds, 3, learning_rate=0.01, seed=0, loop=loop
@@ -166,16 +166,16 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-from zoolib import data, models, training
+from zoolib import data, models, pipeline, training
 
 images, votes = toy(256)
 
 
 def run(strategy, loop="auto"):
     if loop == "custom":  # each replica reads and augments only its half of each batch
-        ds = data.dataset_fn(images, votes, global_batch_size=32, seed=0)
+        ds = pipeline.dataset_fn(images, votes, global_batch_size=32, seed=0)
     else:
-        ds = data.make_tf_dataset(images, votes, batch_size=32, seed=0)  # global batch size
+        ds = pipeline.make_tf_dataset(images, votes, batch_size=32, seed=0)  # global batch size
     with strategy.scope():
         history, _, model = training.train(
             lambda: models.build_bayesian_cnn(16, 1, 1, seed=0), ds, None, epochs=8,
@@ -206,13 +206,14 @@ print(json.dumps(dict(
 def _quiet_env():
     # oneDNN off: with it, a MultiWorkerMirroredStrategy worker fails on some CPUs ("input depth
     # must be evenly divisible by filter depth: 1 vs 32", AMD EPYC, TensorFlow 2.21; measured
-    # 2026-11-30, also on the commit before; passes with it off). The README says so.
+    # 2026-11-30, also on the commit before; passes with it off). docs/performance.md says so.
     return {
         **os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "",
         "TF_ENABLE_ONEDNN_OPTS": "0",
     }  # fmt: skip
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_cpus_reaches_the_single_device_loss():
     proc = subprocess.run(
         [sys.executable, "-c", _MIRRORED_SCRIPT], capture_output=True, text=True,
@@ -265,11 +266,11 @@ import tensorflow as tf
 tf.config.threading.set_intra_op_parallelism_threads(1)
 # the strategy first: collectives must be set up before TensorFlow runs anything
 strategy = tf.distribute.MultiWorkerMirroredStrategy() if ports else tf.distribute.get_strategy()
-from zoolib import data, models, training
+from zoolib import data, models, pipeline, training
 
 images, votes = toy(257 + 64)
-train_fn = data.dataset_fn(images[:257], votes[:257], global_batch_size=32, seed=0)
-val_fn = data.dataset_fn(images[257:], votes[257:], 64, shuffle=False, augment_images=False)
+train_fn = pipeline.dataset_fn(images[:257], votes[:257], global_batch_size=32, seed=0)
+val_fn = pipeline.dataset_fn(images[257:], votes[257:], 64, shuffle=False, augment_images=False)
 with strategy.scope():
     history, path, model = training.train(
         lambda: models.build_bayesian_cnn(16, 1, 1, seed=0), train_fn, val_fn, epochs=8,
@@ -285,8 +286,8 @@ seeds = np.mod(seeds, 2**31 - 2)  # the seed pair TensorFlow's stateless ops get
 # wrongly scaled loss shows. Validation on a plain make_tf_dataset (batches 24 + 24 + 16),
 # which TensorFlow shards by itself. Then a small model with an L2 penalty.
 def exact_run(name, build, learning_rate):
-    train_ds = data.dataset_fn(images[:257], votes[:257], 32, seed=0, augment_images=False)
-    val_ds = data.make_tf_dataset(images[257:], votes[257:], 24, shuffle=False,
+    train_ds = pipeline.dataset_fn(images[:257], votes[:257], 32, seed=0, augment_images=False)
+    val_ds = pipeline.make_tf_dataset(images[257:], votes[257:], 24, shuffle=False,
                                   augment_images=False)
     with strategy.scope():
         hist, _, fitted = training.train(
@@ -370,6 +371,7 @@ def _run_together(script, argvs, folder, timeout=900):
     return [proc.returncode for proc in procs], [t[0] for t in texts], [t[1] for t in texts]
 
 
+@pytest.mark.slow
 def test_multi_worker_strategy_trains_two_local_workers_in_step(tmp_path):
     """Two worker processes on localhost (one CPU replica each) train one model together."""
     for attempt in range(2):  # the free ports found may be taken before the workers bind them

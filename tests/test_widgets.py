@@ -49,3 +49,20 @@ def test_headless_shows_a_static_figure(explorer, monkeypatch):
     fig = explorer.show()
     assert fig is not None and len(fig.axes) == 2
     assert explorer.show(headless=False) is None  # interactive: widgets are displayed instead
+
+
+@pytest.mark.parametrize("rho, n, level", [(0.3, 40, 0.95), (0.8, 12, 0.8)])
+def test_posterior_panel_shades_the_credible_interval(rho, n, level):
+    """With T = 1 the mixture is one binomial: the shaded span is scipy's central interval."""
+    import matplotlib.pyplot as plt
+    from scipy import stats
+
+    from zoolib import plots
+
+    fig, ax = plt.subplots()
+    plots.draw_posterior(ax, np.array([rho]), n, k=5, level=level)
+    (span,) = ax.patches
+    lo, hi = stats.binom.interval(level, n, rho)
+    assert span.get_x() == lo - 0.5
+    assert span.get_x() + span.get_width() == hi + 0.5
+    plt.close(fig)

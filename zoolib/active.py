@@ -107,6 +107,11 @@ def settings_id(**settings) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
+def round_file(run_dir, round_: int, suffix: str = ".json") -> Path:
+    """``<run_dir>/round_<NNN><suffix>``: a round's record (``.json``) or model (``.keras``)."""
+    return Path(run_dir) / f"round_{round_:03d}{suffix}"
+
+
 def completed_rounds(run_dir) -> list[dict]:
     """The round records of a run written so far (``round_NNN.json``), in round order."""
     return [json.loads(p.read_text()) for p in sorted(run_dir.glob("round_[0-9][0-9][0-9].json"))]
@@ -209,7 +214,7 @@ def _initial_model(other: Path, config: dict):
     changed = [k for k in ROUND0_SETTINGS if theirs.get(k) != config[k]]
     if changed:
         raise ValueError(f"initial_from={other} trained round 0 with other settings: {changed}")
-    return models.load_model(other / "round_000.keras")
+    return models.load_model(round_file(other, 0, ".keras"))
 
 
 def simulate(
@@ -274,7 +279,7 @@ def simulate(
     import tensorflow as tf
     from tqdm.auto import tqdm
 
-    from zoolib import data, evaluation, models, posteriors, training
+    from zoolib import data, evaluation, models, pipeline, posteriors, training
     from zoolib.schema import SPLIT_COLUMN, question
 
     tf.config.experimental.enable_op_determinism()
@@ -325,9 +330,10 @@ def simulate(
     for r in tqdm(rounds, desc=f"{strategy} rounds", disable=not progress):
         labels = oracle.label(labelled)
         x = images[[position[i] for i in labelled]]
-        ds = data.make_tf_dataset(x, data.votes_array(labels, questions), batch_size, seed=seed + r)
+        votes = data.votes_array(labels, questions)
+        ds = pipeline.make_tf_dataset(x, votes, batch_size, seed=seed + r)
         if warm_start and r > 0:
-            build = partial(models.load_model, run_dir / f"round_{r - 1:03d}.keras")
+            build = partial(models.load_model, round_file(run_dir, r - 1, ".keras"))
         else:
             build = partial(
                 models.build_bayesian_cnn, size, channels, len(questions), dropout_rate,
@@ -363,8 +369,8 @@ def simulate(
             record["acquired"] = [pool[p] for p in picks]
             record["scores"] = [] if score is None else [float(score[p]) for p in picks]
             record["expected_n"] = [float(v) for v in n_exp]
-        model.save(run_dir / f"round_{r:03d}.keras")
-        files.write_json(run_dir / f"round_{r:03d}.json", record)  # marks the round complete
+        model.save(round_file(run_dir, r, ".keras"))
+        files.write_json(round_file(run_dir, r), record)  # marks the round complete
         labelled = labelled + record["acquired"]
         if stop_after is not None and r >= stop_after:
             break
@@ -449,7 +455,7 @@ def pool_scores(run_dir, round_: int, images: np.ndarray, catalog: pd.DataFrame)
     from zoolib.schema import SPLIT_COLUMN
 
     run_dir = Path(run_dir)
-    record_path = run_dir / f"round_{round_:03d}.json"
+    record_path = round_file(run_dir, round_)
     if not record_path.exists():
         raise FileNotFoundError(f"round {round_} of {run_dir} has not completed ({record_path})")
     rec = json.loads(record_path.read_text())
@@ -460,7 +466,7 @@ def pool_scores(run_dir, round_: int, images: np.ndarray, catalog: pd.DataFrame)
     labelled = set(rec["labelled"])
     is_pool = (catalog[SPLIT_COLUMN] != "test") & ~catalog[ID_COLUMN].isin(labelled)
     pos = np.flatnonzero(is_pool.to_numpy())
-    model = models.load_model(run_dir / f"round_{round_:03d}.keras")
+    model = models.load_model(round_file(run_dir, round_, ".keras"))
     rho = posteriors.sample_rho(model, images[pos], config["n_samples"], seed=rec["seed"] + round_)
     n = _pool_votes(rho, questions, n_exp, config["expected_n_tree"])
     pred, expected = acquisition.entropies(rho, n)

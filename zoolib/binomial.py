@@ -21,6 +21,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import special
 
+from zoolib.schema import count_problems
+
 CHUNK_ELEMENTS = 2**17  # rows * T * (n + 1) per chunk: 1 MiB arrays stay in cache
 _RTOL = 1e-12  # a tail mass within this relative distance of its target counts as reaching it
 
@@ -28,7 +30,7 @@ _RTOL = 1e-12  # a tail mass within this relative distance of its target counts 
 def as_counts(n, name: str = "n") -> np.ndarray:
     """Validate whole, non-negative, finite vote counts; return them as float64."""
     arr = np.asarray(n, dtype=np.float64)
-    bad = ~np.isfinite(arr) | (arr < 0) | (arr != np.round(arr))
+    bad = np.logical_or.reduce([mask for mask, _ in count_problems(arr)])
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0]) if arr.ndim else ()
         value = arr[where] if arr.ndim else arr

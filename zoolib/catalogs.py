@@ -48,7 +48,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from zoolib.schema import FILE_COLUMN, ID_COLUMN, QUESTIONS, vote_columns
+from zoolib.schema import FILE_COLUMN, ID_COLUMN, QUESTIONS, count_problems, vote_columns
 
 FORMATS = ("auto", "gz2", "decals", "classes")
 ON_ERROR = ("raise", "skip")
@@ -240,10 +240,8 @@ def _validate(
     for q in present:
         total = frame[q.total_column]
         for c in q.answer_columns + [q.total_column]:
-            v = frame[c]
-            flag(v.isna(), f"{c} is missing or not a number")
-            flag(v < 0, f"{c} is negative")
-            flag(v.notna() & (v % 1 != 0), f"{c} is not a whole number")
+            for mask, what in count_problems(frame[c]):
+                flag(pd.Series(mask, index=frame.index), f"{c} {what}")
         answers = frame[q.answer_columns]
         for c in q.answer_columns:
             flag(frame[c] > total, f"{c} > {q.total_column} (k > N)")

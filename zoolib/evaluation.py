@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from zoolib import binomial, files, metrics, paths
-from zoolib.schema import question
+from zoolib.schema import counts, question
 
 TRUTH_COLUMNS = {"true_p_": "rmse_true", "recoverable_p_": "rmse_recoverable"}
 
@@ -53,8 +53,7 @@ def evaluate(
         ``rmse_recoverable`` (against the part of true p the image can show).
     """
     rho_samples = np.asarray(rho_samples, dtype=np.float64)
-    k = np.stack([catalog[question(q).yes_column].to_numpy() for q in questions], axis=1)
-    n = np.stack([catalog[question(q).total_column].to_numpy() for q in questions], axis=1)
+    k, n = counts(catalog, questions)
     models = {"cnn": rho_samples}
     if baseline is not None:
         models["baseline"] = np.broadcast_to(np.asarray(baseline)[None, :, None], k.shape + (1,))

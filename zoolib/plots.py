@@ -163,18 +163,23 @@ def universe_trends(catalog: pd.DataFrame):
     return fig
 
 
-def draw_posterior(ax, rho_samples, n: int, k: int | None = None, show_samples: bool = True):
+def draw_posterior(
+    ax, rho_samples, n: int, k: int | None = None, show_samples: bool = True, level: float = 0.95
+):
     """The paper's posterior panel for one galaxy and question.
 
     Grey: Binomial(k | n, rho_t) for each of the T samples; green: their mean, the posterior
-    over the vote count; orange dashed: a single stochastic forward pass (sample 0); black line:
-    the observed k.
+    over the vote count, with its central ``level`` credible interval shaded; orange dashed: a
+    single stochastic forward pass (sample 0); black line: the observed k.
     """
-    from zoolib.binomial import vote_pmf
+    from zoolib.binomial import credible_interval, vote_pmf
 
     rho_samples = np.asarray(rho_samples, dtype=np.float64)
     ks = np.arange(n + 1)
     pmfs = vote_pmf(rho_samples, n)  # (T, n + 1)
+    lo, hi = credible_interval(rho_samples[None, :], n, level)
+    ax.axvspan(lo[0] - 0.5, hi[0] + 0.5, color="tab:green", alpha=0.12,
+               label=f"{level:.0%} interval {lo[0]}-{hi[0]}")  # fmt: skip
     if show_samples:
         for pmf in pmfs:
             ax.plot(ks, pmf, color="0.6", lw=0.6, alpha=0.5)

@@ -15,7 +15,7 @@ each galaxy and question, a summary of T MC-dropout samples :math:`\rho_t` (prob
 The catalogue is a CSV (optionally compressed) or Parquet file: the id is the first of
 ``id_str``, ``objid``, ``dr7objid``, ``iauname``, ``subject_id`` present (read as text, as in
 :mod:`zoolib.catalogs`), the image the first of ``file_loc``, ``file``, a path relative to
-``images_root`` (default: the catalogue's folder, as :func:`zoolib.data.prepare_catalog`).
+``images_root`` (default: the catalogue's folder, as :func:`zoolib.prepare.prepare_catalog`).
 Vote columns are not needed. Images are read with :func:`zoolib.images.load_image` at the
 model's input size and channel count, on a thread pool, a few blocks ahead of the model.
 
@@ -55,7 +55,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 import zoolib
-from zoolib import acquisition, catalogs, files, images, posteriors
+from zoolib import acquisition, cards, catalogs, files, images, posteriors
 from zoolib.schema import FILE_COLUMN, ID_COLUMN, QUESTIONS, question
 
 METADATA_KEY = b"zoolib.predict"
@@ -143,14 +143,10 @@ def summarize(rho_samples: np.ndarray, questions: Sequence[str], expected_votes:
 
 def model_questions(model_path: Path, n_outputs: int, questions: Sequence[str] | None) -> list:
     """Names of the model's Q outputs: ``questions`` if given, else the ``questions`` of the
-    model card ``<model>.card.json`` beside the model (written by notebook 02), else the
+    model card beside the model (:mod:`zoolib.cards`, written by notebook 02), else the
     first Q schema questions. Raises ValueError unless there are Q distinct schema names."""
-    card = model_path.with_name(f"{model_path.stem}.card.json")
-    if not questions and card.is_file():
-        try:
-            questions = json.loads(card.read_text()).get("questions")
-        except (ValueError, AttributeError) as err:
-            raise ValueError(f"cannot read the model card {card}: {err}") from err
+    if not questions and cards.card_path(model_path).is_file():
+        questions = cards.ModelCard.read(model_path).questions
     questions = list(questions or list(QUESTIONS)[:n_outputs])
     for q in questions:
         question(q)  # unknown names raise, listing the known ones

@@ -78,6 +78,30 @@ def vote_columns(names: list[str] | None = None) -> list[str]:
     return cols
 
 
+def counts(catalog, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Yes votes k and totals N of the named questions: two (galaxies, Q) arrays, as stored."""
+    k = np.stack([catalog[question(q).yes_column].to_numpy() for q in names], axis=1)
+    n = np.stack([catalog[question(q).total_column].to_numpy() for q in names], axis=1)
+    return k, n
+
+
+def count_problems(values) -> list[tuple[np.ndarray, str]]:
+    """Where ``values`` are not vote counts, and why: boolean masks (shape of ``values``) for
+    "is missing or not finite", "is negative" and "is not a whole number", in that order.
+
+    The one definition of a valid count, used by :func:`validate_counts`, the catalogue readers
+    and :func:`zoolib.binomial.as_counts`.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(v)
+    with np.errstate(invalid="ignore"):
+        return [
+            (~finite, "is missing or not finite"),
+            (v < 0, "is negative"),
+            (finite & (v != np.round(v)), "is not a whole number"),
+        ]
+
+
 def validate_counts(k, n, row_labels=None) -> None:
     """Raise ``ValueError`` naming the first index where (k, n) are not valid vote counts.
 
@@ -86,15 +110,10 @@ def validate_counts(k, n, row_labels=None) -> None:
     e.g. galaxy ids) are quoted in the message too.
     """
     k, n = np.broadcast_arrays(np.asarray(k, np.float64), np.asarray(n, np.float64))
+    checks = [(mask, f"k (yes votes) {what}") for mask, what in count_problems(k)]
+    checks += [(mask, f"n (total votes) {what}") for mask, what in count_problems(n)]
     with np.errstate(invalid="ignore"):
-        checks = [
-            (~np.isfinite(k), "k (yes votes) is not finite"),
-            (~np.isfinite(n), "n (total votes) is not finite"),
-            (k < 0, "k (yes votes) is negative"),
-            (n < 0, "n (total votes) is negative"),
-            ((k != np.round(k)) | (n != np.round(n)), "vote counts are not whole numbers"),
-            (k > n, "k (yes votes) exceeds n (total votes)"),
-        ]
+        checks.append((k > n, "k (yes votes) exceeds n (total votes)"))
     for mask, what in checks:
         if mask.any():
             at = tuple(int(i) for i in np.argwhere(mask)[0])

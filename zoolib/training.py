@@ -51,8 +51,8 @@ def train(
         model: a Keras model, or a function returning one. Pass a function when training under
             a ``tf.distribute`` strategy so that the variables are created inside its scope.
         train_ds, val_ds: ``tf.data`` datasets of global batches (see
-            :func:`zoolib.data.make_tf_dataset`), or dataset functions of a
-            ``tf.distribute.InputContext`` (see :func:`zoolib.data.dataset_fn`) with which each
+            :func:`zoolib.pipeline.make_tf_dataset`), or dataset functions of a
+            ``tf.distribute.InputContext`` (see :func:`zoolib.pipeline.dataset_fn`) with which each
             worker reads only its own share. Without ``val_ds`` there is no early stopping and
             the last model is kept.
         epochs: maximum number of epochs.

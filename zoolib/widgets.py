@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from zoolib import acquisition, plots
-from zoolib.schema import question
+from zoolib.schema import counts
 
 SORT_KEYS = ("catalogue order", "uncertainty (predictive entropy)", "mutual information (BALD)")
 
@@ -53,8 +53,8 @@ class GalaxyExplorer:
             control.observe(lambda change: self.redraw(), names="value")
 
     def _k_n(self, j: int) -> tuple[np.ndarray, np.ndarray]:
-        q = question(self.questions[j])
-        return self.catalog[q.yes_column].to_numpy(), self.catalog[q.total_column].to_numpy()
+        k, n = counts(self.catalog, [self.questions[j]])
+        return k[:, 0], n[:, 0]
 
     def order(self) -> np.ndarray:
         """Galaxy positions in the chosen sort order (most uncertain / informative first)."""
@@ -64,7 +64,9 @@ class GalaxyExplorer:
         _, n = self._k_n(j)
         rho = self.rho[:, j, : self.n_samples.value]
         pred, expected = acquisition.entropies(rho, n)
-        score = pred if self.sort.value == SORT_KEYS[1] else pred - expected
+        if self.sort.value == SORT_KEYS[1]:
+            return np.argsort(-pred, kind="stable")
+        score = acquisition.bald_from_entropies(pred, expected)
         return np.argsort(-score, kind="stable")
 
     @property

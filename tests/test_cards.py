@@ -1,0 +1,43 @@
+"""Model cards: file name beside the model, round trip, errors that name the file."""
+
+import json
+import os
+
+import pytest
+
+from zoolib import cards
+
+
+def test_round_trip_beside_the_model(tmp_path):
+    model = tmp_path / "models" / "cnn.keras"
+    model.parent.mkdir()
+    card = cards.ModelCard(["smooth-or-featured", "bar"], image_size=64, channels=1,
+                           best_epoch=3, extra={"init": "pretrained"})  # fmt: skip
+    path = card.write(model)
+    assert path == tmp_path / "models" / "cnn.card.json"
+    assert json.loads(path.read_text())["init"] == "pretrained"
+    assert cards.ModelCard.read(model) == card
+    assert oct(os.stat(path).st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_missing_and_bad_cards_are_named(tmp_path):
+    model = tmp_path / "m.keras"
+    with pytest.raises(FileNotFoundError, match="m.card.json"):
+        cards.ModelCard.read(model)
+    cards.card_path(model).write_text('{"questions": ["bar"], "channels": 1}')
+    with pytest.raises(ValueError, match=r"m\.card\.json has no image_size"):
+        cards.ModelCard.read(model)
+    cards.card_path(model).write_text('{"questions": ["spiral"], "image_size": 8, "channels": 1}')
+    with pytest.raises(ValueError, match="m.card.json.*unknown question 'spiral'"):
+        cards.ModelCard.read(model)
+    cards.card_path(model).write_text("{not json")
+    with pytest.raises(ValueError, match="cannot read the model card"):
+        cards.ModelCard.read(model)
+    with pytest.raises(ValueError, match="image_size must be a positive integer"):
+        cards.ModelCard(["bar"], image_size="32", channels=1)

@@ -1,0 +1,93 @@
+"""Model cards: what a saved model predicts and how it was made, in ``<model>.card.json``.
+
+A card lives beside its model (``models/bayesian_cnn.keras`` -> ``models/bayesian_cnn.card.json``)
+and is the one place later steps read the model's questions (in output order), the image size
+and channels it expects, and how it was trained. Notebook 02 writes it; notebook 03 and
+``python -m zoolib predict`` read it. This module owns the file name, writing (atomic, via
+:mod:`zoolib.files`) and reading (errors name the file and the missing or bad entry).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zoolib import files
+from zoolib.schema import question
+
+SUFFIX = ".card.json"
+
+
+def card_path(model_path: str | Path) -> Path:
+    """The card's file beside ``model_path``: same folder and stem, suffix ``.card.json``."""
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.stem + SUFFIX)
+
+
+@dataclass
+class ModelCard:
+    """A saved model's card. ``questions`` name its outputs in order (schema names).
+
+    ``extra`` holds any further entries (they round-trip unchanged).
+    """
+
+    questions: list[str]
+    image_size: int
+    channels: int
+    model_name: str | None = None
+    dataset: str | None = None
+    dropout_rate: float | None = None
+    epochs_run: int | None = None
+    best_epoch: int | None = None
+    seed: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.questions = list(self.questions)
+        for q in self.questions:
+            question(q)  # unknown names raise, listing the known ones
+        if len(set(self.questions)) != len(self.questions):
+            raise ValueError(f"a model card's questions must be distinct: {self.questions}")
+        for name in ("image_size", "channels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"a model card's {name} must be a positive integer; got {value!r}")
+
+    def to_dict(self) -> dict:
+        """Plain entries, ``extra`` merged in at the top level."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        return {**out, **self.extra}
+
+    def write(self, model_path: str | Path) -> Path:
+        """Write this card beside ``model_path`` atomically; return the card's path."""
+        return files.write_json(card_path(model_path), self.to_dict())
+
+    @classmethod
+    def from_dict(cls, entries: dict, source: str = "the model card") -> ModelCard:
+        if not isinstance(entries, dict):
+            raise ValueError(f"{source}: expected a JSON object, got {type(entries).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        missing = [n for n in ("questions", "image_size", "channels") if n not in entries]
+        if missing:
+            raise ValueError(f"{source} has no {', '.join(missing)}; re-run notebook 02")
+        known = {k: v for k, v in entries.items() if k in names}
+        try:
+            return cls(**known, extra={k: v for k, v in entries.items() if k not in names})
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{source}: {err}") from None
+
+    @classmethod
+    def read(cls, model_path: str | Path) -> ModelCard:
+        """The card of ``model_path``; FileNotFoundError if there is none."""
+        path = card_path(model_path)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"no model card {path} beside {model_path}; notebook 02 writes it with the model"
+            )
+        try:
+            entries = json.loads(path.read_text())
+        except ValueError as err:
+            raise ValueError(f"cannot read the model card {path}: {err}") from err
+        return cls.from_dict(entries, str(path))
