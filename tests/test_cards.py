@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 
 from zoolib import cards
@@ -41,3 +42,6 @@ def test_missing_and_bad_cards_are_named(tmp_path):
         cards.ModelCard.read(model)
     with pytest.raises(ValueError, match="image_size must be a positive integer"):
         cards.ModelCard(["bar"], image_size="32", channels=1)
+    with pytest.raises(ValueError, match="reuse the card's own names"):
+        cards.ModelCard(["bar"], image_size=32, channels=1, extra={"questions": ["bar"]})
+    assert cards.ModelCard(["bar"], image_size=np.int64(32), channels=1).image_size == 32

@@ -61,3 +61,14 @@ def test_sha256_matches_hashlib(tmp_path):
     blob = os.urandom(5 * 2**20 + 17)  # more than one 4 MiB block
     (tmp_path / "blob").write_bytes(blob)
     assert files.sha256(tmp_path / "blob") == hashlib.sha256(blob).hexdigest()
+
+
+def test_save_model_is_atomic_and_keeps_the_keras_suffix(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    path = files.save_model(model, tmp_path / "m.keras")
+    assert path.is_file() and [p.name for p in tmp_path.iterdir()] == ["m.keras"]
+    with pytest.raises(ValueError):  # Keras refuses other suffixes: nothing is left behind
+        files.save_model(model, tmp_path / "m.h5x")
+    assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]

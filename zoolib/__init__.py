@@ -34,6 +34,7 @@ Models (Keras)
 
 Uses
     * :mod:`zoolib.evaluation` - test-set metrics against baselines, metrics files
+    * :mod:`zoolib.pretrained` - the shipped pretrained CNN: made, checked, loaded
     * :mod:`zoolib.active` - pool-based active learning, simulated with known votes
     * :mod:`zoolib.predict` - MC-dropout prediction of whole catalogues, in shards
     * :mod:`zoolib.plots` - the notebooks' figures

@@ -1,7 +1,8 @@
 """Command line: ``python -m zoolib run [--params default|ci|full|FILE.yaml] [--only 02 ...]`` runs
 the notebooks; ``python -m zoolib predict --model M --catalog C --shard i/n --out P`` predicts a
 catalogue with MC dropout (see :mod:`zoolib.predict`); ``python -m zoolib calibrate`` refits the
-simulated volunteers to the shipped real catalogues (see :mod:`zoolib.calibration`)."""
+simulated volunteers to the shipped real catalogues (see :mod:`zoolib.calibration`);
+``python -m zoolib pretrain`` makes the shipped pretrained model (see :mod:`zoolib.pretrained`)."""
 
 from __future__ import annotations
 
@@ -83,6 +84,43 @@ def _calibrate(args) -> None:
         print(table.to_string(float_format=lambda v: f"{v:.4f}"))
 
 
+def _add_pretrain(sub) -> None:
+    from zoolib.pretrained import Settings
+
+    d = Settings()
+    p = sub.add_parser(
+        "pretrain",
+        help="pretrain the shipped Bayesian CNN on a large simulated universe (hours on a CPU)",
+        description="Simulate a universe at 64 px with a seed no notebook uses, train the"
+        " paper's CNN on every question with early stopping, measure it on its own test split"
+        " and write zoolib/pretrained/ (the model and manifest.json); see zoolib/pretrained.py.",
+    )
+    p.add_argument("--galaxies", type=int, default=d.n_galaxies, help=f"default {d.n_galaxies}")
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"at most; default {d.epochs}")
+    p.add_argument("--patience", type=int, default=d.patience, help=f"default {d.patience}")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
+    p.add_argument(
+        "--learning-rate", type=float, default=d.learning_rate, help=f"default {d.learning_rate}"
+    )
+    p.add_argument("--out", help="folder to write (default: zoolib/pretrained, the shipped one)")
+
+
+def _pretrain(args) -> None:
+    from zoolib import pretrained
+
+    settings = pretrained.Settings(
+        n_galaxies=args.galaxies, epochs=args.epochs, patience=args.patience,
+        batch_size=args.batch_size, learning_rate=args.learning_rate,
+    )  # fmt: skip
+    manifest = pretrained.pretrain(settings, args.out)
+    t = manifest["training"]
+    print(f"{t['epochs_run']} epochs ({t['seconds_training']:.0f} s, "
+          f"{t['images_per_second']:.0f} images/s); dead features {manifest['dead_features']}")
+    for name, row in manifest["test"]["cnn"].items():
+        base = manifest["test"]["baseline"][name]
+        print(f"{name}: RMSE vs true p {row['rmse_true']:.4f} (baseline {base['rmse_true']:.4f})")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m zoolib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -91,10 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--only", nargs="*", help="notebook prefixes to run, e.g. 01 02")
     _add_predict(sub)
     _add_calibrate(sub)
+    _add_pretrain(sub)
     args = parser.parse_args(argv)
     try:
         if args.command == "calibrate":
             _calibrate(args)
+        elif args.command == "pretrain":
+            _pretrain(args)
         elif args.command == "predict":
             from zoolib import predict
 

@@ -369,7 +369,7 @@ def simulate(
             record["acquired"] = [pool[p] for p in picks]
             record["scores"] = [] if score is None else [float(score[p]) for p in picks]
             record["expected_n"] = [float(v) for v in n_exp]
-        model.save(round_file(run_dir, r, ".keras"))
+        files.save_model(model, round_file(run_dir, r, ".keras"))
         files.write_json(round_file(run_dir, r), record)  # marks the round complete
         labelled = labelled + record["acquired"]
         if stop_after is not None and r >= stop_after:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,8 +53,12 @@ class ModelCard:
             raise ValueError(f"a model card's questions must be distinct: {self.questions}")
         for name in ("image_size", "channels"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"a model card's {name} must be a positive integer; got {value!r}")
+            setattr(self, name, int(value))
+        shadowed = sorted(set(self.extra) & {f.name for f in dataclasses.fields(self)})
+        if shadowed:
+            raise ValueError(f"extra entries may not reuse the card's own names: {shadowed}")
 
     def to_dict(self) -> dict:
         """Plain entries, ``extra`` merged in at the top level."""

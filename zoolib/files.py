@@ -25,11 +25,16 @@ def temporary_sibling(path: Path, kind: str = "tmp") -> Path:
     return path.with_name(f".{path.name}.{kind}-{uuid.uuid4().hex[:12]}")
 
 
-def write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` for a temporary path beside ``path``, then rename it to ``path``."""
+def write_atomic(path: Path, write: Callable[[Path], None], keep_suffix: bool = False) -> Path:
+    """Call ``write(tmp)`` for a temporary path beside ``path``, then rename it to ``path``.
+
+    ``keep_suffix`` ends the temporary name with ``path``'s suffix too, for writers that insist
+    on one (Keras saves only to names ending in ``.keras``).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_sibling(path)
+    tmp = tmp.with_name(tmp.name + path.suffix) if keep_suffix else tmp
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -37,6 +42,11 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def save_model(model, path: Path) -> Path:
+    """Save a Keras model to ``path`` (``.keras``) atomically."""
+    return write_atomic(path, model.save, keep_suffix=True)
 
 
 def write_text(path: Path, text: str) -> Path:
