@@ -189,7 +189,7 @@ def test_recurrence_matches_scipy_with_edge_rows_mixed_in(monkeypatch, rng):
     # the paths were taken: the recurrence for 1 <= n <= big, rows built from k = n, the exact
     # path for n = 0, n > big and the nearly identical galaxy (rescored)
     assert {m for _, m in recurrence} == set(np.unique(n[(n > 0) & (n <= big)]))
-    assert any(((1 - r) ** m < acq._TINY_BASE).any() for r, m in recurrence)
+    assert any(((1 - r) ** m < acq.TINY_BASE).any() for r, m in recurrence)
     assert {m for _, m in exact} == {0, 40, big + 88}
     rescored = np.vstack([r for r, m in exact if m == 40])
     assert any(np.array_equal(row, rho[2, 0]) for row in rescored)

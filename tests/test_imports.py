@@ -44,13 +44,38 @@ def test_modules_import_only_modules_above_them():
     assert upward == []
 
 
-def test_no_private_names_imported_across_modules():
-    private = [
-        f"{path.stem}: {node.module}.{a.name}"
-        for path in PACKAGE.glob("*.py")
-        for node in ast.walk(ast.parse(path.read_text()))
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("zoolib")
+def _private_uses(path: Path) -> list[str]:
+    """``from zoolib.x import _y`` and ``x._y`` for a zoolib module ``x`` imported by name."""
+    tree = ast.parse(path.read_text())
+    modules = set(_map())
+    aliases = {
+        a.asname or a.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "zoolib"
         for a in node.names
-        if a.name.startswith("_") and a.name != "__version__"
-    ]
+        if a.name in modules
+    }
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("zoolib"):
+            found += [f"{node.module}.{a.name}" for a in node.names if _private(a.name)]
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if node.value.id in aliases and _private(node.attr):
+                found.append(f"{node.value.id}.{node.attr}")
+    return [f"{path.name}: {f}" for f in found]
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def test_no_private_names_used_across_modules():
+    roots = [PACKAGE, PACKAGE.parent / "tests", PACKAGE.parent / "benchmarks"]
+    private = [use for root in roots for path in root.glob("*.py") for use in _private_uses(path)]
     assert private == []
+
+
+def test_the_private_name_check_can_fail(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("from zoolib import data\nfrom zoolib.files import _jsonable\ndata._x()\n")
+    assert _private_uses(bad) == ["bad.py: zoolib.files._jsonable", "bad.py: data._x"]

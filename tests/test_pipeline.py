@@ -1,102 +1,170 @@
-"""The main job in miniature: notebooks 01 -> 04 with the ci parameters, via the runner."""
+"""The tf.data input pipeline (zoolib.pipeline): order, seeds, sharding, augmentation, resize."""
 
-import json
-import math
-import os
-
+import numpy as np
 import pytest
 
-from zoolib import paths, runner
-
-pytestmark = pytest.mark.slow  # runs all four notebooks (about 90 s); make test-fast skips it
+from zoolib import data, pipeline, synthetic
 
 
 @pytest.fixture(scope="module")
-def ci_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("project")
-    (root / "data").mkdir()
-    os.symlink(paths.RAW_DIR, root / "data" / "raw")
-    old = os.environ.get("ZOO_PROJECT_ROOT")
-    os.environ["ZOO_PROJECT_ROOT"] = str(root)  # the kernels write data and models here
-    try:
-        done = runner.run("ci", only=["01", "02", "03", "04"], reports_dir=root / "reports")
-    finally:
-        if old is None:
-            os.environ.pop("ZOO_PROJECT_ROOT")
-        else:
-            os.environ["ZOO_PROJECT_ROOT"] = old
-    return root, done
+def small():
+    return synthetic.simulate(120, size=32, seed=2)
 
 
-def _metrics(root, stem):
-    return json.loads((root / "reports" / "metrics" / f"{stem}.json").read_text())
+def test_tf_dataset_batches_in_order_without_shuffle(small):
+    images, cat = small
+    votes = data.votes_array(cat, ["smooth-or-featured", "bar"])
+    plain = pipeline.make_tf_dataset(
+        images, votes, batch_size=16, shuffle=False, augment_images=False
+    )
+    batches = list(plain)
+    assert len(batches) == 8 and batches[-1][0].shape[0] == 120 - 7 * 16
+    x, y = batches[0]
+    assert x.shape == (16, 32, 32, 1) and x.dtype.name == "float32" and y.shape == (16, 2, 2)
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), images.astype("float32"))
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), votes)
 
 
-def test_reports_and_index_are_written(ci_run):
-    root, done = ci_run
-    assert [p.name for p in done] == [
-        "01_data_prep.html",
-        "02_train.html",
-        "03_dropout_posteriors.html",
-        "04_active_learning.html",
+def test_tf_dataset_reads_a_memmap(tmp_path, small):
+    images, cat = small
+    np.save(tmp_path / "x.npy", images)
+    mm = np.load(tmp_path / "x.npy", mmap_mode="r")
+    votes = data.votes_array(cat, ["bar"])
+    x, _ = next(iter(pipeline.make_tf_dataset(mm, votes, batch_size=8, augment_images=False)))
+    assert x.shape == (8, 32, 32, 1)
+
+
+def test_tf_dataset_is_seeded_whatever_the_global_seed(small):
+    import tensorflow as tf
+
+    images, cat = small
+    votes = data.votes_array(cat, ["smooth-or-featured"])
+    first = next(iter(pipeline.make_tf_dataset(images, votes, batch_size=16, seed=3)))
+    tf.random.set_seed(99)
+    again = next(iter(pipeline.make_tf_dataset(images, votes, batch_size=16, seed=3)))
+    other = next(iter(pipeline.make_tf_dataset(images, votes, batch_size=16, seed=4)))
+    np.testing.assert_array_equal(first[0].numpy(), again[0].numpy())
+    np.testing.assert_array_equal(first[1].numpy(), again[1].numpy())
+    assert not np.array_equal(first[0].numpy(), other[0].numpy())
+    # a second pass (epoch) is shuffled and augmented differently
+    ds = pipeline.make_tf_dataset(images, votes, batch_size=120, seed=3)
+    e1, e2 = (next(iter(ds))[0].numpy() for _ in range(2))
+    assert not np.array_equal(e1, e2)
+
+
+def test_sharded_pipelines_split_every_global_batch_between_workers_and_replicas(small):
+    import tensorflow as tf
+
+    images, cat = small
+    votes = data.votes_array(cat, ["smooth-or-featured", "bar"])
+    kw = dict(batch_size=32, seed=5, augment_images=False)  # 120 = 3 x 32 + 24
+    whole = [(x.numpy(), y.numpy()) for x, y in pipeline.make_tf_dataset(images, votes, **kw)]
+    # 2 workers x 2 local replicas: each global batch is cut into 4 consecutive parts, worker i
+    # yielding parts 2i and 2i + 1; dataset_fn builds the same pipeline from an InputContext
+    workers = []
+    for i in range(2):
+        ds = pipeline.make_tf_dataset(images, votes, shard=(i, 2), replicas=2, **kw)
+        ctx = tf.distribute.InputContext(
+            num_input_pipelines=2, input_pipeline_id=i, num_replicas_in_sync=4
+        )
+        via_fn = pipeline.dataset_fn(images, votes, 32, seed=5, augment_images=False)(ctx)
+        parts = [(x.numpy(), y.numpy()) for x, y in ds]
+        assert int(ds.cardinality()) == len(parts) == 2 * len(whole)
+        for (x, y), (fx, fy) in zip(parts, via_fn, strict=True):
+            np.testing.assert_array_equal(x, fx.numpy())
+            np.testing.assert_array_equal(y, fy.numpy())
+        workers.append(parts)
+    for step, (x, y) in enumerate(whole):
+        parts = workers[0][2 * step : 2 * step + 2] + workers[1][2 * step : 2 * step + 2]
+        np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), x)
+        np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), y)
+        assert [len(p[1]) for p in parts] == [len(a) for a in np.array_split(np.arange(len(y)), 4)]
+    # a last global batch smaller than the number of parts leaves some parts empty; together
+    # the workers still yield every galaxy of the epoch once
+    one_left = [
+        pipeline.make_tf_dataset(images, votes[:, :1], 119, shard=(i, 2), augment_images=False)
+        for i in range(2)
     ]
-    for page in done:
-        assert page.stat().st_size > 50_000  # figures are embedded
-    index = (root / "reports" / "index.html").read_text()
-    assert all(f"html/{p.name}" in index for p in done)
-    assert "NLL cnn" in index and "coverage@80%" in index  # key metrics on the index page
-    assert (root / "models" / "ci.keras").is_file()
+    sizes = [[int(y.shape[0]) for _, y in ds] for ds in one_left]
+    assert sizes == [[60, 1], [59, 0]]
 
 
-def test_training_metrics_are_sane_and_beat_the_baseline(ci_run):
-    root, _ = ci_run
-    m = _metrics(root, "02_train")
-    assert m["questions"] == ["smooth-or-featured", "disk-edge-on", "bar"]
-    for label in ("cnn", "baseline"):
-        for name, row in m["test"][label].items():
-            assert math.isfinite(row["nll"]) and row["nll"] > 0, (label, name)
-            assert 0 <= row["rmse"] <= 1 and 0 <= row["rmse_true"] <= 1, (label, name)
-    cnn, base = m["test"]["cnn"]["smooth-or-featured"], m["test"]["baseline"]["smooth-or-featured"]
-    assert cnn["nll"] < base["nll"]  # even a few epochs learn something from the images
-    assert len(m["history"]["loss"]) == m["epochs_run"] <= 6
+def test_sharded_parts_are_augmented_with_their_own_seeds():
+    # every galaxy is the same image, so equal parts augmented with one shared seed would be
+    # identical
+    images = np.repeat(synthetic.simulate(1, size=32, seed=4)[0], 64, axis=0)
+    votes = np.ones((64, 1, 2), np.float32)
+    x0, x1 = (
+        next(iter(pipeline.make_tf_dataset(images, votes, 64, shard=(i, 2), seed=1)))[0].numpy()
+        for i in range(2)
+    )
+    assert x0.shape == x1.shape == (32, 32, 32, 1)
+    assert not np.array_equal(x0, x1)
 
 
-def test_posterior_metrics_are_in_range(ci_run):
-    root, _ = ci_run
-    m = _metrics(root, "03_dropout_posteriors")
-    for name, row in m["questions"].items():
-        for kind in ("coverage_mc", "coverage_single"):
-            values = [row[kind][lv] for lv in ("0.5", "0.8", "0.95")]
-            assert all(0 <= v <= 1 for v in values), (name, kind)
-            assert values == sorted(values)  # wider intervals cover at least as much
-        # the mixture is never narrower than one of its components on average: it covers more
-        assert row["coverage_mc"]["0.95"] >= row["coverage_single"]["0.95"] - 0.02
-        assert math.isfinite(row["nll_mc"]) and math.isfinite(row["nll_single"])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [(dict(shard=(2, 2)), "shard"), (dict(shard=(0, 0)), "shard"), (dict(replicas=0), "replicas")],
+)
+def test_bad_sharding_is_refused(small, kwargs, message):
+    images, cat = small
+    with pytest.raises(ValueError, match=message):
+        pipeline.make_tf_dataset(images, data.votes_array(cat, ["bar"]), 16, **kwargs)
 
 
-def test_active_learning_metrics(ci_run):
-    root, _ = ci_run
-    m = _metrics(root, "04_active_learning")
-    assert m["strategies"] == ["random", "bald"] and m["n_seeds"] == 2
-    curves = m["curves"]
-    assert len(curves["n_labelled"]) == 2 * 2 * 3  # strategies x seeds x (rounds + 1)
-    assert set(curves["n_labelled"]) == {24, 40, 56}
-    assert all(math.isfinite(v) for v in curves["smooth-or-featured nll"])
-    savings = m["savings"]
-    assert len(savings["saving"]) == 4
-    # random against itself saves nothing, by construction
-    assert all(s == 0 for st, s in zip(savings["strategy"], savings["saving"], strict=True)
-               if st == "random")  # fmt: skip
-    picked = dict(zip(m["what_gets_picked"]["strategy"], m["what_gets_picked"]["galaxies"],
-                      strict=True))  # fmt: skip
-    assert picked == {"random": 64, "bald": 64, "pool": 800}  # 2 seeds x 2 rounds x 16
-    assert all(0 <= v <= 1 for v in m["what_gets_picked"]["featured_share"])
-    assert m["per_question"]["question"] == ["smooth-or-featured", "disk-edge-on", "bar"]
-    assert "bald label saving vs random" in m["summary"]
-    (runs,) = (root / "data" / "runs").glob("ci-smooth-or-featured-*")  # one settings id
-    assert sorted(p.name for p in runs.iterdir()) == [
-        "bald-seed0",
-        "bald-seed1",
-        "random-seed0",
-        "random-seed1",
-    ]
+def test_dataset_fn_refuses_replicas_that_workers_cannot_share_evenly(small):
+    import tensorflow as tf
+
+    images, cat = small
+    fn = pipeline.dataset_fn(images, data.votes_array(cat, ["bar"]), 16)
+    ctx = tf.distribute.InputContext(num_input_pipelines=2, num_replicas_in_sync=3)
+    with pytest.raises(ValueError, match="3 replicas cannot be shared evenly by 2"):
+        fn(ctx)
+
+
+def test_augmentation_keeps_each_galaxy_and_its_votes_together(small):
+    images, cat = small
+    votes = data.votes_array(cat, ["smooth-or-featured", "bar"])
+    ds = pipeline.make_tf_dataset(images, votes, batch_size=120, shuffle=False, seed=1)
+    x, y = next(iter(ds))
+    np.testing.assert_array_equal(y.numpy(), votes)  # votes follow their images
+    x = x.numpy()
+    assert x.min() >= 0 and x.max() <= 255
+    assert not np.array_equal(x, images.astype("float32"))
+    # per galaxy, the augmented image keeps the original's total light to within the jitter
+    # (+-6 levels of brightness) and the zoom (at most 12% of the width cut away)
+    orig = images.reshape(120, -1).mean(axis=1)
+    aug = x.reshape(120, -1).mean(axis=1)
+    assert np.all(np.abs(aug - orig) <= 7 + 0.25 * orig)
+    assert np.corrcoef(orig, aug)[0, 1] > 0.95
+
+
+def test_augment_draws_all_orientations_and_zooms():
+    import tensorflow as tf
+
+    img = np.zeros((32, 32, 1), np.float32)
+    img[6:9, 20:23] = 200.0  # an off-centre spot: its position reveals the orientation
+    batch = tf.constant(np.repeat(img[None], 256, axis=0))
+    out = pipeline.augment(batch, tf.constant([1, 2], tf.int64)).numpy()
+    spots = {
+        (int(r) // 16, int(c) // 16)
+        for r, c in (np.unravel_index(o[..., 0].argmax(), (32, 32)) for o in out)
+    }
+    assert spots == {(0, 0), (0, 1), (1, 0), (1, 1)}  # all four quadrants are reached
+    # the zoom changes the spot's apparent size from image to image
+    bright = (out[..., 0] > 60).sum(axis=(1, 2))
+    assert bright.max() > bright.min()
+    same = pipeline.augment(batch, tf.constant([1, 2], tf.int64)).numpy()
+    np.testing.assert_array_equal(out, same)  # stateless: same seed, same result
+
+
+def test_resize_is_an_antialiased_mean_and_a_no_op_at_the_same_size():
+    """2x downscaling of a flat image keeps its value; a checkerboard becomes its mean (not a
+    sample of it, which aliasing would give); the same size returns the images unchanged."""
+    flat = np.full((2, 8, 8, 1), 77, np.uint8)
+    np.testing.assert_array_equal(pipeline.resize(flat, 4), np.full((2, 4, 4, 1), 77))
+    board = np.indices((8, 8)).sum(axis=0) % 2 * 200
+    small = pipeline.resize(board[None, :, :, None].astype(np.uint8), 4)
+    assert np.all(np.abs(small[0, 1:-1, 1:-1].astype(int) - 100) <= 1)  # interior: the mean
+    assert np.all(np.abs(small.astype(int) - 100) <= 5)  # edges: kernel cut; a sample: 0 or 200
+    assert np.array_equal(pipeline.resize(flat, 8), flat)

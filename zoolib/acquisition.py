@@ -41,7 +41,7 @@ MI_ROUNDING = 1e-12  # nats: negative BALD scores this small are rounding, set t
 MI_CHUNK_ELEMENTS = 2**19
 RECURRENCE_MAX_N = 512  # largest n scored by the multiplicative recurrence (beyond: exact path)
 _RECURRENCE_BLOCK = 16  # k values per partial sum of the row normalisation
-_TINY_BASE = 1e-280  # (1 - rho)^n below this: build the row from k = n instead of k = 0
+TINY_BASE = 1e-280  # (1 - rho)^n below this: build the row from k = n instead of k = 0
 # the recurrence's rounding is a few ulp of n h(rho); galaxies with |BALD| below this many
 # times that scale are rescored on the exact path, where BALD keeps its relative accuracy
 _RESCORE_ULPS = 1e4
@@ -100,7 +100,7 @@ def _entropies_recurrence(rho: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarr
     Each row's table :math:`v_k = (1-\rho)^n\,(\rho/(1-\rho))^k` (so that
     :math:`p(k) = \binom nk v_k`) is built by one multiplication per entry along k, in a
     (n + 1, T, m) layout where every step is a contiguous vector operation. Rows with
-    :math:`(1-\rho)^n` below ``_TINY_BASE`` (rho near 1) are built from the other end, with
+    :math:`(1-\rho)^n` below ``TINY_BASE`` (rho near 1) are built from the other end, with
     rho and 1 - rho exchanged, and reversed. Entries :math:`v_k` that fall below the smallest
     normal double (2.2e-308) have :math:`p(k) < \binom nk\,2.2\times10^{-308} < 10^{-154}`
     for n <= 512 and do not change the entropies. Each row is normalised by its computed
@@ -126,7 +126,7 @@ def _entropies_recurrence(rho: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarr
     r = np.ascontiguousarray(rho.T)  # (T, m)
     q = 1.0 - r
     base = _int_power(q, n)
-    flip = base < _TINY_BASE
+    flip = base < TINY_BASE
     any_flip = bool(flip.any())
     if any_flip:  # rho near 1: exchange rho and 1 - rho (exact, as rho > 1/2) and reverse k
         r, q = np.where(flip, q, r), np.where(flip, r, q)

@@ -1,0 +1,102 @@
+"""The main job in miniature: notebooks 01 -> 04 with the ci parameters, via the runner."""
+
+import json
+import math
+import os
+
+import pytest
+
+from zoolib import paths, runner
+
+pytestmark = pytest.mark.slow  # runs all four notebooks (about 90 s); make test-fast skips it
+
+
+@pytest.fixture(scope="module")
+def ci_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("project")
+    (root / "data").mkdir()
+    os.symlink(paths.RAW_DIR, root / "data" / "raw")
+    old = os.environ.get("ZOO_PROJECT_ROOT")
+    os.environ["ZOO_PROJECT_ROOT"] = str(root)  # the kernels write data and models here
+    try:
+        done = runner.run("ci", only=["01", "02", "03", "04"], reports_dir=root / "reports")
+    finally:
+        if old is None:
+            os.environ.pop("ZOO_PROJECT_ROOT")
+        else:
+            os.environ["ZOO_PROJECT_ROOT"] = old
+    return root, done
+
+
+def _metrics(root, stem):
+    return json.loads((root / "reports" / "metrics" / f"{stem}.json").read_text())
+
+
+def test_reports_and_index_are_written(ci_run):
+    root, done = ci_run
+    assert [p.name for p in done] == [
+        "01_data_prep.html",
+        "02_train.html",
+        "03_dropout_posteriors.html",
+        "04_active_learning.html",
+    ]
+    for page in done:
+        assert page.stat().st_size > 50_000  # figures are embedded
+    index = (root / "reports" / "index.html").read_text()
+    assert all(f"html/{p.name}" in index for p in done)
+    assert "NLL cnn" in index and "coverage@80%" in index  # key metrics on the index page
+    assert (root / "models" / "ci.keras").is_file()
+
+
+def test_training_metrics_are_sane_and_beat_the_baseline(ci_run):
+    root, _ = ci_run
+    m = _metrics(root, "02_train")
+    assert m["questions"] == ["smooth-or-featured", "disk-edge-on", "bar"]
+    for label in ("cnn", "baseline"):
+        for name, row in m["test"][label].items():
+            assert math.isfinite(row["nll"]) and row["nll"] > 0, (label, name)
+            assert 0 <= row["rmse"] <= 1 and 0 <= row["rmse_true"] <= 1, (label, name)
+    cnn, base = m["test"]["cnn"]["smooth-or-featured"], m["test"]["baseline"]["smooth-or-featured"]
+    assert cnn["nll"] < base["nll"]  # even a few epochs learn something from the images
+    assert len(m["history"]["loss"]) == m["epochs_run"] <= 6
+
+
+def test_posterior_metrics_are_in_range(ci_run):
+    root, _ = ci_run
+    m = _metrics(root, "03_dropout_posteriors")
+    for name, row in m["questions"].items():
+        for kind in ("coverage_mc", "coverage_single"):
+            values = [row[kind][lv] for lv in ("0.5", "0.8", "0.95")]
+            assert all(0 <= v <= 1 for v in values), (name, kind)
+            assert values == sorted(values)  # wider intervals cover at least as much
+        # the mixture is never narrower than one of its components on average: it covers more
+        assert row["coverage_mc"]["0.95"] >= row["coverage_single"]["0.95"] - 0.02
+        assert math.isfinite(row["nll_mc"]) and math.isfinite(row["nll_single"])
+
+
+def test_active_learning_metrics(ci_run):
+    root, _ = ci_run
+    m = _metrics(root, "04_active_learning")
+    assert m["strategies"] == ["random", "bald"] and m["n_seeds"] == 2
+    curves = m["curves"]
+    assert len(curves["n_labelled"]) == 2 * 2 * 3  # strategies x seeds x (rounds + 1)
+    assert set(curves["n_labelled"]) == {24, 40, 56}
+    assert all(math.isfinite(v) for v in curves["smooth-or-featured nll"])
+    savings = m["savings"]
+    assert len(savings["saving"]) == 4
+    # random against itself saves nothing, by construction
+    assert all(s == 0 for st, s in zip(savings["strategy"], savings["saving"], strict=True)
+               if st == "random")  # fmt: skip
+    picked = dict(zip(m["what_gets_picked"]["strategy"], m["what_gets_picked"]["galaxies"],
+                      strict=True))  # fmt: skip
+    assert picked == {"random": 64, "bald": 64, "pool": 800}  # 2 seeds x 2 rounds x 16
+    assert all(0 <= v <= 1 for v in m["what_gets_picked"]["featured_share"])
+    assert m["per_question"]["question"] == ["smooth-or-featured", "disk-edge-on", "bar"]
+    assert "bald label saving vs random" in m["summary"]
+    (runs,) = (root / "data" / "runs").glob("ci-smooth-or-featured-*")  # one settings id
+    assert sorted(p.name for p in runs.iterdir()) == [
+        "bald-seed0",
+        "bald-seed1",
+        "random-seed0",
+        "random-seed1",
+    ]
