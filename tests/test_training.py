@@ -37,6 +37,23 @@ def test_train_stops_early_keeps_best_weights_and_writes_logs(tmp_path):
         np.testing.assert_allclose(a, b)
 
 
+def test_an_interrupted_run_leaves_no_model_and_no_checkpoint(tmp_path):
+    images, cat = synthetic.simulate(64, size=16, seed=3)
+    ds = pipeline.make_tf_dataset(images, data.votes_array(cat, ["bar"]), 32, seed=0)
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:  # after the first checkpoint was written
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        training.train(
+            lambda: models.build_bayesian_cnn(16, 1, 1, seed=0), ds, ds, epochs=3,
+            model_path=tmp_path / "m.keras", callbacks=[Interrupt()],
+        )  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_tensorboard_logs_or_a_clear_error_before_training(tmp_path):
     import importlib.util
 

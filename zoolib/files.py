@@ -19,22 +19,20 @@ from pathlib import Path
 import numpy as np
 
 
-def temporary_sibling(path: Path, kind: str = "tmp") -> Path:
-    """A fresh, unused name beside ``path`` (hidden, with a random part)."""
+def temporary_sibling(path: Path, kind: str = "tmp", keep_suffix: bool = False) -> Path:
+    """A fresh, unused name beside ``path`` (hidden, with a random part); ``keep_suffix`` ends
+    it with ``path``'s suffix too, for writers that insist on one (Keras: ``.keras``)."""
     path = Path(path)
-    return path.with_name(f".{path.name}.{kind}-{uuid.uuid4().hex[:12]}")
+    suffix = path.suffix if keep_suffix else ""
+    return path.with_name(f".{path.name}.{kind}-{uuid.uuid4().hex[:12]}{suffix}")
 
 
 def write_atomic(path: Path, write: Callable[[Path], None], keep_suffix: bool = False) -> Path:
-    """Call ``write(tmp)`` for a temporary path beside ``path``, then rename it to ``path``.
-
-    ``keep_suffix`` ends the temporary name with ``path``'s suffix too, for writers that insist
-    on one (Keras saves only to names ending in ``.keras``).
-    """
+    """Call ``write(tmp)`` for a temporary path beside ``path``, then rename it to ``path``
+    (``keep_suffix``: see :func:`temporary_sibling`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(path)
-    tmp = tmp.with_name(tmp.name + path.suffix) if keep_suffix else tmp
+    tmp = temporary_sibling(path, keep_suffix=keep_suffix)
     try:
         write(tmp)
         os.replace(tmp, path)

@@ -16,6 +16,7 @@ the same.
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from zoolib import distributed
+from zoolib import distributed, files
 from zoolib.distributed import Data
 from zoolib.losses import BinomialLoss
 
@@ -106,9 +107,14 @@ def train(
     scratch = None if strategy.extended.should_checkpoint else Path(tempfile.mkdtemp())
     verbose = verbose if scratch is None else 0  # one progress bar per cluster, the chief's
     write_model = scratch / "model.keras" if scratch and model_path else model_path
+    # the checkpoint is written under a hidden name and renamed into place at the end, so an
+    # interrupted run never leaves a half-written model where the finished one belongs
+    checkpoint = None
+    if write_model is not None:
+        checkpoint = files.temporary_sibling(write_model, "checkpoint", keep_suffix=True)
     write_logs = scratch / "logs" if scratch and log_dir is not None else log_dir
     callbacks = [
-        *_callbacks(val_ds is not None, patience, write_model, write_logs, tensorboard),
+        *_callbacks(val_ds is not None, patience, checkpoint, write_logs, tensorboard),
         *(callbacks or []),
     ]
     try:
@@ -125,7 +131,11 @@ def train(
             history = distributed.custom_loop(
                 model, strategy, train_ds, val_ds, epochs, callbacks, verbose
             )
+        if checkpoint is not None and checkpoint.exists():
+            os.replace(checkpoint, write_model)
     finally:
+        if checkpoint is not None:
+            checkpoint.unlink(missing_ok=True)
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     return {k: [float(v) for v in vals] for k, vals in history.items()}, model_path, model
