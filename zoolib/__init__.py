@@ -13,6 +13,7 @@ Maths (numpy only)
     * :mod:`zoolib.binomial` - binomial maths of votes: mixtures, intervals, coverage
     * :mod:`zoolib.metrics` - per-question RMSE and NLL
     * :mod:`zoolib.acquisition` - entropies and BALD, top-k selection
+    * :mod:`zoolib.savings` - paired savings and curve gaps against random, bootstrap intervals
 
 Data
     * :mod:`zoolib.volunteers` - the simulated volunteers and the survey presets

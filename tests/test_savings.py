@@ -1,0 +1,88 @@
+"""Savings statistics (zoolib.savings) on simulated learning curves with a known answer."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from zoolib import savings
+
+SIZES = np.arange(64, 64 + 16 * 32, 32)  # 16 rounds
+
+
+def _curves(rng, strategies: dict, n_seeds: int, noise: float = 0.01) -> pd.DataFrame:
+    """Falling curves 0.3 + 0.1 exp(-n / scale) plus independent noise per seed and round;
+    ``strategies`` maps a name to its label efficiency (1: random; 2: needs half the labels)."""
+    rows = []
+    for name, efficiency in strategies.items():
+        for s in range(n_seeds):
+            shared = rng.normal(0, noise)  # a seed's own level, e.g. its test set
+            for n in SIZES:
+                m = 0.3 + 0.1 * np.exp(-efficiency * (n - 64) / 200) + shared
+                rows.append({"strategy": name, "seed": s, "n_labelled": n,
+                             "m": m + rng.normal(0, noise / 2)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_labels_to_reach_interpolates_and_censors():
+    n, m = [100, 200, 300], [10.0, 8.0, 7.0]
+    assert savings.labels_to_reach(n, m, 9.0) == pytest.approx(150.0)
+    assert savings.labels_to_reach(n, m, 11.0) == 100.0
+    assert np.isnan(savings.labels_to_reach(n, m, 6.0))
+    with pytest.raises(ValueError, match="increase"):
+        savings.labels_to_reach([1, 1], [2, 1], 1.5)
+
+
+def test_a_known_saving_is_recovered_with_an_interval_around_it():
+    """A strategy twice as label-efficient needs half the labels beyond the initial 64: at the
+    target random reaches at n_r, it needs 64 + (n_r - 64) / 2."""
+    rng = np.random.default_rng(0)
+    curves = _curves(rng, {"random": 1.0, "fast": 2.0}, n_seeds=20, noise=0.002)
+    result = savings.saving_at(curves, "fast", "m", savings.targets(curves, "m", [0.5])[0.5])
+    assert result["ci_low"] < result["saving"] < result["ci_high"]
+    n_r = SIZES[0] + 0.5 * (SIZES[-1] - SIZES[0])
+    exact = 1 - (SIZES[0] + (n_r - SIZES[0]) / 2) / n_r
+    assert result["saving"] == pytest.approx(exact, abs=0.03) and result["ci_low"] > 0.3
+    gap = savings.curve_gap(curves, "fast", "m")
+    assert gap["ci_high"] < 0 and gap["n_seeds"] == 20
+
+
+def test_estimators_are_centred_on_zero_under_the_null_with_nominal_intervals():
+    """Two strategies with the same curve distribution: the savings and the curve gap average
+    within 2 points (of a saving) of zero, and their 95% intervals cover zero about 95% of
+    the time (over 300 simulated experiments of 20 seeds)."""
+    rng = np.random.default_rng(1)
+    found = {"saving 50%": [], "saving 100%": [], "gap": []}
+    cover = {k: [] for k in found}
+    for _ in range(300):
+        curves = _curves(rng, {"random": 1.0, "random_null": 1.0}, n_seeds=20)
+        goals = savings.targets(curves, "m", [0.5, 1.0])
+        for f, key in ((0.5, "saving 50%"), (1.0, "saving 100%")):
+            r = savings.saving_at(curves, "random_null", "m", goals[f])
+            found[key].append(r["saving"])
+            cover[key].append(r["ci_low"] <= 0 <= r["ci_high"])
+        g = savings.curve_gap(curves, "random_null", "m")
+        found["gap"].append(g["mean"])
+        cover["gap"].append(g["ci_low"] <= 0 <= g["ci_high"])
+    assert abs(np.mean(found["saving 50%"])) < 0.02
+    assert abs(np.mean(found["saving 100%"])) < 0.02
+    assert abs(np.mean(found["gap"])) < 0.001
+    for key, hits in cover.items():
+        assert 0.90 <= np.mean(hits) <= 0.99, (key, np.mean(hits))
+
+
+def test_censored_seeds_are_kept_and_counted():
+    rng = np.random.default_rng(2)
+    curves = _curves(rng, {"random": 1.0, "slow": 0.3}, n_seeds=10, noise=0.001)
+    r = savings.saving_at(curves, "slow", "m", savings.targets(curves, "m", [1.0])[1.0])
+    assert r["n_seeds"] == 10 and r["n_censored"] == 10  # never reaches random's final point
+    assert r["saving"] <= 0  # an upper bound: it needs more than the whole budget
+
+
+def test_summary_shape_names_every_strategy_but_random():
+    rng = np.random.default_rng(3)
+    curves = _curves(rng, {"random": 1.0, "random_null": 1.0, "bald": 1.5}, n_seeds=6)
+    saves, gaps = savings.summary(curves, "m")
+    assert set(saves) == set(gaps) == {"random_null", "bald"}
+    assert set(saves["bald"]) == {"25%", "50%", "100%"}
+    assert set(saves["bald"]["50%"]) == {"saving", "ci_low", "ci_high", "n_seeds", "n_censored",
+                                         "n_censored_random"}  # fmt: skip
