@@ -165,35 +165,52 @@ def posterior_report(
     n: np.ndarray,
     questions: list[str],
     levels=(0.5, 0.8, 0.95),
+    concentration=None,
+    concentration_single=None,
+    seed: int = 0,
+    label: str = "",
 ) -> tuple[dict, dict]:
     """Calibration and accuracy of the MC-dropout mixture against a single deterministic pass.
 
     Args:
         rho_samples: (galaxies, Q, T) MC-dropout samples; rho_single: (galaxies, Q) dropout off.
         k, n: (galaxies, Q) observed votes.
+        concentration, concentration_single: None (binomial votes) or (Q,) beta-binomial
+            concentrations for the mixture and the single pass (:func:`zoolib.binomial.
+            fit_concentration`, fitted on the validation split).
+        seed: seed of the randomised PIT.
+        label: prefix of the summary's keys (e.g. "calibrated ").
 
     Returns:
-        ({question: {coverage_mc, coverage_single, nll_mc, nll_single, rmse_mc, rmse_single}},
-        a flat summary for the report index).
+        ({question: {coverage_mc, coverage_single (interval coverage, at least the level for
+        discrete votes), randomized_mc, randomized_single (randomised-PIT coverage, exactly the
+        level when calibrated), nll_mc, nll_single, rmse_mc, rmse_single}}, a flat summary).
     """
     single = np.asarray(rho_single)[..., None]
-    cov_mc = binomial.coverage(rho_samples, k, n, levels)
-    cov_single = binomial.coverage(single, k, n, levels)
-    nll_mc = metrics.mean_posterior_nll(rho_samples, k, n)
-    nll_single = metrics.mean_posterior_nll(single, k, n)
+    phi = {"mc": concentration, "single": concentration_single}
+    samples = {"mc": rho_samples, "single": single}
+    cov = {m: binomial.coverage(samples[m], k, n, levels, concentration=phi[m]) for m in samples}
+    rnd = {
+        m: binomial.randomized_coverage(samples[m], k, n, levels, seed, concentration=phi[m])
+        for m in samples
+    }
+    nll = {m: binomial.mixture_nll(samples[m], k, n, concentration=phi[m]) for m in samples}
     rmse_mc = metrics.rmse(np.mean(rho_samples, axis=-1), k, n)
     rmse_single = metrics.rmse(np.asarray(rho_single), k, n)
     results, summary = {}, {}
     for j, name in enumerate(questions):
         results[name] = {
-            "coverage_mc": {str(lv): float(cov_mc[i, j]) for i, lv in enumerate(levels)},
-            "coverage_single": {str(lv): float(cov_single[i, j]) for i, lv in enumerate(levels)},
-            "nll_mc": float(nll_mc[j]), "nll_single": float(nll_single[j]),
+            f"{kind}_{m}": {str(lv): float(table[m][i, j]) for i, lv in enumerate(levels)}
+            for kind, table in (("coverage", cov), ("randomized", rnd))
+            for m in samples
+        }
+        results[name].update({
+            "nll_mc": float(nll["mc"][j]), "nll_single": float(nll["single"][j]),
             "rmse_mc": float(rmse_mc[j]), "rmse_single": float(rmse_single[j]),
-        }  # fmt: skip
+        })  # fmt: skip
         for i, lv in enumerate(levels):
-            summary[f"{name} coverage@{lv:.0%} MC / single"] = (
-                f"{cov_mc[i, j]:.3f} / {cov_single[i, j]:.3f}"
+            summary[f"{label}{name} coverage@{lv:.0%} MC / single (PIT)"] = (
+                f"{rnd['mc'][i, j]:.3f} / {rnd['single'][i, j]:.3f}"
             )
-        summary[f"{name} NLL MC / single"] = f"{nll_mc[j]:.4f} / {nll_single[j]:.4f}"
+        summary[f"{label}{name} NLL MC / single"] = f"{nll['mc'][j]:.4f} / {nll['single'][j]:.4f}"
     return results, summary
