@@ -8,7 +8,7 @@ from scipy import special
 
 from zoolib import metrics
 from zoolib import posteriors as post
-from zoolib.models import build_bayesian_cnn, split_trunk_head
+from zoolib.models import build_bayesian_cnn, mc_dropout_layers, split_trunk_head
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +83,40 @@ def test_fast_head_sampling_matches_full_passes_in_distribution(small_model, ima
     # with dropout off, the split and the flat model are the same network
     np.testing.assert_array_equal(
         post.deterministic_rho(flat, images), post.deterministic_rho(small_model, images)
+    )
+
+
+def test_dihedral_views_are_the_eight_symmetries():
+    x = np.arange(2 * 3 * 3).reshape(2, 3, 3, 1)
+    views = post.dihedral_views(x)
+    assert views.shape == (8, 2, 3, 3, 1)
+    np.testing.assert_array_equal(views[0], x)
+    np.testing.assert_array_equal(views[1, 0, :, :, 0], np.rot90(x[0, :, :, 0]))
+    np.testing.assert_array_equal(views[4, 0, :, :, 0], x[0, :, ::-1, 0])
+    assert len({v[0].tobytes() for v in views}) == 8  # all different for a generic image
+
+
+def test_augmented_samples_have_the_moments_of_naive_per_view_passes(small_model, images):
+    """Trunk once per view + dropout on the head equals, in distribution, T full stochastic
+    passes each on a random view; and augmentation really adds the orientation's spread."""
+    trunk, head = small_model.get_layer("trunk"), small_model.get_layer("head")
+    inp = keras.Input((32, 32, 1))
+    flat = keras.Model(inp, head.get_layer("logits")(head.get_layer("mc_dropout")(trunk(inp))))
+    t = 1500
+    fast = post.sample_rho(small_model, images, t, seed=3, augment=True)
+    slow = post.sample_rho(flat, images, t, seed=4, augment=True)
+    assert not np.array_equal(fast, slow)
+    for transform in (special.logit, np.asarray):
+        assert _same_moments(transform(fast), transform(slow)).all()
+    # without dropout, plain samples are all alike and augmented ones differ between views
+    still = build_bayesian_cnn(image_size=32, n_questions=2, dropout_rate=0.5, seed=4)
+    for layer in mc_dropout_layers(still):
+        layer.rate = 0.0  # dropout off (a model built with rate 0 has no dropout stream to seed)
+    assert np.all(post.sample_rho(still, images, 16, seed=3).std(-1) < 1e-12)
+    assert np.all(post.sample_rho(still, images, 16, seed=3, augment=True).std(-1) > 1e-6)
+    again = post.sample_rho(small_model, images, 20, seed=3, augment=True)
+    np.testing.assert_array_equal(
+        again, post.sample_rho(small_model, images, 20, seed=3, augment=True)
     )
 
 

@@ -71,6 +71,39 @@ def _batches(images, batch_size: int, progress: bool = False, desc: str = ""):
         yield start, np.asarray(images[start : start + batch_size], dtype=np.float32)
 
 
+def dihedral_views(images: np.ndarray) -> np.ndarray:
+    """The 8 flips and 90-degree rotations of (B, S, S, C) images: (8, B, S, S, C), view 0 the
+    images themselves, views 0-3 rotations by 0-3 quarter turns, 4-7 the same after a
+    left-right mirror. A galaxy has no preferred orientation, so all 8 are equally valid."""
+    images = np.asarray(images)
+    mirrored = images[:, :, ::-1]
+    return np.stack([np.rot90(v, q, axes=(1, 2)) for v in (images, mirrored) for q in range(4)])
+
+
+def _augmented_logits(model, batch: np.ndarray, n_samples: int, rng) -> np.ndarray:
+    """(B, Q, T) logits, sample t of galaxy b drawn on a random one of its 8 views."""
+    import tensorflow as tf
+
+    from zoolib.models import split_trunk_head
+
+    views = dihedral_views(batch)  # (8, B, S, S, C)
+    pick = rng.integers(0, 8, size=(n_samples, len(batch)))  # (T, B)
+    split = split_trunk_head(model)
+    if split is not None:  # trunk once per view, the T dropout masks on the head
+        trunk, head = split
+        features = trunk(tf.constant(views.reshape((-1,) + batch.shape[1:])), training=False)
+        features = features.numpy().reshape(8, len(batch), -1)
+        chosen = features[pick, np.arange(len(batch))[None, :]]  # (T, B, F)
+        logits = head(tf.constant(chosen.reshape(-1, chosen.shape[-1])), training=False)
+        logits = logits.numpy().reshape(n_samples, len(batch), -1)
+    else:  # randomness in the trunk: T full passes, each on its own views
+        logits = np.stack([
+            model(tf.constant(views[pick[t], np.arange(len(batch))]), training=False).numpy()
+            for t in range(n_samples)
+        ])  # fmt: skip
+    return np.transpose(logits, (1, 2, 0))
+
+
 def sample_rho(
     model,
     images,
@@ -78,6 +111,7 @@ def sample_rho(
     batch_size: int = 256,
     seed: int | None = None,
     progress: bool = False,
+    augment: bool = False,
 ) -> np.ndarray:
     r"""Draw T = ``n_samples`` MC-dropout predictions :math:`\rho_t = \sigma(x_t)` per galaxy.
 
@@ -91,6 +125,10 @@ def sample_rho(
         seed: restart the dropout streams at this seed, making the draws reproducible for the
             same ``batch_size`` (the masks are drawn batch by batch, so another batch size gives
             other, equally valid, draws).
+        augment: draw each of the T samples on a random one of the galaxy's 8 flips and
+            rotations (:func:`dihedral_views`, chosen with ``numpy.random.default_rng(seed)``),
+            as the paper's code did, so the samples also express how the prediction depends
+            on orientation. The trunk runs once per view (8 passes), the masks on the head.
 
     Returns:
         float64 array (galaxies, Q, T). The sigmoid is applied in float64, which is exact to
@@ -107,9 +145,13 @@ def sample_rho(
     if seed is not None:
         reseed(model, seed)
     fn = _sampler(model)
+    rng = np.random.default_rng(seed)
     out = None
     for start, batch in _batches(images, batch_size, progress, "MC dropout"):
-        logits = fn(tf.constant(batch), tf.constant(n_samples, tf.int32)).numpy()
+        if augment:
+            logits = _augmented_logits(model, batch, n_samples, rng)
+        else:
+            logits = fn(tf.constant(batch), tf.constant(n_samples, tf.int32)).numpy()
         if out is None:
             out = np.empty((len(images),) + logits.shape[1:], dtype=np.float64)
         out[start : start + len(batch)] = to_rho(logits)
