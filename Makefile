@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PARAMS ?= default
 
-.PHONY: test test-fast reports lab kernel lint lock benchmarks clean-reports
+.PHONY: test test-fast reports pretrain lab kernel lint lock benchmarks clean-reports
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test-fast: $(STAMP)
 reports: $(STAMP)
 	$(BIN)/python -m zoolib run --params $(PARAMS)
 
+# Regenerate the pretrained CNN shipped in zoolib/pretrained/ (about an hour on 2 CPU cores);
+# commit the two files it writes.
+pretrain: $(STAMP)
+	$(BIN)/python -m zoolib pretrain
+
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
@@ -36,7 +41,7 @@ kernel: $(STAMP)
 	$(BIN)/python -m ipykernel install --user --name zoo --display-name "Python (zoo)"
 
 lint: $(STAMP)
-	$(BIN)/ruff check zoolib tests benchmarks notebooks
+	$(BIN)/ruff check zoolib tests benchmarks experiments notebooks
 	$(BIN)/nbstripout --verify notebooks/*.ipynb
 
 benchmarks: $(STAMP)

@@ -450,3 +450,24 @@ def test_multi_worker_strategy_trains_two_local_workers_in_step(tmp_path):
         val = run["history"]["val_loss"]
         assert min(val) < val[0] - 5 * tolerance, val
     assert abs(min(chief["history"]["val_loss"]) - min(single["history"]["val_loss"])) < tolerance
+
+
+def test_keep_start_keeps_better_starting_weights(tmp_path):
+    """Fine-tuning from weights already fitted, with a learning rate that can only hurt: the
+    starting weights are kept and saved; with a harmless rate, the trained ones are."""
+    images, cat = synthetic.simulate(128, size=16, seed=4)
+    votes = data.votes_array(cat, ["bar"])
+    ds = pipeline.make_tf_dataset(images, votes, 32, seed=0, augment_images=False)
+    val = pipeline.make_tf_dataset(images, votes, 128, shuffle=False, augment_images=False)
+    build = lambda: models.build_bayesian_cnn(16, 1, 1, dropout_rate=0.0, seed=0)  # noqa: E731
+    _, _, fitted = training.train(build, ds, val, epochs=3, learning_rate=1e-2, seed=0)
+    start = [w.numpy().copy() for w in fitted.weights]
+    history, path, model = training.train(
+        fitted, ds, val, epochs=2, learning_rate=10.0, seed=0, keep_start=True,
+        model_path=tmp_path / "m.keras",
+    )  # fmt: skip
+    assert history["start_val_loss"][0] < min(history["val_loss"])  # the huge rate hurt
+    for a, b in zip(start, model.weights, strict=True):
+        np.testing.assert_array_equal(a, b.numpy())
+    for a, b in zip(start, models.load_model(path).get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -239,10 +239,13 @@ def pit_histograms(pits: dict[str, np.ndarray], bins: int = 20):
 
 
 def learning_curves(history: dict[str, list[float]]):
-    """Training and validation loss per epoch."""
+    """Training and validation loss per epoch; the starting weights' validation loss
+    (``start_val_loss``, when fine-tuning) as a point at epoch 0."""
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     for key, values in history.items():
-        if key.endswith("loss"):
+        if key == "start_val_loss":
+            ax.plot([0], values, marker="*", ms=10, ls="", color="black", label="start (val)")
+        elif key.endswith("loss"):
             ax.plot(np.arange(1, len(values) + 1), values, marker="o", label=key)
     ax.set_xlabel("epoch")
     ax.set_ylabel("binomial loss per galaxy (no log C term)")

@@ -143,12 +143,50 @@ def load(image_size: int, channels: int, folder: Path | None = None):
         )
     model = models.load_model(path)
     expected = models.build_bayesian_cnn(
-        image_size, channels, len(arch["questions"]), arch["dropout_rate"],
+        image_size,
+        channels,
+        len(arch["questions"]),
+        arch["dropout_rate"],
         dense_activation=arch["dense_activation"],
     )
     shapes = [tuple(w.shape) for w in model.weights]
     if shapes != [tuple(w.shape) for w in expected.weights]:
         raise ValueError(f"{path} is not the paper's CNN as built by zoolib.models: {shapes}")
+    return model, manifest
+
+
+def initial_model(
+    questions: list[str],
+    image_size: int = 64,
+    channels: int = 1,
+    dropout_rate: float = 0.5,
+    seed: int | None = None,
+    folder: Path | None = None,
+):
+    """The paper's CNN for ``questions`` starting from the pretrained weights; and the manifest.
+
+    The whole trunk is copied; each question the pretrained model also learned gets its head
+    weights (its column of the last layer), any other question a fresh random column. Pass
+    ``lambda: initial_model(...)[0]`` to :func:`zoolib.training.train` to fine-tune it.
+    """
+    source, manifest = load(image_size, channels, folder)
+    arch = manifest["architecture"]
+    model = models.build_bayesian_cnn(
+        image_size, channels, len(questions), dropout_rate, seed=seed,
+        dense_activation=arch["dense_activation"],
+    )  # fmt: skip
+    (src_trunk, src_head), (trunk, head) = (
+        models.split_trunk_head(source),
+        models.split_trunk_head(model),
+    )
+    trunk.set_weights(src_trunk.get_weights())
+    kernel, bias = head.get_layer("logits").get_weights()
+    src_kernel, src_bias = src_head.get_layer("logits").get_weights()
+    for j, name in enumerate(questions):
+        if name in arch["questions"]:
+            i = arch["questions"].index(name)
+            kernel[:, j], bias[j] = src_kernel[:, i], src_bias[i]
+    head.get_layer("logits").set_weights([kernel, bias])
     return model, manifest
 
 
@@ -183,12 +221,19 @@ def _code_version() -> dict:
     }  # fmt: skip
 
 
-def pretrain(settings: Settings | None = None, out_dir: Path | None = None, verbose: int = 2):
+def pretrain(
+    settings: Settings | None = None,
+    out_dir: Path | None = None,
+    work_dir: Path | None = None,
+    verbose: int = 2,
+):
     """Simulate, train, measure and write the pretrained model and its manifest; return the
     manifest. The model is written to a temporary name and renamed, then the manifest, so an
-    interrupted run leaves the previous pair in place."""
+    interrupted run leaves the previous pair in place. The best model so far and the training
+    log go to ``work_dir`` (default ``models/pretrain/``) while it runs."""
     s = settings or Settings()
     out_dir = Path(out_dir or paths.PRETRAINED_DIR)
+    work_dir = Path(work_dir or paths.MODELS_DIR / "pretrain")
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     code_version = _code_version()  # the code that runs, before anyone commits more
@@ -211,8 +256,8 @@ def pretrain(settings: Settings | None = None, out_dir: Path | None = None, verb
                                           s.dropout_rate, seed=s.seed,
                                           dense_activation=s.dense_activation),  # fmt: skip
         train_ds, val_ds, s.epochs, learning_rate=s.learning_rate, patience=s.patience,
-        model_path=paths.MODELS_DIR / "pretrain_best.keras",
-        log_dir=paths.MODELS_DIR / "pretrain_logs", seed=s.seed,
+        model_path=work_dir / "best.keras",
+        log_dir=work_dir, seed=s.seed,
         verbose=verbose, callbacks=[keras.callbacks.ReduceLROnPlateau(factor=0.3, patience=1)],
     )  # fmt: skip
     trained = time.perf_counter() - start - simulated
@@ -233,17 +278,24 @@ def pretrain(settings: Settings | None = None, out_dir: Path | None = None, verb
         "sha256": files.sha256(target),
         "bytes": target.stat().st_size,
         "command": "python -m zoolib pretrain " + shlex.join(sys.argv[2:])
-        if sys.argv[1:2] == ["pretrain"] else None,
+        if sys.argv[1:2] == ["pretrain"]
+        else None,
         "settings": dataclasses.asdict(s),
         "architecture": {
-            "name": "bayesian_cnn", "image_size": s.image_size, "channels": s.channels,
-            "questions": questions, "dropout_rate": s.dropout_rate,
+            "name": "bayesian_cnn",
+            "image_size": s.image_size,
+            "channels": s.channels,
+            "questions": questions,
+            "dropout_rate": s.dropout_rate,
             "dense_activation": s.dense_activation,
             "parameters": int(model.count_params()),
         },  # fmt: skip
         "universe": {
-            "preset": s.preset, "seed": s.seed, "n_galaxies": s.n_galaxies,
-            "image_size": s.image_size, "channels": s.channels,
+            "preset": s.preset,
+            "seed": s.seed,
+            "n_galaxies": s.n_galaxies,
+            "image_size": s.image_size,
+            "channels": s.channels,
             "split_counts": {k: int(len(v)) for k, v in rows.items()},
             "fingerprint": universe_fingerprint(s.preset, s.image_size, s.channels),
         },  # fmt: skip

@@ -45,6 +45,7 @@ def train(
     loop: str = "auto",
     callbacks: list[keras.callbacks.Callback] | None = None,
     optimizer: str = "adam",
+    keep_start: bool = False,
 ) -> tuple[dict[str, list[float]], Path | None, keras.Model]:
     """Fit ``model`` on batches of (images (B, S, S, C), votes (B, Q, 2)).
 
@@ -68,6 +69,10 @@ def train(
         callbacks: further Keras callbacks, run after the built-in ones (both loops).
         optimizer: name of a Keras optimizer (``"adam"`` as in the paper, ``"sgd"``, ...),
             created with ``learning_rate`` inside the strategy's scope.
+        keep_start: for fine-tuning: measure the validation loss of the starting weights
+            first (``history["start_val_loss"]``), and keep them, and save them to
+            ``model_path``, if no epoch beats them. (Early stopping alone keeps the best
+            *trained* epoch, which can be worse than a pretrained start.) ``fit`` loop only.
 
     Returns:
         (history as {metric: per-epoch values}, ``model_path`` (None if not given; on the
@@ -102,6 +107,12 @@ def train(
             "pass a function that builds the model (train(lambda: build(...), ...))"
         )
     distributed.separate_dropout_streams(model, strategy)
+    start = None
+    if keep_start and val_ds is not None:
+        if loop != "fit":
+            raise ValueError("keep_start needs the fit loop (one machine)")
+        start_loss = float(model.evaluate(_global_batches(val_ds), verbose=0))
+        start = (start_loss, [w.numpy().copy() for w in model.weights])
     model_path = Path(model_path) if model_path is not None else None
     # on a cluster every worker runs the same callbacks; only the chief writes where asked
     scratch = None if strategy.extended.should_checkpoint else Path(tempfile.mkdtemp())
@@ -131,6 +142,13 @@ def train(
             history = distributed.custom_loop(
                 model, strategy, train_ds, val_ds, epochs, callbacks, verbose
             )
+        if start is not None:
+            history["start_val_loss"] = [start[0]]
+            if start[0] <= min(history["val_loss"]):  # no epoch beat the starting weights
+                for w, value in zip(model.weights, start[1], strict=True):
+                    w.assign(value)
+                if checkpoint is not None:
+                    files.save_model(model, checkpoint)
         if checkpoint is not None and checkpoint.exists():
             os.replace(checkpoint, write_model)
     finally:

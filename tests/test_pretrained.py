@@ -1,0 +1,88 @@
+"""The shipped pretrained CNN: it matches the universe it claims, loads only when intact and of
+the right shape, and starts fine-tuning with its own weights."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from zoolib import files, models, paths, pretrained
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return pretrained.load(64, 1)
+
+
+def test_shipped_weights_match_the_universe_they_claim(shipped):
+    """Fails when the simulation changes after the weights were made: regenerate them then."""
+    _, manifest = shipped
+    pretrained.check_universe(manifest)
+    assert manifest["sha256"] == files.sha256(paths.PRETRAINED_DIR / manifest["file"])
+    assert manifest["universe"]["seed"] == pretrained.UNIVERSE_SEED
+
+
+def test_a_changed_universe_is_detected(shipped):
+    _, manifest = shipped
+    changed = json.loads(json.dumps(manifest))
+    changed["universe"]["fingerprint"]["pixel mean"] *= 1.001
+    with pytest.raises(ValueError, match=r"(?s)universe changed.*make pretrain.*pixel mean"):
+        pretrained.check_universe(changed)
+    other = pretrained.universe_fingerprint("decals", 64, 1)  # another survey: other votes
+    assert pretrained.fingerprint_differences(manifest["universe"]["fingerprint"], other)
+
+
+def test_load_refuses_a_damaged_file_the_wrong_size_or_no_manifest(tmp_path, shipped):
+    folder = tmp_path / "pretrained"
+    shutil.copytree(paths.PRETRAINED_DIR, folder)
+    with pytest.raises(ValueError, match="takes 64 px images with 1 channel.*not 32 px"):
+        pretrained.load(32, 1, folder)
+    with pytest.raises(ValueError, match="not 64 px with 3"):
+        pretrained.load(64, 3, folder)
+    model_file = folder / shipped[1]["file"]
+    model_file.write_bytes(model_file.read_bytes() + b"\0")
+    with pytest.raises(ValueError, match="does not match the sha256"):
+        pretrained.load(64, 1, folder)
+    (folder / pretrained.MANIFEST_FILE).unlink()
+    with pytest.raises(FileNotFoundError, match="make pretrain.*scratch"):
+        pretrained.load(64, 1, folder)
+
+
+def test_fine_tuning_starts_from_the_pretrained_trunk_and_head_columns(shipped):
+    source, manifest = shipped
+    order = manifest["architecture"]["questions"]
+    wanted = [order[2], order[0]]
+    model, _ = pretrained.initial_model(wanted, seed=0)
+    (src_trunk, src_head), (trunk, head) = (
+        models.split_trunk_head(source),
+        models.split_trunk_head(model),
+    )
+    for a, b in zip(src_trunk.get_weights(), trunk.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    src_kernel, src_bias = src_head.get_layer("logits").get_weights()
+    kernel, bias = head.get_layer("logits").get_weights()
+    np.testing.assert_array_equal(kernel, src_kernel[:, [2, 0]])
+    np.testing.assert_array_equal(bias, src_bias[[2, 0]])
+    images = np.random.default_rng(0).integers(0, 255, (4, 64, 64, 1)).astype(np.uint8)
+    from zoolib import posteriors
+
+    np.testing.assert_allclose(
+        posteriors.deterministic_rho(model, images),
+        posteriors.deterministic_rho(source, images)[:, [2, 0]],
+        rtol=1e-6,
+    )
+
+
+@pytest.mark.slow
+def test_pretrain_writes_a_model_and_a_manifest_that_load(tmp_path):
+    settings = pretrained.Settings(n_galaxies=300, epochs=1, eval_samples=3)
+    manifest = pretrained.pretrain(settings, tmp_path, tmp_path / "work", verbose=0)
+    written = {p.name for p in tmp_path.iterdir()} - {"work"}
+    assert written == {pretrained.MANIFEST_FILE, pretrained.MODEL_FILE}
+    model, loaded = pretrained.load(64, 1, tmp_path)
+    assert loaded == json.loads(json.dumps(manifest))
+    assert set(manifest["test"]["cnn"]) == set(manifest["architecture"]["questions"])
+    assert manifest["code_version"]["zoolib"] and manifest["training"]["epochs_run"] == 1
+    assert 0 <= manifest["dead_features"] <= 128
+    assert manifest["bytes"] < 3_000_000  # no optimizer state
