@@ -106,7 +106,7 @@ def main() -> None:
                 {"regime": name, **run(REGIMES[name], x, y, cat, questions, seed, args.epochs)}
             )
             print(pd.DataFrame(rows[-1:]).to_string(index=False, float_format="%.4f"), flush=True)
-    table = pd.DataFrame(rows).drop(columns="seed")
+    table = pd.DataFrame(rows).drop(columns="seed").astype({"kept start": int})
     mean = table.groupby("regime", sort=False).mean()
     spread = table.groupby("regime", sort=False).agg(lambda v: v.max() - v.min())
     with pd.option_context("display.width", 250, "display.max_columns", 60):

@@ -164,27 +164,35 @@ def universe_trends(catalog: pd.DataFrame):
 
 
 def draw_posterior(
-    ax, rho_samples, n: int, k: int | None = None, show_samples: bool = True, level: float = 0.95
+    ax, rho_samples, n: int, k: int | None = None, show_samples: bool = True, level: float = 0.95,
+    concentration: float | None = None,
 ):
     """The paper's posterior panel for one galaxy and question.
 
     Grey: Binomial(k | n, rho_t) for each of the T samples; green: their mean, the posterior
-    over the vote count, with its central ``level`` credible interval shaded; orange dashed: a
-    single stochastic forward pass (sample 0); black line: the observed k.
+    over the vote count; orange dashed: a single stochastic forward pass (sample 0); black line:
+    the observed k. With a ``concentration`` (:func:`zoolib.binomial.fit_concentration`), purple:
+    the mixture of beta-binomials that allows for volunteers who disagree about the same image.
+    The central ``level`` interval of the last mixture drawn is shaded.
     """
-    from zoolib.binomial import credible_interval, vote_pmf
+    from zoolib.binomial import credible_interval, mixture_pmf, vote_pmf
 
     rho_samples = np.asarray(rho_samples, dtype=np.float64)
     ks = np.arange(n + 1)
     pmfs = vote_pmf(rho_samples, n)  # (T, n + 1)
-    lo, hi = credible_interval(rho_samples[None, :], n, level)
+    lo, hi = credible_interval(rho_samples[None, :], n, level, concentration=concentration)
+    kind = "" if concentration is None else " (beta-binomial)"
     ax.axvspan(lo[0] - 0.5, hi[0] + 0.5, color="tab:green", alpha=0.12,
-               label=f"{level:.0%} interval {lo[0]}-{hi[0]}")  # fmt: skip
+               label=f"{level:.0%} interval {lo[0]}-{hi[0]}{kind}")  # fmt: skip
     if show_samples:
         for pmf in pmfs:
             ax.plot(ks, pmf, color="0.6", lw=0.6, alpha=0.5)
     ax.plot(ks, pmfs[0], color="tab:orange", lw=1.2, ls="--", label="one forward pass")
     ax.plot(ks, pmfs.mean(axis=0), color="tab:green", lw=2.2, label=f"mixture of T={len(pmfs)}")
+    if concentration is not None:
+        spread = mixture_pmf(rho_samples[None, :], n, concentration=concentration)[0]
+        ax.plot(ks, spread[: n + 1], color="tab:purple", lw=1.8,
+                label=f"with volunteer spread (phi={concentration:.3g})")  # fmt: skip
     if k is not None:
         ax.axvline(k, color="black", lw=1.5, label=f"observed k={k}")
     ax.set_xlim(0, n)
@@ -193,7 +201,8 @@ def draw_posterior(
 
 
 def posterior_panels(
-    images: np.ndarray, rho_samples: np.ndarray, k, n, titles: list[str], name: str
+    images: np.ndarray, rho_samples: np.ndarray, k, n, titles: list[str], name: str,
+    concentration: float | None = None,
 ):
     """One row per galaxy: the image and its posterior over k (see :func:`draw_posterior`).
 
@@ -204,7 +213,8 @@ def posterior_panels(
                              gridspec_kw={"width_ratios": [1, 2.4]})  # fmt: skip
     for i in range(rows):
         show_image(axes[i, 0], images[i], titles[i])
-        draw_posterior(axes[i, 1], rho_samples[i], int(n[i]), int(k[i]))
+        draw_posterior(axes[i, 1], rho_samples[i], int(n[i]), int(k[i]),
+                       concentration=concentration)  # fmt: skip
     axes[0, 1].legend(fontsize=7, loc="upper right")
     fig.suptitle(f"{name}: posteriors over the vote count")
     fig.tight_layout()
