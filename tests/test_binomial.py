@@ -237,6 +237,8 @@ def test_fit_concentration_recovers_overdispersion_and_calibrates_coverage(rng):
     assert nll_fit < binomial.mixture_nll(rho, k, n)
     nobody = np.zeros_like(n)
     assert binomial.fit_concentration(rho, nobody, nobody) == np.inf  # nobody was asked
+    once = np.ones_like(n)  # one vote each: every phi gives the same Bernoulli
+    assert binomial.fit_concentration(rho, np.minimum(k, once), once) == np.inf
 
 
 def test_randomized_coverage_is_exact_where_plain_intervals_are_conservative(rng):

@@ -386,11 +386,15 @@ def fit_concentration(rho_samples, k, n, grid=CONCENTRATION_GRID) -> np.ndarray:
     r"""Per question, the concentration :math:`\phi` on ``grid`` (1 to 1e4 in steps of
     :math:`10^{0.1}`, and ``inf``: plain binomial) that minimises the mixture's mean NLL of the
     observed votes. Fit it on held-out galaxies (the validation split), never the test split.
+    A question no galaxy was asked of at least 2 volunteers gets ``inf``: with one vote the
+    beta-binomial is the same Bernoulli for every :math:`\phi`.
 
     Returns:
         (Q,) for (galaxies, Q, T) samples, or a 0-d array for (galaxies, T).
     """
     nll = np.stack([mixture_nll(rho_samples, k, n, concentration=phi) for phi in grid])
-    never_asked = np.all(np.isnan(nll), axis=0)
     best = np.asarray(grid)[np.argmin(np.where(np.isnan(nll), np.inf, nll), axis=0)]
-    return np.where(never_asked, np.inf, best)
+    # with one vote a beta-binomial is the Bernoulli for every phi: nothing to fit
+    _, n_rows, lead = broadcast_rows(rho_samples, n)
+    informative = np.any(n_rows.reshape(lead) >= 2, axis=0)
+    return np.where(informative, best, np.inf)

@@ -1,11 +1,12 @@
 r"""The pretrained Bayesian CNN shipped with zoolib: made once, checked on load, fine-tuned later.
 
-Training the paper's CNN from scratch to convergence takes hours on a 2-core CPU (about 40
-images/s at 64 px), far beyond a notebook's budget, so, like Zoobot, zoo pretrains once and
-fine-tunes cheaply. :func:`pretrain` (``python -m zoolib pretrain`` / ``make pretrain``)
-simulates a large universe at 64 px (every question), with a seed no notebook uses
-(:data:`UNIVERSE_SEED`), trains :func:`zoolib.models.build_bayesian_cnn` on it with early
-stopping, measures it on its own test split and writes
+Training the paper's CNN from scratch to convergence takes over an hour on a 2-core CPU
+(about 200 images/s at 64 px; the shipped run averaged 192), far beyond a notebook's budget,
+so, like Zoobot, zoo pretrains once and fine-tunes cheaply. :func:`pretrain`
+(``python -m zoolib pretrain`` / ``make pretrain``) simulates a large universe at 64 px
+(every question), with a seed no notebook uses (:data:`UNIVERSE_SEED`), trains
+:func:`zoolib.models.build_bayesian_cnn` on it with early stopping, measures it on its own
+test split and writes
 
 * ``zoolib/pretrained/bayesian_cnn_64px.keras``: the model (trunk and head, about 2.3 MB);
 * ``zoolib/pretrained/manifest.json``: its sha256, the exact command, the code version, the
@@ -137,9 +138,9 @@ def load(image_size: int, channels: int, folder: Path | None = None):
     if (arch["image_size"], arch["channels"]) != (image_size, channels):
         raise ValueError(
             f"the pretrained model takes {arch['image_size']} px images with {arch['channels']} "
-            f"channel(s), not {image_size} px with {channels}: set image_size: "
-            f"{arch['image_size']} (and channels: {arch['channels']}) in notebook 01, or use "
-            "init: 'scratch' in notebook 02"
+            f"channel(s), not {image_size} px with {channels}: make the dataset with image_size: "
+            f"{arch['image_size']} (and channels: {arch['channels']}) in notebook 01 and leave "
+            "notebook 02's image_size at 0, or use init: 'scratch' in notebook 02"
         )
     model = models.load_model(path)
     expected = models.build_bayesian_cnn(
@@ -228,9 +229,10 @@ def pretrain(
     verbose: int = 2,
 ):
     """Simulate, train, measure and write the pretrained model and its manifest; return the
-    manifest. The model is written to a temporary name and renamed, then the manifest, so an
-    interrupted run leaves the previous pair in place. The best model so far and the training
-    log go to ``work_dir`` (default ``models/pretrain/``) while it runs."""
+    manifest. Everything is measured first; then the model is written to a temporary name and
+    renamed, and the manifest right after it (an interruption in that moment leaves a model
+    that ``load`` refuses by its hash, never a silently mismatched pair). The best model so
+    far and the training log go to ``work_dir`` (default ``models/pretrain/``) while it runs."""
     s = settings or Settings()
     out_dir = Path(out_dir or paths.PRETRAINED_DIR)
     work_dir = Path(work_dir or paths.MODELS_DIR / "pretrain")
@@ -266,6 +268,10 @@ def pretrain(
     rho = posteriors.sample_rho(model, test_images, s.eval_samples, seed=s.seed)
     baseline = evaluation.baseline_fractions(cat.iloc[rows["train"]], questions)
     table = evaluation.evaluate(rho, test_cat, questions, baseline)
+    # everything slow is measured before the model is renamed into place, so that the
+    # model and its manifest are replaced within moments of each other
+    fingerprint = universe_fingerprint(s.preset, s.image_size, s.channels)
+    dead = dead_features(model, test_images)
     # saved without the optimizer's state: a third of the size, and all fine-tuning needs
     clean = models.build_bayesian_cnn(s.image_size, s.channels, len(questions), s.dropout_rate,
                                       dense_activation=s.dense_activation)  # fmt: skip
@@ -277,7 +283,7 @@ def pretrain(
         "file": MODEL_FILE,
         "sha256": files.sha256(target),
         "bytes": target.stat().st_size,
-        "command": "python -m zoolib pretrain " + shlex.join(sys.argv[2:])
+        "command": ("python -m zoolib pretrain " + shlex.join(sys.argv[2:])).strip()
         if sys.argv[1:2] == ["pretrain"]
         else None,
         "settings": dataclasses.asdict(s),
@@ -297,7 +303,7 @@ def pretrain(
             "image_size": s.image_size,
             "channels": s.channels,
             "split_counts": {k: int(len(v)) for k, v in rows.items()},
-            "fingerprint": universe_fingerprint(s.preset, s.image_size, s.channels),
+            "fingerprint": fingerprint,
         },  # fmt: skip
         "code_version": code_version,
         "training": {
@@ -311,7 +317,7 @@ def pretrain(
             + ("GPU" if _has_gpu() else "no GPU"),
         },
         "test": evaluation.table_to_dict(table),
-        "dead_features": dead_features(model, test_images),
+        "dead_features": dead,
     }
     files.write_json(out_dir / MANIFEST_FILE, manifest)
     return manifest

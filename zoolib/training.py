@@ -73,6 +73,8 @@ def train(
             first (``history["start_val_loss"]``), and keep them, and save them to
             ``model_path``, if no epoch beats them. (Early stopping alone keeps the best
             *trained* epoch, which can be worse than a pretrained start.) ``fit`` loop only.
+            With MC dropout each validation loss is one noisy draw, and the start's one draw
+            is compared with the best of the epochs', which leans slightly towards training.
 
     Returns:
         (history as {metric: per-epoch values}, ``model_path`` (None if not given; on the
@@ -108,7 +110,9 @@ def train(
         )
     distributed.separate_dropout_streams(model, strategy)
     start = None
-    if keep_start and val_ds is not None:
+    if keep_start and val_ds is None:
+        raise ValueError("keep_start compares against the validation loss: pass val_ds")
+    if keep_start:
         if loop != "fit":
             raise ValueError("keep_start needs the fit loop (one machine)")
         start_loss = float(model.evaluate(_global_batches(val_ds), verbose=0))
