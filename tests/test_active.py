@@ -104,16 +104,6 @@ def test_too_many_acquisitions_is_refused(tmp_path, universe):
         active.simulate(tmp_path, images, cat, strategy="bald", **settings)
 
 
-def test_labels_to_reach_interpolates_against_a_hand_computed_curve():
-    n = [100, 200, 300, 400]
-    nll = [10.0, 8.0, 7.0, 6.5]
-    assert active.labels_to_reach(n, nll, 7.5) == pytest.approx(250.0)
-    assert active.labels_to_reach(n, nll, 11.0) == 100.0
-    assert np.isnan(active.labels_to_reach(n, nll, 6.0))
-    with pytest.raises(ValueError, match="increase"):
-        active.labels_to_reach([1, 1], [2, 1], 1.5)
-
-
 def test_label_saving():
     n = [100, 200, 300, 400]
     random = [10.0, 9.0, 8.0, 7.0]  # target 7.0, reached at 400 labels

@@ -23,11 +23,12 @@ def _curves(rng, strategies: dict, n_seeds: int, noise: float = 0.01) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def test_labels_to_reach_interpolates_and_censors():
-    n, m = [100, 200, 300], [10.0, 8.0, 7.0]
+def test_labels_to_reach_interpolates_against_a_hand_computed_curve():
+    n, m = [100, 200, 300, 400], [10.0, 8.0, 7.0, 6.5]
+    assert savings.labels_to_reach(n, m, 7.5) == pytest.approx(250.0)
     assert savings.labels_to_reach(n, m, 9.0) == pytest.approx(150.0)
     assert savings.labels_to_reach(n, m, 11.0) == 100.0
-    assert np.isnan(savings.labels_to_reach(n, m, 6.0))
+    assert np.isnan(savings.labels_to_reach(n, m, 6.0))  # never reached: censored
     with pytest.raises(ValueError, match="increase"):
         savings.labels_to_reach([1, 1], [2, 1], 1.5)
 

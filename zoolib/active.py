@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from zoolib import acquisition, files
+from zoolib.savings import labels_to_reach
 from zoolib.schema import ID_COLUMN
 
 STRATEGIES = ("random", "bald", "entropy", "power_bald")
@@ -390,30 +391,6 @@ def history(run_dir) -> pd.DataFrame:
         row["all rmse"] = float(np.mean([v["rmse"] for v in rec["metrics"].values()]))
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def labels_to_reach(n_labelled, metric, target: float) -> float:
-    """Labelled-set size at which a falling metric first reaches ``target``.
-
-    Linear interpolation between rounds; NaN when the curve never gets there.
-
-    Args:
-        n_labelled: (R,) labelled-set sizes, increasing.
-        metric: (R,) the metric (lower is better, e.g. test NLL) after each round.
-    """
-    n_labelled = np.asarray(n_labelled, dtype=np.float64)
-    metric = np.asarray(metric, dtype=np.float64)
-    if len(n_labelled) != len(metric) or np.any(np.diff(n_labelled) <= 0):
-        raise ValueError("n_labelled must increase and match metric in length")
-    hit = np.flatnonzero(metric <= target)
-    if len(hit) == 0:
-        return float("nan")
-    i = int(hit[0])
-    if i == 0:
-        return float(n_labelled[0])
-    m0, m1 = metric[i - 1], metric[i]
-    frac = (m0 - target) / (m0 - m1)
-    return float(n_labelled[i - 1] + frac * (n_labelled[i] - n_labelled[i - 1]))
 
 
 def label_saving(n_labelled, metric, random_n_labelled, random_metric) -> float:
