@@ -368,15 +368,27 @@ def randomized_coverage(
 
 
 def mixture_nll(rho_samples, k, n, concentration=None) -> np.ndarray:
-    r"""Mean :math:`-\log p(k \mid n)` of the mixture per question, over entries with n > 0:
-    (Q,) for (galaxies, Q, T) samples, a scalar array for (galaxies, T)."""
+    r"""Mean :math:`-\log \frac1T\sum_t p(k \mid n, \rho_t)` per question over entries with
+    n > 0, in nats, from each sample's log-likelihood of the observed k (log-space, so a
+    confident wrong prediction gives a large finite value): (Q,) for (galaxies, Q, T) samples,
+    a scalar array for (galaxies, T); NaN for a question nobody was asked. Binomial votes, or
+    beta-binomial ones with ``concentration`` as in :func:`mixture_pmf`.
+    """
+    from scipy import stats
+
     rho, k_arr, n_arr = _observed(rho_samples, k, n)
-    pmf = mixture_pmf(rho, n_arr, concentration=concentration)
-    at = np.take_along_axis(pmf, k_arr.astype(np.intp)[..., None], axis=-1)[..., 0]
+    logp = stats.binom.logpmf(k_arr[..., None], n_arr[..., None], rho)
+    phi = _concentration_rows(concentration, rho.shape[:-1])
+    if phi is not None:
+        phi = phi.reshape(rho.shape[:-1])[..., None]
+        finite = np.isfinite(phi)
+        r, f = np.clip(rho, 1e-12, 1 - 1e-12), np.where(finite, phi, 1.0)  # inf: binomial
+        over = stats.betabinom.logpmf(k_arr[..., None], n_arr[..., None], r * f, (1 - r) * f)
+        logp = np.where(finite, over, logp)
+    nll = -(special.logsumexp(logp, axis=-1) - np.log(rho.shape[-1]))
     asked = n_arr > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        nll = np.where(asked, -np.log(at), 0.0).sum(axis=0) / asked.sum(axis=0)
-    return nll
+    with np.errstate(invalid="ignore"):
+        return np.where(asked, nll, 0.0).sum(axis=0) / asked.sum(axis=0)
 
 
 CONCENTRATION_GRID = np.concatenate([np.geomspace(1.0, 1e4, 41), [np.inf]])

@@ -13,9 +13,9 @@ Inputs are (galaxies,) or (galaxies, Q); results are scalars or (Q,) arrays.
 from __future__ import annotations
 
 import numpy as np
-from scipy import special, stats
+from scipy import stats
 
-from zoolib.binomial import as_counts, as_probabilities
+from zoolib.binomial import as_counts, as_probabilities, mixture_nll
 
 
 def _checked(rho, k, n, rho_ndim_extra: int = 0):
@@ -58,9 +58,8 @@ def mean_nll(rho, k, n) -> np.ndarray:
 def mean_posterior_nll(rho_samples, k, n) -> np.ndarray:
     r"""Mean of :math:`-\log\frac1T\sum_t\mathrm{Binomial}(k|n,\rho_t)` over n > 0 (nats).
 
-    ``rho_samples`` has one more (last) axis than k and n: the T MC-dropout samples.
+    ``rho_samples`` has one more (last) axis than k and n: the T MC-dropout samples. The
+    computation is :func:`zoolib.binomial.mixture_nll` (which also takes a beta-binomial
+    concentration).
     """
-    rho, k, n = _checked(rho_samples, k, n, rho_ndim_extra=1)
-    logp = stats.binom.logpmf(k[..., None], n[..., None], rho)
-    nll = -(special.logsumexp(logp, axis=-1) - np.log(rho.shape[-1]))
-    return _masked_mean(nll, n > 0)
+    return mixture_nll(rho_samples, k, n)
