@@ -13,6 +13,8 @@ Maths (numpy only)
     * :mod:`zoolib.binomial` - binomial maths of votes: mixtures, intervals, coverage
     * :mod:`zoolib.metrics` - per-question RMSE and NLL
     * :mod:`zoolib.acquisition` - entropies and BALD, top-k selection
+    * :mod:`zoolib.heads` - the MC-dropout head on cached features: training and sampling
+    * :mod:`zoolib.strategies` - acquisition strategies: scores, selection, expected votes
     * :mod:`zoolib.savings` - paired savings and curve gaps against random, bootstrap intervals
 
 Data
@@ -36,7 +38,9 @@ Models (Keras)
 Uses
     * :mod:`zoolib.evaluation` - test-set metrics against baselines, metrics files
     * :mod:`zoolib.pretrained` - the shipped pretrained CNN: made, checked, loaded
-    * :mod:`zoolib.active` - pool-based active learning, simulated with known votes
+    * :mod:`zoolib.runs` - active-learning run state: settings, random streams, run files
+    * :mod:`zoolib.finetune` - active learning with heads on the pretrained trunk's features
+    * :mod:`zoolib.active` - active learning in the paper's regime: CNNs trained on images
     * :mod:`zoolib.predict` - MC-dropout prediction of whole catalogues, in shards
     * :mod:`zoolib.plots` - the notebooks' figures
     * :mod:`zoolib.widgets` - the GalaxyExplorer posterior widget

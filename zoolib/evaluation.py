@@ -69,6 +69,18 @@ def evaluate(
     return pd.DataFrame(rows).set_index(["model", "question"])
 
 
+def question_metrics(rho_samples, catalog, questions, baseline=None) -> dict:
+    """:func:`evaluate` as {model: {question: {metric: value}}}, each model with an ``all``
+    entry: every metric's mean over the questions."""
+    out = table_to_dict(evaluate(rho_samples, catalog, questions, baseline))
+    for per_question in out.values():
+        first = per_question[questions[0]]
+        per_question["all"] = {
+            m: float(np.mean([per_question[q][m] for q in questions])) for m in first
+        }
+    return out
+
+
 def _truth_rmse(rho: np.ndarray, catalog: pd.DataFrame, name: str) -> dict[str, float]:
     """RMSE of ``rho`` against each truth column the catalogue has (all galaxies)."""
     return {
@@ -78,9 +90,7 @@ def _truth_rmse(rho: np.ndarray, catalog: pd.DataFrame, name: str) -> dict[str, 
     }
 
 
-def headroom(
-    train: pd.DataFrame, test: pd.DataFrame, questions: list[str]
-) -> pd.DataFrame:
+def headroom(train: pd.DataFrame, test: pd.DataFrame, questions: list[str]) -> pd.DataFrame:
     """Test NLL and RMSE of the constant baseline and of oracles that know the truth.
 
     Per question, over test galaxies asked it: the baseline predicts the training set's pooled

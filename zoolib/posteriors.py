@@ -160,6 +160,26 @@ def sample_rho(
     return out
 
 
+def trunk_features(model, images, batch_size: int = 256, views: bool = False) -> np.ndarray:
+    """The deterministic trunk's features of every image: float32 (galaxies, F), or with
+    ``views`` (8, galaxies, F), one row block per flip or rotation (:func:`dihedral_views`).
+    The model must be trunk then head (:func:`zoolib.models.split_trunk_head`)."""
+    from zoolib.models import split_trunk_head
+
+    split = split_trunk_head(model)
+    if split is None:
+        raise ValueError("this model is not the paper's trunk then head: no features to cache")
+    trunk = split[0]
+    parts = []
+    for _, batch in _batches(images, batch_size):
+        if views:
+            stacked = dihedral_views(batch).reshape((-1,) + batch.shape[1:])
+            parts.append(trunk(stacked, training=False).numpy().reshape(8, len(batch), -1))
+        else:
+            parts.append(trunk(batch, training=False).numpy())
+    return np.concatenate(parts, axis=1 if views else 0).astype(np.float32)
+
+
 def deterministic_rho(model, images, batch_size: int = 256) -> np.ndarray:
     r"""One deterministic pass with dropout off: :math:`\rho = \sigma(x)` of the network without
     its MCDropout layers.

@@ -1,0 +1,147 @@
+"""The fine-tuning regime on a toy universe of features (no TensorFlow): book-keeping, resume,
+the gate, the oracle bound, and a round's head against a head trained afresh."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import special
+
+from zoolib import finetune, heads, runs
+from zoolib.schema import question
+
+Q = "smooth-or-featured"
+
+
+def toy(galaxies=900, features=8, seed=0, signal=1.5):
+    """Features, and a catalogue whose true p is a logistic function of them."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(galaxies, features)).astype(np.float32)
+    p = special.expit(signal * x[:, :3].sum(axis=1) / np.sqrt(3))
+    n = rng.integers(5, 40, size=galaxies)
+    split = np.where(
+        np.arange(galaxies) % 10 < 6, "train", np.where(np.arange(galaxies) % 10 < 7, "val", "test")
+    )
+    cat = pd.DataFrame(
+        {
+            "id_str": [f"g{i}" for i in range(galaxies)],
+            "split": split,
+            question(Q).yes_column: rng.binomial(n, p),
+            question(Q).total_column: n,
+            f"true_p_{Q}": p,
+        }
+    )
+    return x, cat
+
+
+SMALL = dict(
+    question=Q,
+    n_initial=16,
+    acquire_per_round=8,
+    n_rounds=3,
+    n_seeds=2,
+    n_samples=8,
+    head=heads.HeadSettings(steps=150),
+    oracle_candidates=4,
+)
+
+
+def test_book_keeping_and_resume_after_a_kill_are_identical(tmp_path):
+    x, cat = toy()
+    settings = runs.Settings(**SMALL)
+    full, picks = finetune.run(settings, x, cat, [Q], tmp_path / "full", progress=False)
+    finetune.run(settings, x, cat, [Q], tmp_path / "killed", progress=False, stop_after=11)
+    resumed, picks2 = finetune.run(settings, x, cat, [Q], tmp_path / "killed", progress=False)
+    pd.testing.assert_frame_equal(full, resumed)
+    pd.testing.assert_frame_equal(picks, picks2)
+    assert len(full) == 5 * 2 * 4 and sorted(full.n_labelled.unique()) == [16, 24, 32, 40]
+    test_ids = set(cat.id_str[cat.split != "train"])  # val and test are never acquired
+    for _, rows in picks.groupby(["strategy", "seed"]):
+        assert not set(rows.id_str) & test_ids and rows.id_str.is_unique
+        assert len(rows) == 3 * 8
+    r0 = full[full["round"] == 0].groupby("seed")[f"{Q} rmse_true"].nunique()
+    assert (r0 == 1).all()  # round 0 is shared by every strategy of a seed
+    rnd, null = (
+        set(picks.id_str[(picks.strategy == s) & (picks.seed == 0)])
+        for s in ("random", "random_null")
+    )
+    assert rnd != null  # the null draws its own batches
+
+
+def test_a_round_equals_a_head_trained_afresh_on_the_same_features(tmp_path):
+    x, cat = toy()
+    settings = runs.Settings(**{**SMALL, "strategies": ("random", "bald"), "n_seeds": 1})
+    curves, picks = finetune.run(settings, x, cat, [Q], tmp_path, progress=False)
+    rounds = runs.read_run(runs.run_file(tmp_path, "bald", 0), _header(settings, cat))
+    ids = runs.labelled_after(rounds[:2])  # labelled at round 2
+    rows = cat.index[cat.id_str.isin(ids)].to_numpy()
+    order = np.argsort([ids.index(i) for i in cat.id_str[rows]])  # the run's order
+    rows = rows[order]
+    k, n = (
+        cat[question(Q).yes_column].to_numpy()[rows, None],
+        cat[question(Q).total_column].to_numpy()[rows, None],
+    )
+    w, b = heads.fit(x[rows][None], k[None], n[None], settings.head, runs.stream(0, 2, "train"))
+    test = np.flatnonzero(cat.split == "test")
+    rho = heads.sample_rho(x[test], w[0], b[0], 8, 0.5, runs.stream(0, 2, "evaluate")).mean(-1)[
+        :, 0
+    ]
+    expected = np.sqrt(np.mean((rho - cat[f"true_p_{Q}"].to_numpy()[test]) ** 2))
+    assert rounds[2]["test"][Q]["rmse_true"] == pytest.approx(expected, rel=1e-12)
+
+
+def _header(settings, cat):
+    return {
+        "settings": settings.to_dict(),
+        "catalog": runs.catalog_fingerprint(cat),
+        "questions": [Q],
+    }
+
+
+def test_the_oracle_beats_random_on_a_seeded_toy(tmp_path):
+    from zoolib import savings
+
+    x, cat = toy(signal=3.0)
+    settings = runs.Settings(
+        **{
+            **SMALL,
+            "strategies": ("random", "oracle"),
+            "n_seeds": 4,
+            "oracle_candidates": 8,
+            "n_rounds": 4,
+        }
+    )
+    curves, _ = finetune.run(settings, x, cat, [Q], tmp_path, progress=False)
+    gap = savings.curve_gap(curves, "oracle", f"{Q} rmse_true")
+    assert gap["ci_high"] < 0
+
+
+def test_the_learning_gate_fires_on_features_without_signal(tmp_path):
+    x, cat = toy(signal=0.0)
+    with pytest.raises(ValueError, match="learning gate: round 0 of seed 0 .* Raise n_initial"):
+        finetune.run(runs.Settings(**SMALL), x, cat, [Q], tmp_path, progress=False)
+
+
+def test_real_catalogues_refuse_the_truth_metric_and_the_oracle(tmp_path):
+    x, cat = toy()
+    real = cat.drop(columns=f"true_p_{Q}")
+    with pytest.raises(ValueError, match="metric 'rmse_true' needs the true p"):
+        finetune.run(runs.Settings(**SMALL), x, real, [Q], tmp_path, progress=False)
+    with pytest.raises(ValueError, match="oracle needs the true p"):
+        finetune.run(
+            runs.Settings(**{**SMALL, "metric": "rmse"}), x, real, [Q], tmp_path, progress=False
+        )
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path):
+    x, cat = toy()
+    settings = runs.Settings(**{**SMALL, "strategies": ("random",), "n_seeds": 1})
+    finetune.run(settings, x, cat, [Q], tmp_path, progress=False)
+    with pytest.raises(ValueError, match=r"other settings \(settings: .*n_rounds"):
+        finetune.run(
+            runs.Settings(**{**SMALL, "strategies": ("random",), "n_seeds": 1, "n_rounds": 2}),
+            x,
+            cat,
+            [Q],
+            tmp_path,
+            progress=False,
+        )

@@ -1,0 +1,100 @@
+"""The numpy MC-dropout head: masks, sampling against the Keras head and the dropout variance
+formula, training against scipy's optimiser on the same likelihood."""
+
+import numpy as np
+import pytest
+from scipy import optimize, special
+
+from zoolib import heads
+
+
+def toy(seed=0, galaxies=400, features=6, questions=2):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(galaxies, features))
+    true_w = rng.normal(size=(features, questions))
+    n = rng.integers(0, 30, size=(galaxies, questions)).astype(float)
+    k = rng.binomial(n.astype(int), special.expit(x @ true_w - 0.3)).astype(float)
+    return x, k, n
+
+
+@pytest.mark.parametrize("rate", [0.5, 0.3])
+def test_masks_drop_at_the_rate_and_keep_the_mean(rate):
+    m = heads.masks(np.random.default_rng(1), (2000, 64), rate)
+    assert m.dtype == np.float32 and set(np.unique(m)) == {0.0, np.float32(1 / (1 - rate))}
+    assert abs((m == 0).mean() - rate) < 0.01
+    assert abs(m.mean() - 1.0) < 0.01
+
+
+def test_no_dropout_logits_equal_the_keras_head():
+    from zoolib import models
+
+    head = models.build_head(8, 3, dropout_rate=0.0, seed=3)
+    w, b = heads.keras_head_weights(head)
+    x = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32)
+    ours = heads.sample_logits(x, w, b, 4, 0.0, np.random.default_rng(0))
+    keras_logits = head(x, training=False).numpy()
+    np.testing.assert_allclose(ours, np.repeat(keras_logits[:, :, None], 4, axis=2), atol=1e-5)
+
+
+def test_dropout_samples_have_the_mean_and_variance_of_the_formula():
+    rng = np.random.default_rng(4)
+    x, w, b, rate = rng.normal(size=(3, 16)), rng.normal(size=(16, 2)), np.array([0.2, -1.0]), 0.5
+    z = heads.sample_logits(x, w, b, 20000, rate, rng)
+    mean = x @ w + b  # inverted dropout keeps the mean
+    var = rate / (1 - rate) * (x**2) @ (w**2)  # independent units: sum of x^2 w^2 Var(m)
+    np.testing.assert_allclose(z.mean(-1), mean, atol=4 * np.sqrt(var / 20000).max())
+    np.testing.assert_allclose(z.var(-1), var, rtol=0.05)
+
+
+def test_views_are_drawn_per_sample():
+    rng = np.random.default_rng(0)
+    views = np.stack([np.full((5, 4), v, dtype=float) for v in range(8)])  # view v: all v
+    z = heads.sample_logits(views, np.ones((4, 1)), np.zeros(1), 400, 0.0, rng)
+    seen = z[:, 0, :] / 4  # the view index of each sample
+    assert set(np.unique(seen)) == set(range(8))
+    assert abs(seen.mean() - 3.5) < 0.3
+
+
+def test_without_dropout_training_finds_the_maximum_likelihood():
+    x, k, n = toy()
+    settings = heads.HeadSettings(dropout_rate=0.0, steps=3000, learning_rate=0.05, l2=0.0)
+    w, b = heads.fit(x, k, n, settings, np.random.default_rng(0))
+
+    def loss(theta):  # independent: scipy's optimiser on the same likelihood
+        tw, tb = theta[:-2].reshape(6, 2), theta[-2:]
+        return heads.mean_loss(x, k, n, tw, tb)
+
+    best = optimize.minimize(loss, np.zeros(14), method="BFGS", options={"gtol": 1e-9})
+    assert loss(np.r_[w.ravel(), b]) - best.fun < 1e-4
+    np.testing.assert_allclose(np.r_[w.ravel(), b], best.x, atol=0.02)
+
+
+def test_heads_trained_together_each_find_their_own_maximum():
+    sets = [toy(seed) for seed in (1, 2, 3)]
+    x, k, n = (np.stack([s[i] for s in sets]) for i in range(3))
+    settings = heads.HeadSettings(dropout_rate=0.0, steps=3000, learning_rate=0.05, l2=0.0)
+    w, b = heads.fit(x, k, n, settings, np.random.default_rng(0))
+    for h in range(3):
+        alone = heads.fit(x[h], k[h], n[h], settings, np.random.default_rng(9))
+        np.testing.assert_allclose(w[h], alone[0], atol=1e-3)
+        np.testing.assert_allclose(b[h], alone[1], atol=1e-3)
+
+
+def test_training_with_dropout_is_reproducible_and_beats_the_constant():
+    x, k, n = toy(galaxies=300)
+    settings = heads.HeadSettings()
+    w1, b1 = heads.fit(x, k, n, settings, np.random.default_rng(5))
+    w2, b2 = heads.fit(x, k, n, settings, np.random.default_rng(5))
+    np.testing.assert_array_equal(w1, w2)
+    constant = heads.mean_loss(x, k, n, np.zeros_like(w1), heads.initial_bias(k, n))
+    assert heads.mean_loss(x, k, n, w1, b1) < constant - 1.0
+
+
+def test_bad_settings_and_shapes_are_named():
+    with pytest.raises(ValueError, match="dropout_rate"):
+        heads.HeadSettings(dropout_rate=1.0)
+    with pytest.raises(ValueError, match="steps"):
+        heads.HeadSettings(steps=0)
+    with pytest.raises(ValueError, match=r"\(H, G, F\)"):
+        heads.fit(np.zeros((2, 3, 4)), np.zeros((2, 5, 1)), np.zeros((2, 5, 1)),
+                  heads.HeadSettings(), np.random.default_rng(0))  # fmt: skip

@@ -1,0 +1,267 @@
+r"""Active learning in the fine-tuning regime: MC-dropout heads on the pretrained trunk's features.
+
+The trunk of the shipped pretrained CNN (:mod:`zoolib.pretrained`; trained on galaxies disjoint
+from any notebook's) turns every image into 128 features once. Each round then trains a fresh
+MC-dropout head (:mod:`zoolib.heads`: dropout then one dense layer, from zero weights, to
+convergence) on the labelled galaxies' cached features, measures it on the test split, scores
+the pool and acquires. A round takes milliseconds, so an experiment affords tens of paired seeds:
+this is how Zoobot is used (a pretrained representation, a new labelled set) and what gives the
+savings statistics of :mod:`zoolib.savings` their power on a CPU.
+
+Splits of the catalogue (``split`` column): ``train`` is the pool; ``val`` is labelled and used
+only for the learning gate and the look-ahead oracle; ``test`` only for the learning curves.
+Strategies (:mod:`zoolib.strategies`) plus ``oracle``: per round it draws
+``oracle_candidates`` random batches from the pool, trains the next round's head on each, and
+keeps the batch whose head is best on the validation split against the true p (simulations
+only): the headroom any acquisition rule could reach, not a rule itself.
+
+**The learning gate.** Round 0 (random initial labels, shared by every strategy of a seed) must
+beat the constant prediction (the labelled pooled fraction) on the validation split by
+``gate_margin`` in the headline metric, or the experiment stops with an error naming the
+settings to raise: acquisition is not worth measuring on a model that has not learned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from zoolib import evaluation, heads, runs, strategies
+from zoolib.runs import ORACLE, Settings, stream
+from zoolib.schema import ID_COLUMN, SPLIT_COLUMN, counts, question
+
+
+@dataclass
+class Data:
+    """Everything a round reads: features of every galaxy, the catalogue and its splits."""
+
+    features: np.ndarray  # (G, F)
+    views: np.ndarray | None  # (V, G, F) features of flipped and rotated images, or None
+    catalog: pd.DataFrame
+    questions: list[str]
+    k: np.ndarray  # (G, Q)
+    n: np.ndarray  # (G, Q)
+    position: dict  # id -> row
+    pool: np.ndarray  # rows of the train split
+    val: np.ndarray
+    test: np.ndarray
+
+    @classmethod
+    def build(cls, features, catalog, questions, views=None) -> Data:
+        features = np.asarray(features, dtype=np.float32)
+        if len(features) != len(catalog):
+            raise ValueError(f"{len(features)} feature rows for {len(catalog)} catalogue rows")
+        if views is not None and np.shape(views)[1:] != features.shape:
+            raise ValueError(f"view features {np.shape(views)} do not match {features.shape}")
+        split = catalog[SPLIT_COLUMN].to_numpy()
+        rows = {s: np.flatnonzero(split == s) for s in ("train", "val", "test")}
+        empty = [s for s, r in rows.items() if len(r) == 0]
+        if empty:
+            raise ValueError(f"the catalogue has no {empty} galaxies (split column)")
+        k, n = counts(catalog, questions)
+        ids = catalog[ID_COLUMN].to_numpy()
+        return cls(
+            features,
+            views,
+            catalog.reset_index(drop=True),
+            list(questions),
+            k,
+            n,
+            {i: p for p, i in enumerate(ids)},
+            rows["train"],
+            rows["val"],
+            rows["test"],
+        )
+
+    def rows(self, ids) -> np.ndarray:
+        return np.array([self.position[i] for i in ids], dtype=int)
+
+
+def _scored(settings: Settings, questions: list[str]) -> list[int]:
+    if settings.question == "all":
+        return list(range(len(questions)))
+    if settings.question not in questions:
+        raise ValueError(f"question {settings.question!r} is not learned; choose from {questions}")
+    return [questions.index(settings.question)]
+
+
+def _check_truth(settings: Settings, data: Data) -> None:
+    missing = [q for q in data.questions if f"true_p_{q}" not in data.catalog.columns]
+    if missing and settings.metric == "rmse_true":
+        raise ValueError(
+            f"metric 'rmse_true' needs the true p of a simulation ({missing} have "
+            "none): use metric 'rmse' (against k/N) or 'nll' on real catalogues"
+        )
+    if missing and ORACLE in settings.strategies:
+        raise ValueError(
+            "the look-ahead oracle needs the true p of a simulation; remove 'oracle' "
+            "from the strategies for a real catalogue"
+        )
+
+
+def _fit(data: Data, settings: Settings, rows_sets: list[np.ndarray], rng):
+    """Heads trained on each labelled set (all of one size), together: (H, F, Q), (H, Q)."""
+    idx = np.stack(rows_sets)
+    return heads.fit(data.features[idx], data.k[idx], data.n[idx], settings.head, rng)
+
+
+def _metrics(data, settings, rows, w, b, rng, baseline=None) -> dict:
+    """{question: {nll, rmse, rmse_true, ...}} of one head on ``rows`` (``all``: the means);
+    with ``baseline`` fractions, {"cnn": ..., "baseline": ...}."""
+    rho = heads.sample_rho(
+        data.features[rows], w, b, settings.n_samples, settings.head.dropout_rate, rng
+    )
+    out = evaluation.question_metrics(rho, data.catalog.iloc[rows], data.questions, baseline)
+    return out if baseline is not None else out["cnn"]
+
+
+def _headline(metrics: dict, settings: Settings) -> float:
+    return float(metrics[settings.question][settings.metric])
+
+
+def _round_zero(data: Data, settings: Settings, seed: int) -> dict:
+    pick = stream(seed, 0, "initial").choice(len(data.pool), settings.n_initial, replace=False)
+    labelled = data.pool[np.sort(pick)]
+    w, b = _fit(data, settings, [labelled], stream(seed, 0, "train"))
+    base = evaluation.baseline_fractions(data.catalog.iloc[labelled], data.questions)
+    val = _metrics(data, settings, data.val, w[0], b[0], stream(seed, 0, "evaluate"), base)
+    constant = _headline(val["baseline"], settings)
+    runs.gate(_headline(val["cnn"], settings), constant, settings, seed,
+         f"n_initial (now {settings.n_initial}), the head's steps ({settings.head.steps}) or "
+         f"learning_rate ({settings.head.learning_rate})")  # fmt: skip
+    ids = data.catalog[ID_COLUMN].to_numpy()
+    return {"round": 0, "n_labelled": len(labelled), "labelled": ids[labelled].tolist(),
+            "val_constant": constant, "weights": (w[0], b[0])}  # fmt: skip
+
+
+def _acquire(data, settings, strategy, w, b, labelled, seed, r) -> tuple[np.ndarray, list]:
+    """Pool rows to label next (best first) and their scores ([] for random and oracle)."""
+    pool = np.setdiff1d(data.pool, labelled)
+    size = settings.acquire_per_round
+    if strategy in strategies.RANDOM_LIKE:
+        rng = stream(seed, r, "acquire" if strategy == "random" else "null_acquire")
+        return pool[strategies.select(strategy, len(pool), size, None, rng)], []
+    if strategy == ORACLE:
+        return _oracle(data, settings, labelled, pool, seed, r), []
+    cols = _scored(settings, data.questions)
+    features = data.views[:, pool] if strategy == "bald_views" else data.features[pool]
+    if features is None:
+        raise ValueError("strategy 'bald_views' needs the features of the flipped views")
+    rho = heads.sample_rho(
+        features, w, b, settings.n_samples, settings.head.dropout_rate, stream(seed, r, "score")
+    )
+    totals = [question(q).total_column for q in data.questions]
+    labelled_cat = data.catalog.iloc[labelled]
+    n_exp = strategies.expected_n(
+        settings.expected_votes or None,
+        strategies.expected_votes(labelled_cat, totals),
+        data.questions,
+    )
+    n_pool = strategies.pool_votes(rho, data.questions, n_exp, settings.tree_votes)[:, cols]
+    score = strategies.scores(strategy, rho[:, cols], n_pool)
+    picks = strategies.select(
+        strategy, len(pool), size, score, stream(seed, r, "acquire"), settings.beta
+    )
+    return pool[picks], [float(score[p]) for p in picks]
+
+
+def _oracle(data, settings, labelled, pool, seed, r) -> np.ndarray:
+    """The random candidate batch whose next-round head is best on validation (true p)."""
+    rng = stream(seed, r, "oracle")
+    size = settings.acquire_per_round
+    batches = [
+        pool[rng.choice(len(pool), size, replace=False)] for _ in range(settings.oracle_candidates)
+    ]
+    w, b = _fit(
+        data,
+        settings,
+        [np.concatenate([labelled, c]) for c in batches],
+        stream(seed, r + 1, "train"),
+    )
+    scores = [
+        _headline(
+            _metrics(data, settings, data.val, w[c], b[c], stream(seed, r, "evaluate")), settings
+        )
+        for c in range(len(batches))
+    ]
+    return batches[int(np.argmin(scores))]
+
+
+def run(
+    settings: Settings,
+    features: np.ndarray,
+    catalog: pd.DataFrame,
+    questions: list[str],
+    run_dir,
+    views: np.ndarray | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run (or resume) every strategy and seed of ``settings``; return (curves, acquisitions).
+
+    Args:
+        settings: the experiment (``regime`` must be "finetune").
+        features: (G, F) trunk features of every catalogue row (see
+            :func:`zoolib.posteriors.trunk_features`).
+        catalog: canonical catalogue with ``id_str``, ``split`` and vote columns (and
+            ``true_p_<question>`` for ``rmse_true`` and the oracle).
+        questions: the Q questions the heads learn.
+        run_dir: folder of the run files (``<strategy>-seed<s>.json``, one round per rewrite);
+            calling again resumes after the last complete round with identical results.
+        views: (V, G, F) features of flipped and rotated images, for ``bald_views``.
+        stop_after: stop after computing this many new rounds (to simulate a kill in tests).
+
+    Returns:
+        curves (:func:`zoolib.runs.curves`) and acquisitions (:func:`zoolib.runs.acquisitions`).
+    """
+    from tqdm.auto import tqdm
+
+    if settings.regime != "finetune":
+        raise ValueError(f"finetune.run runs regime 'finetune', not {settings.regime!r}")
+    data = Data.build(features, catalog, questions, views)
+    _check_truth(settings, data)
+    _scored(settings, data.questions)
+    if settings.n_initial + settings.n_rounds * settings.acquire_per_round > len(data.pool):
+        raise ValueError(
+            f"the label budget {settings.budget[-1]} exceeds the pool of {len(data.pool)}"
+        )
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    header = {"settings": settings.to_dict(), "catalog": runs.catalog_fingerprint(catalog),
+              "questions": list(questions)}  # fmt: skip
+    ids = data.catalog[ID_COLUMN].to_numpy()
+    results, new_rounds = {}, 0
+    jobs = [(seed, s) for seed in settings.seeds for s in settings.strategies]
+    for seed, strategy in tqdm(jobs, desc="runs", disable=not progress):
+        path = runs.run_file(run_dir, strategy, seed)
+        rounds = runs.read_run(path, header)
+        while len(rounds) <= settings.n_rounds:
+            if stop_after is not None and new_rounds >= stop_after:
+                return _results(results | {(strategy, seed): rounds})
+            r = len(rounds)
+            if r == 0:
+                zero = _round_zero(data, settings, seed)
+                w, b = zero.pop("weights")
+                record, labelled = zero, data.rows(zero["labelled"])
+            else:
+                labelled = data.rows(runs.labelled_after(rounds))
+                fitted = _fit(data, settings, [labelled], stream(seed, r, "train"))
+                w, b = fitted[0][0], fitted[1][0]
+                record = {"round": r, "n_labelled": len(labelled)}
+            record["test"] = _metrics(data, settings, data.test, w, b, stream(seed, r, "evaluate"))
+            record["acquired"], record["scores"] = [], []
+            if r < settings.n_rounds:
+                picks, scores = _acquire(data, settings, strategy, w, b, labelled, seed, r)
+                record["acquired"], record["scores"] = ids[picks].tolist(), scores
+            rounds.append(record)
+            runs.write_run(path, header, rounds)
+            new_rounds += 1
+        results[(strategy, seed)] = rounds
+    return _results(results)
+
+
+def _results(results: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return runs.curves(results), runs.acquisitions(results)

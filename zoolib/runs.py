@@ -1,0 +1,196 @@
+"""Run state of active-learning experiments: the settings, their random streams, run files.
+
+:class:`Settings` holds every choice of an experiment (both regimes), is hashed into the run
+folder's name (:meth:`Settings.digest`), stored in every run file and checked on resume: the same
+settings resume, changed settings are refused with the differences named.
+
+Random streams are independent per (seed, round, purpose) (:func:`stream`, by
+``numpy.random.SeedSequence``), so no two rounds, repeats or purposes share draws, and a
+strategy's draws do not depend on what another strategy did. Strategies of one seed share the
+streams of the initial labels, the training, the test samples and the pool samples (common
+random numbers: their paired differences are not blurred by unrelated noise); ``random_null``
+differs from ``random`` only in its acquisition stream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from zoolib import files
+from zoolib.heads import HeadSettings
+from zoolib.schema import ID_COLUMN, SPLIT_COLUMN
+from zoolib.strategies import STRATEGIES
+
+REGIMES = ("finetune", "scratch")
+METRICS = ("rmse_true", "rmse", "nll")
+ORACLE = "oracle"
+PURPOSES = ("initial", "train", "evaluate", "score", "acquire", "null_acquire", "oracle", "views")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every choice of an active-learning experiment. Field comments give the meaning;
+    notebook 04's parameter cell sets them by keyword."""
+
+    regime: str = "finetune"  # "finetune": heads on the pretrained trunk; "scratch": the paper's
+    question: str = "smooth-or-featured"  # ranks the pool and is measured; "all": every question
+    metric: str = "rmse_true"  # headline: rmse_true (simulations), rmse (vs k/N) or nll
+    strategies: tuple[str, ...] = ("random", "random_null", "bald", "power_bald", ORACLE)
+    n_initial: int = 64  # galaxies labelled at random before round 1
+    acquire_per_round: int = 32  # galaxies acquired per round
+    n_rounds: int = 15  # acquisition rounds after round 0
+    n_seeds: int = 20  # paired repeats: seeds seed, seed + 1, ...
+    seed: int = 0
+    n_samples: int = 30  # T, MC-dropout samples for scoring and evaluation
+    expected_votes: dict = field(default_factory=dict)  # {question: N} for the pool
+    tree_votes: bool = True  # later questions' N from the decision tree
+    beta: float = 1.0  # power_bald exponent
+    oracle_candidates: int = 16  # random batches the look-ahead oracle tries per round
+    gate_margin: float = 0.05  # round 0 must beat the constant by this fraction (validation)
+    head: HeadSettings = field(default_factory=HeadSettings)  # finetune: how heads train
+    initial_steps: int = 1875  # scratch: optimiser steps of round 0 (the paper's code)
+    steps_per_round: int = 750  # scratch: optimiser steps per later round
+    batch_size: int = 256  # scratch: training batch size
+    warm_start: bool = True  # scratch: continue from the last round's model
+
+    def __post_init__(self):
+        def bad(name, why):
+            raise ValueError(f"Settings.{name}={getattr(self, name)!r}: {why}")
+
+        if self.regime not in REGIMES:
+            bad("regime", f"choose from {REGIMES}")
+        if self.metric not in METRICS:
+            bad("metric", f"choose from {METRICS}")
+        unknown = [s for s in self.strategies if s not in STRATEGIES + (ORACLE,)]
+        if unknown or "random" not in self.strategies:
+            bad("strategies", f"must include 'random'; choose from {STRATEGIES + (ORACLE,)}")
+        for name in ("n_initial", "acquire_per_round", "n_rounds", "n_seeds", "n_samples"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                bad(name, "must be a whole number >= 1")
+        if self.oracle_candidates < 1 or not 0 <= self.gate_margin < 1:
+            bad(
+                "oracle_candidates" if self.oracle_candidates < 1 else "gate_margin", "out of range"
+            )
+        if isinstance(self.head, dict):
+            object.__setattr__(self, "head", HeadSettings(**self.head))
+        object.__setattr__(self, "strategies", tuple(self.strategies))
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(asdict(self), sort_keys=True))
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Settings:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown settings {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+    def digest(self) -> str:
+        """Ten hex digits of the settings' sha256: the run folder's name part."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+    @property
+    def seeds(self) -> list[int]:
+        return [self.seed + s for s in range(self.n_seeds)]
+
+    @property
+    def budget(self) -> list[int]:
+        """Labelled-set sizes after rounds 0..n_rounds."""
+        return [self.n_initial + r * self.acquire_per_round for r in range(self.n_rounds + 1)]
+
+
+def gate(ours: float, constant: float, settings: Settings, seed: int, raise_what: str) -> None:
+    """The learning gate: round 0's validation metric must beat the constant's by the margin."""
+    needed = (1 - settings.gate_margin) * constant
+    if not ours <= needed:
+        raise ValueError(
+            f"learning gate: round 0 of seed {seed} does not beat the constant prediction on the "
+            f"validation split ({settings.question} {settings.metric} {ours:.4f} against "
+            f"{constant:.4f}; needed <= {needed:.4f}). Raise {raise_what}, or lower gate_margin "
+            f"({settings.gate_margin}) if you mean to study a model that has not learned"
+        )
+
+
+def stream(seed: int, round_: int, purpose: str) -> np.random.Generator:
+    """The independent random stream of (seed, round, purpose)."""
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown stream purpose {purpose!r}; choose from {PURPOSES}")
+    return np.random.default_rng(np.random.SeedSequence([seed, round_, PURPOSES.index(purpose)]))
+
+
+def catalog_fingerprint(catalog: pd.DataFrame) -> str:
+    """sha256 of the catalogue's ids and splits in order: which galaxies, and which are test."""
+    text = "\n".join(catalog[ID_COLUMN].astype(str) + "\t" + catalog[SPLIT_COLUMN].astype(str))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_same(path: Path, stored: dict, current: dict) -> None:
+    """Refuse to resume ``path`` when it was started with other settings (names them)."""
+    if stored == current:
+        return
+    changed = sorted(k for k in stored.keys() | current.keys() if stored.get(k) != current.get(k))
+    details = ", ".join(f"{k}: {stored.get(k)!r} -> {current.get(k)!r}" for k in changed)
+    raise ValueError(
+        f"{path} was started with other settings ({details}); resuming would mix them. "
+        "Delete it or choose another run folder."
+    )
+
+
+def run_file(run_dir, strategy: str, seed: int) -> Path:
+    """``<run_dir>/<strategy>-seed<seed>.json``: one strategy's rounds for one seed."""
+    return Path(run_dir) / f"{strategy}-seed{seed}.json"
+
+
+def read_run(path: Path, header: dict) -> list[dict]:
+    """The rounds recorded in ``path`` so far ([] if none), after checking its header."""
+    if not path.exists():
+        return []
+    record = json.loads(path.read_text())
+    check_same(path, record["header"], header)
+    return record["rounds"]
+
+
+def write_run(path: Path, header: dict, rounds: list[dict]) -> None:
+    """Write a run's rounds atomically: a killed run keeps its last complete round."""
+    files.write_json(path, {"header": header, "rounds": rounds})
+
+
+def labelled_after(rounds: list[dict]) -> list[str]:
+    """Ids labelled after the last recorded round: round 0's, plus every acquisition."""
+    ids = list(rounds[0]["labelled"])
+    for r in rounds:
+        ids += r["acquired"]
+    return ids
+
+
+def curves(rounds_by_run: dict[tuple[str, int], list[dict]]) -> pd.DataFrame:
+    """Learning curves: one row per (strategy, seed, round) with ``n_labelled`` and the test
+    metrics as ``<question> <metric>`` columns (the shape :mod:`zoolib.savings` reads)."""
+    rows = []
+    for (strategy, seed), rounds in rounds_by_run.items():
+        for r in rounds:
+            row = {"strategy": strategy, "seed": seed, "round": r["round"],
+                   "n_labelled": r["n_labelled"]}  # fmt: skip
+            for q, values in r["test"].items():
+                row.update({f"{q} {name}": v for name, v in values.items()})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def acquisitions(rounds_by_run: dict[tuple[str, int], list[dict]]) -> pd.DataFrame:
+    """One row per acquired galaxy: ``id_str``, ``strategy``, ``seed``, ``round``, ``score``."""
+    rows = [
+        {ID_COLUMN: i, "strategy": strategy, "seed": seed, "round": r["round"], "score": s}
+        for (strategy, seed), rounds in rounds_by_run.items()
+        for r in rounds
+        for i, s in zip(r["acquired"], r["scores"] or [np.nan] * len(r["acquired"]), strict=True)
+    ]
+    return pd.DataFrame(rows, columns=[ID_COLUMN, "strategy", "seed", "round", "score"])

@@ -1,0 +1,135 @@
+r"""Acquisition strategies: which pool galaxies to label next (small and separate, as in BaaL).
+
+* ``random``: uniform, the baseline; ``random_null``: the same rule on a disjoint random stream,
+  measured by the same code as a strategy, so its gap to ``random`` is the noise floor;
+* ``bald``: the top-k mutual information between votes and weights (the paper's choice), from
+  MC-dropout samples; ``bald_views``: the same on samples that each see a random flip or
+  rotation of the image (as the paper's code drew them);
+* ``entropy``: the top-k predictive entropy;
+* ``power_bald``: sample k ids without replacement with probability proportional to
+  :math:`\mathrm{MI}^\beta` (Kirsch et al. 2023), by Gumbel-top-k on
+  :math:`\beta\log\mathrm{MI} + G`, :math:`G\sim\mathrm{Gumbel}(0,1)`. :math:`\beta = 0` is
+  uniform and :math:`\beta\to\infty` is ``bald``;
+* ``oracle`` (simulations only) is not a rule of this module: it looks ahead with the truth
+  (see :mod:`zoolib.finetune`), a bound on what any rule could reach.
+
+The pool's votes are unknown before labelling, so scores use an expected N per question
+(:func:`expected_votes`, or per galaxy from the decision tree: :func:`tree_votes`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from zoolib import acquisition
+from zoolib.schema import QUESTIONS, question
+
+RANDOM_LIKE = ("random", "random_null")
+SCORED = {"bald": "mi", "bald_views": "mi", "power_bald": "mi", "entropy": "entropy"}
+STRATEGIES = RANDOM_LIKE + tuple(SCORED)
+
+
+def scores(strategy: str, rho_samples: np.ndarray | None, expected_n) -> np.ndarray | None:
+    """Per-galaxy scores, summed over questions; None for strategies that need none.
+
+    Args:
+        rho_samples: (pool, Q, T) MC-dropout samples.
+        expected_n: (Q,) expected number of votes per question, or (pool, Q) per galaxy
+            (whole numbers).
+    """
+    if strategy in RANDOM_LIKE:
+        return None
+    if rho_samples is None:
+        raise ValueError(f"strategy {strategy!r} needs MC-dropout samples of the pool")
+    n = np.broadcast_to(np.asarray(expected_n, dtype=np.float64), rho_samples.shape[:-1])
+    if SCORED.get(strategy) == "mi":
+        per_question = acquisition.mutual_information(rho_samples, n)
+    elif SCORED.get(strategy) == "entropy":
+        per_question = acquisition.predictive_entropy(rho_samples, n)
+    else:
+        raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
+    return acquisition.sum_over_questions(per_question)
+
+
+def select(
+    strategy: str, n_pool: int, k: int, score: np.ndarray | None, seed: int, beta: float = 1.0
+) -> np.ndarray:
+    """Positions (into the pool) of the k galaxies to acquire, best first."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
+    rng = np.random.default_rng(seed)
+    if strategy in RANDOM_LIKE:  # the caller gives random_null its own stream
+        return acquisition.select_top(rng.random(n_pool), k)
+    if strategy in ("bald", "bald_views", "entropy"):
+        return acquisition.select_top(score, k)
+    if beta < 0:
+        raise ValueError(f"beta must be >= 0, got {beta!r}")
+    gumbel = rng.gumbel(size=n_pool)
+    if beta == 0:
+        return acquisition.select_top(gumbel, k)
+    log_mi = np.log(np.maximum(score, np.finfo(float).tiny))
+    return acquisition.select_top(beta * log_mi + gumbel, k)
+
+
+def expected_votes(labelled: pd.DataFrame, total_columns: list[str]) -> np.ndarray:
+    """(Q,) mean N of the labelled set per question, rounded to whole votes (at least 1)."""
+    return np.maximum(1, np.rint(labelled[total_columns].mean().to_numpy()))
+
+
+def tree_votes(mean_rho: np.ndarray, questions: list[str], n_flat) -> np.ndarray:
+    r"""Expected N per galaxy and question, following the Galaxy Zoo decision tree.
+
+    Volunteers reach a question only through its parent's answer (``Question.asked_if``), so
+    a galaxy's expected N for it is its parent's expected N times the model's probability of
+    that answer: :math:`N_\text{edge-on} = N\,(1 - \rho_\text{smooth})` and
+    :math:`N_\text{bar} = N_\text{edge-on}\,(1 - \rho_\text{edge-on})` (the "not yes"
+    answer of smooth-or-featured lumps featured with artifact, so this slightly overstates
+    N for the later questions). Questions without a parent among ``questions`` keep
+    ``n_flat``. Results are rounded to whole votes; 0 means nobody would be asked.
+
+    Args:
+        mean_rho: (G, Q) predicted probabilities of "yes" (e.g. the MC-dropout mean).
+        questions: the Q question names, in column order.
+        n_flat: (Q,) expected N of each question with no parent here (e.g. the labelled mean).
+
+    Returns:
+        float64 (G, Q) whole numbers.
+    """
+    mean_rho = np.asarray(mean_rho, dtype=np.float64)
+    if mean_rho.ndim != 2 or mean_rho.shape[1] != len(questions):
+        raise ValueError(f"mean_rho must be (galaxies, {len(questions)}); got {mean_rho.shape}")
+    exact = np.broadcast_to(np.asarray(n_flat, dtype=np.float64), mean_rho.shape).copy()
+    for name in sorted(questions, key=list(QUESTIONS).index):  # parents before children
+        j, parent = questions.index(name), question(name).asked_if
+        if parent is None or parent[0] not in questions:
+            continue
+        p = questions.index(parent[0])
+        yes = question(parent[0]).yes == parent[1]
+        exact[:, j] = exact[:, p] * (mean_rho[:, p] if yes else 1.0 - mean_rho[:, p])
+    return np.rint(exact)  # rounded once at the end, so rounding does not compound
+
+
+def pool_votes(rho: np.ndarray, questions: list[str], n_exp: np.ndarray, tree: bool):
+    """(pool, Q) N to score the pool's samples rho (pool, Q, T) with: ``n_exp`` for every
+    galaxy, or per galaxy from the decision tree (:func:`tree_votes`) when ``tree``."""
+    n = tree_votes(rho.mean(axis=-1), questions, n_exp) if tree else n_exp
+    return np.broadcast_to(n, rho.shape[:-1])
+
+
+def expected_n(expected_n, labelled_mean: np.ndarray, questions: list[str]) -> np.ndarray:
+    """(Q,) N assumed for the pool: ``expected_n`` (scalar, (Q,) or {question: N}, the
+    missing questions taking the labelled mean) or, when None, the labelled mean itself."""
+    if expected_n is None:
+        return labelled_mean
+    if isinstance(expected_n, dict):
+        unknown = sorted(set(expected_n) - set(questions))
+        if unknown:
+            raise ValueError(f"expected_n names questions the model does not learn: {unknown}")
+        out = labelled_mean.astype(np.float64)
+        out[[questions.index(q) for q in expected_n]] = list(expected_n.values())
+    else:
+        out = np.broadcast_to(np.asarray(expected_n, dtype=np.float64), labelled_mean.shape)
+    if np.any(out < 1) or np.any(out != np.rint(out)):
+        raise ValueError(f"expected_n must be whole numbers of votes >= 1; got {expected_n!r}")
+    return out.copy()
