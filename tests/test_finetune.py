@@ -145,3 +145,14 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
             tmp_path,
             progress=False,
         )
+
+
+def test_pool_scores_reproduce_what_bald_ranked_by(tmp_path):
+    x, cat = toy()
+    settings = runs.Settings(**{**SMALL, "strategies": ("random", "bald"), "n_seeds": 1})
+    finetune.run(settings, x, cat, [Q], tmp_path, progress=False)
+    rounds = runs.read_run(runs.run_file(tmp_path, "bald", 0), _header(settings, cat))
+    scored = finetune.pool_scores(settings, x, cat, [Q], tmp_path, "bald", 0, 1).set_index("id_str")
+    picked = rounds[1]["acquired"]
+    np.testing.assert_allclose(scored.loc[picked, "mi"], rounds[1]["scores"], rtol=1e-10)
+    assert set(picked) == set(scored["mi"].nlargest(len(picked)).index)

@@ -265,3 +265,45 @@ def run(
 
 def _results(results: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     return runs.curves(results), runs.acquisitions(results)
+
+
+def pool_scores(
+    settings: Settings, features, catalog, questions, run_dir, strategy: str, seed: int, round_: int
+) -> pd.DataFrame:
+    """The pool as a run saw it at one round: the head retrained from the run file (the same
+    streams, so the same head), its MC-dropout samples of the pool, and per question the mean
+    rho, the expected N it was scored with, the predictive entropy and the mutual information.
+
+    Returns:
+        One row per pool galaxy not yet labelled: ``id_str``, ``rho <q>``, ``n <q>``,
+        ``entropy <q>``, ``mi <q>`` per question, and ``mi`` summed over the scored questions.
+    """
+    from zoolib import acquisition
+
+    data = Data.build(features, catalog, questions)
+    header = {"settings": settings.to_dict(), "catalog": runs.catalog_fingerprint(catalog),
+              "questions": list(questions)}  # fmt: skip
+    rounds = runs.read_run(runs.run_file(run_dir, strategy, seed), header)
+    if round_ >= min(len(rounds), settings.n_rounds):
+        raise ValueError(f"round {round_} of {strategy} seed {seed} did not score a pool")
+    labelled = data.rows(runs.labelled_after(rounds[:round_]) if round_ else rounds[0]["labelled"])
+    w, b = _fit(data, settings, [labelled], stream(seed, round_, "train"))
+    pool = np.setdiff1d(data.pool, labelled)
+    rho = heads.sample_rho(
+        data.features[pool], w[0], b[0], settings.n_samples, settings.head.dropout_rate,
+        stream(seed, round_, "score"),
+    )  # fmt: skip
+    totals = [question(q).total_column for q in questions]
+    n_exp = strategies.expected_n(
+        settings.expected_votes or None,
+        strategies.expected_votes(data.catalog.iloc[labelled], totals), list(questions),
+    )  # fmt: skip
+    n = strategies.pool_votes(rho, list(questions), n_exp, settings.tree_votes)
+    entropy, expected = acquisition.entropies(rho, n)
+    mi = acquisition.bald_from_entropies(entropy, expected)
+    out = pd.DataFrame({ID_COLUMN: data.catalog[ID_COLUMN].to_numpy()[pool]})
+    for j, q in enumerate(questions):
+        out[f"rho {q}"], out[f"n {q}"] = rho[:, j].mean(axis=-1), n[:, j]
+        out[f"entropy {q}"], out[f"mi {q}"] = entropy[:, j], mi[:, j]
+    out["mi"] = mi[:, _scored(settings, list(questions))].sum(axis=1)
+    return out

@@ -311,17 +311,25 @@ def showcase_indices(pred_entropy: np.ndarray, mutual_info: np.ndarray, n_show: 
     return dict(list(picks.items())[:n_show])
 
 
-def active_learning_curves(curves: pd.DataFrame, name: str):
-    """Test NLL and RMSE of question ``name`` (or "all") against the labelled-set size.
-
-    ``curves`` has one row per (strategy, seed, round) as from :func:`zoolib.active.history`;
-    lines are the mean over seeds and bands the full range between seeds.
+def active_learning_curves(curves: pd.DataFrame, column: str, reference: str = "random"):
+    """Left: test ``column`` (e.g. "all rmse_true") against the labelled-set size, mean over
+    seeds with a 95% bootstrap interval over seeds. Right: the paired difference to
+    ``reference`` (strategy minus reference, seed by seed), with its 95% interval; below zero is
+    better. ``curves`` has one row per (strategy, seed, round), as from :func:`zoolib.runs.curves`.
     """
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, metric in zip(axes, ["nll", "rmse"], strict=True):
-        sns.lineplot(data=curves, x="n_labelled", y=f"{name} {metric}", hue="strategy",
-                     errorbar=("pi", 100), marker="o", ax=ax)  # fmt: skip
-        ax.set(xlabel="labelled galaxies", ylabel=f"test {metric.upper()}", title=name)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    style = dict(x="n_labelled", hue="strategy", errorbar=("ci", 95), n_boot=1000, seed=0)
+    sns.lineplot(data=curves, y=column, ax=axes[0], **style)
+    axes[0].set(xlabel="labelled galaxies", ylabel=f"test {column}", title="learning curves")
+    ref = curves[curves.strategy == reference][["seed", "n_labelled", column]]
+    paired = curves[curves.strategy != reference].merge(
+        ref, on=["seed", "n_labelled"], suffixes=("", " reference")
+    )
+    paired["difference"] = paired[column] - paired[f"{column} reference"]
+    sns.lineplot(data=paired, y="difference", ax=axes[1], **style)
+    axes[1].axhline(0, color="black", lw=0.8)
+    axes[1].set(xlabel="labelled galaxies", ylabel=f"{column} minus {reference}",
+                title=f"paired difference to {reference} (below 0: better)")  # fmt: skip
     fig.tight_layout()
     return fig
 
@@ -347,7 +355,7 @@ def informative_redshifts(scored: pd.DataFrame, questions: list[str], top: float
     """Redshift of the ``top`` fraction of pool galaxies by each question's MI, against the pool.
 
     ``scored`` has a ``redshift`` column and ``mi <question>`` columns (from
-    :func:`zoolib.active.pool_scores` merged with the catalogue).
+    :func:`zoolib.finetune.pool_scores` merged with the catalogue).
     """
     fig, axes = plt.subplots(1, len(questions), figsize=(4.2 * len(questions), 3.5), squeeze=False)
     for ax, name in zip(axes[0], questions, strict=True):
