@@ -156,3 +156,22 @@ def test_pool_scores_reproduce_what_bald_ranked_by(tmp_path):
     picked = rounds[1]["acquired"]
     np.testing.assert_allclose(scored.loc[picked, "mi"], rounds[1]["scores"], rtol=1e-10)
     assert set(picked) == set(scored["mi"].nlargest(len(picked)).index)
+
+
+def test_every_finetune_strategy_runs_and_ensemble_samples_are_bootstrap_heads(tmp_path):
+    x, cat = toy()
+    views = np.stack([x * (1 + 0.01 * v) for v in range(8)])
+    every = (
+        "random",
+        "bald",
+        "bald_views",
+        "bald_ensemble",
+        "power_bald",
+        "entropy",
+        "kmeans",
+        "diverse_bald",
+    )
+    settings = runs.Settings(**{**SMALL, "strategies": every, "n_seeds": 1, "n_rounds": 2})
+    curves, picks = finetune.run(settings, x, cat, [Q], tmp_path, views=views, progress=False)
+    assert picks.groupby("strategy").id_str.nunique().to_dict() == {s: 16 for s in every}
+    assert curves[f"{Q} rmse_true"].notna().all()

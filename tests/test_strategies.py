@@ -80,3 +80,31 @@ def test_expected_n_is_checked():
         strategies.expected_n(2.5, np.ones(1), ["bar"])
     with pytest.raises(ValueError, match="does not learn"):
         strategies.expected_n({"bar": 3}, np.ones(1), ["smooth-or-featured"])
+
+
+def _blobs(k=4, per=30, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=20, size=(k, 5))
+    x = np.concatenate([c + rng.normal(size=(per, 5)) for c in centres])
+    return x, np.repeat(np.arange(k), per)
+
+
+def test_kmeans_picks_one_galaxy_per_blob():
+    x, blob = _blobs()
+    picks = strategies.select("kmeans", len(x), 4, None, np.random.default_rng(0), features=x)
+    assert sorted(blob[picks]) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="needs the pool's features"):
+        strategies.select("kmeans", len(x), 4, None, 0)
+
+
+def test_diverse_bald_spreads_a_batch_that_bald_would_pile_up():
+    x, blob = _blobs()
+    score = np.where(blob == 0, 10.0, 1.0) + np.random.default_rng(1).random(len(x))
+    bald = strategies.select("bald", len(x), 4, score, 0)
+    assert set(blob[bald]) == {0}  # the top four all sit in the high-score blob
+    score[blob == 1] += 5  # a second informative blob: the prefilter (40 rows) covers both
+    diverse = strategies.select(
+        "diverse_bald", len(x), 4, score, np.random.default_rng(0), features=x
+    )
+    assert {0, 1} <= set(blob[diverse]) and len(set(diverse)) == 4
+    assert np.argmax(score) in diverse  # the best galaxy is always among them

@@ -97,8 +97,12 @@ def run(
     from zoolib import models, posteriors
     from zoolib.files import save_model
 
-    if settings.regime != "scratch" or ORACLE in settings.strategies:
-        raise ValueError("active.run runs regime 'scratch', without the oracle")
+    unsupported = [s for s in settings.strategies if s in (ORACLE,) + strategies.FINETUNE_ONLY]
+    if settings.regime != "scratch" or unsupported:
+        raise ValueError(
+            f"active.run runs regime 'scratch', without the oracle and the feature-based "
+            f"strategies {strategies.FINETUNE_ONLY}: remove {unsupported}"
+        )
     tf.config.experimental.enable_op_determinism()
     catalog = catalog.reset_index(drop=True)
     split = catalog[SPLIT_COLUMN].to_numpy()

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import special
 
 from zoolib import evaluation, heads, runs, strategies
 from zoolib.runs import ORACLE, Settings, stream
@@ -144,15 +145,23 @@ def _acquire(data, settings, strategy, w, b, labelled, seed, r) -> tuple[np.ndar
     if strategy in strategies.RANDOM_LIKE:
         rng = stream(seed, r, "acquire" if strategy == "random" else "null_acquire")
         return pool[strategies.select(strategy, len(pool), size, None, rng)], []
+    if strategy == "kmeans":
+        rng = stream(seed, r, "acquire")
+        return pool[
+            strategies.select(strategy, len(pool), size, None, rng, features=data.features[pool])
+        ], []
     if strategy == ORACLE:
         return _oracle(data, settings, labelled, pool, seed, r), []
     cols = _scored(settings, data.questions)
     features = data.views[:, pool] if strategy == "bald_views" else data.features[pool]
     if features is None:
         raise ValueError("strategy 'bald_views' needs the features of the flipped views")
-    rho = heads.sample_rho(
-        features, w, b, settings.n_samples, settings.head.dropout_rate, stream(seed, r, "score")
-    )
+    if strategy == "bald_ensemble":
+        rho = _ensemble_rho(data, settings, labelled, features, seed, r)
+    else:
+        rho = heads.sample_rho(
+            features, w, b, settings.n_samples, settings.head.dropout_rate, stream(seed, r, "score")
+        )
     totals = [question(q).total_column for q in data.questions]
     labelled_cat = data.catalog.iloc[labelled]
     n_exp = strategies.expected_n(
@@ -163,9 +172,20 @@ def _acquire(data, settings, strategy, w, b, labelled, seed, r) -> tuple[np.ndar
     n_pool = strategies.pool_votes(rho, data.questions, n_exp, settings.tree_votes)[:, cols]
     score = strategies.scores(strategy, rho[:, cols], n_pool)
     picks = strategies.select(
-        strategy, len(pool), size, score, stream(seed, r, "acquire"), settings.beta
-    )
+        strategy, len(pool), size, score, stream(seed, r, "acquire"), settings.beta,
+        features=data.features[pool],
+    )  # fmt: skip
     return pool[picks], [float(score[p]) for p in picks]
+
+
+def _ensemble_rho(data, settings, labelled, features, seed, r) -> np.ndarray:
+    """(pool, Q, K) predictions of K heads, each trained on a bootstrap resample of the
+    labelled set; each head predicts deterministically (dropout's mean, the weights as they are)."""
+    rng = stream(seed, r, "ensemble")
+    resamples = [rng.choice(labelled, len(labelled)) for _ in range(settings.ensemble_heads)]
+    w, b = _fit(data, settings, resamples, rng)
+    logits = np.einsum("gf,hfq->ghq", features.astype(np.float64), w) + b[None]
+    return np.clip(special.expit(np.moveaxis(logits, 1, 2)), heads.RHO_CLIP, 1 - heads.RHO_CLIP)
 
 
 def _oracle(data, settings, labelled, pool, seed, r) -> np.ndarray:

@@ -30,7 +30,8 @@ from zoolib.strategies import STRATEGIES
 REGIMES = ("finetune", "scratch")
 METRICS = ("rmse_true", "rmse", "nll")
 ORACLE = "oracle"
-PURPOSES = ("initial", "train", "evaluate", "score", "acquire", "null_acquire", "oracle", "views")
+PURPOSES = ("initial", "train", "evaluate", "score", "acquire", "null_acquire", "oracle", "views",
+            "ensemble")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Settings:
     beta: float = 1.0  # power_bald exponent
     oracle_candidates: int = 16  # random batches the look-ahead oracle tries per round
     gate_margin: float = 0.05  # round 0 must beat the constant by this fraction (validation)
+    ensemble_heads: int = 8  # bald_ensemble: K bootstrap heads
     head: HeadSettings = field(default_factory=HeadSettings)  # finetune: how heads train
     initial_steps: int = 1875  # scratch: optimiser steps of round 0 (the paper's code)
     steps_per_round: int = 750  # scratch: optimiser steps per later round

@@ -5,11 +5,20 @@ r"""Acquisition strategies: which pool galaxies to label next (small and separat
 * ``bald``: the top-k mutual information between votes and weights (the paper's choice), from
   MC-dropout samples; ``bald_views``: the same on samples that each see a random flip or
   rotation of the image (as the paper's code drew them);
+* ``bald_ensemble``: BALD with a second kind of posterior: the deterministic predictions of K
+  heads trained on bootstrap resamples of the labelled set, in place of the dropout samples
+  (fine-tuning regime). Beside ``bald`` it tells whether MC dropout or the rule is the weak part;
 * ``entropy``: the top-k predictive entropy;
 * ``power_bald``: sample k ids without replacement with probability proportional to
   :math:`\mathrm{MI}^\beta` (Kirsch et al. 2023), by Gumbel-top-k on
   :math:`\beta\log\mathrm{MI} + G`, :math:`G\sim\mathrm{Gumbel}(0,1)`. :math:`\beta = 0` is
   uniform and :math:`\beta\to\infty` is ``bald``;
+* ``kmeans``: the galaxies nearest the centres of a k-means clustering of the pool's features
+  (k = the batch size): typical, diverse galaxies and no model at all (Hacohen et al. 2022 find
+  such "typical" picks beat uncertainty at small budgets);
+* ``diverse_bald``: the ``prefilter`` x k highest-MI galaxies, clustered by k-means into k
+  groups, and the highest-MI galaxy of each group (Zhdanov 2019, "diverse mini-batch active
+  learning"): BALD without a batch of near-duplicates;
 * ``oracle`` (simulations only) is not a rule of this module: it looks ahead with the truth
   (see :mod:`zoolib.finetune`), a bound on what any rule could reach.
 
@@ -26,8 +35,12 @@ from zoolib import acquisition
 from zoolib.schema import QUESTIONS, question
 
 RANDOM_LIKE = ("random", "random_null")
-SCORED = {"bald": "mi", "bald_views": "mi", "power_bald": "mi", "entropy": "entropy"}
-STRATEGIES = RANDOM_LIKE + tuple(SCORED)
+SCORED = {"bald": "mi", "bald_views": "mi", "power_bald": "mi", "entropy": "entropy",
+          "diverse_bald": "mi", "bald_ensemble": "mi"}  # fmt: skip
+FEATURE_BASED = ("kmeans", "diverse_bald")  # need the pool's features (fine-tuning regime)
+FINETUNE_ONLY = FEATURE_BASED + ("bald_ensemble",)
+STRATEGIES = RANDOM_LIKE + tuple(SCORED) + ("kmeans",)
+PREFILTER = 10  # diverse_bald clusters the PREFILTER x k highest-MI galaxies
 
 
 def scores(strategy: str, rho_samples: np.ndarray | None, expected_n) -> np.ndarray | None:
@@ -38,7 +51,7 @@ def scores(strategy: str, rho_samples: np.ndarray | None, expected_n) -> np.ndar
         expected_n: (Q,) expected number of votes per question, or (pool, Q) per galaxy
             (whole numbers).
     """
-    if strategy in RANDOM_LIKE:
+    if strategy in RANDOM_LIKE or strategy == "kmeans":
         return None
     if rho_samples is None:
         raise ValueError(f"strategy {strategy!r} needs MC-dropout samples of the pool")
@@ -53,15 +66,28 @@ def scores(strategy: str, rho_samples: np.ndarray | None, expected_n) -> np.ndar
 
 
 def select(
-    strategy: str, n_pool: int, k: int, score: np.ndarray | None, seed: int, beta: float = 1.0
+    strategy: str,
+    n_pool: int,
+    k: int,
+    score: np.ndarray | None,
+    seed,
+    beta: float = 1.0,
+    features: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Positions (into the pool) of the k galaxies to acquire, best first."""
+    """Positions (into the pool) of the k galaxies to acquire, best first. ``seed``: an int or
+    a ``numpy.random.Generator``; ``features`` (pool, F) for :data:`FEATURE_BASED` strategies."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
     rng = np.random.default_rng(seed)
+    if strategy in FEATURE_BASED and features is None:
+        raise ValueError(f"strategy {strategy!r} needs the pool's features (regime 'finetune')")
+    if strategy == "kmeans":
+        return nearest_to_centres(features, k, rng)
+    if strategy == "diverse_bald":
+        return diverse_top(score, features, k, rng)
     if strategy in RANDOM_LIKE:  # the caller gives random_null its own stream
         return acquisition.select_top(rng.random(n_pool), k)
-    if strategy in ("bald", "bald_views", "entropy"):
+    if strategy in ("bald", "bald_views", "bald_ensemble", "entropy"):
         return acquisition.select_top(score, k)
     if beta < 0:
         raise ValueError(f"beta must be >= 0, got {beta!r}")
@@ -133,3 +159,41 @@ def expected_n(expected_n, labelled_mean: np.ndarray, questions: list[str]) -> n
     if np.any(out < 1) or np.any(out != np.rint(out)):
         raise ValueError(f"expected_n must be whole numbers of votes >= 1; got {expected_n!r}")
     return out.copy()
+
+
+def _kmeans(x: np.ndarray, k: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """(centres (k, F), labels) of k-means++ then Lloyd iterations (scipy) on standardised x."""
+    import warnings
+
+    from scipy.cluster.vq import kmeans2
+
+    z = (x - x.mean(axis=0)) / np.maximum(x.std(axis=0), 1e-12)
+    with warnings.catch_warnings():  # an emptied cluster keeps its centre; callers handle it
+        warnings.filterwarnings("ignore", "One of the clusters is empty")
+        return kmeans2(z, k, minit="++", seed=rng, missing="warn") + (z,)
+
+
+def nearest_to_centres(features: np.ndarray, k: int, rng) -> np.ndarray:
+    """Positions of the k rows nearest the centres of a k-means clustering of ``features``."""
+    x = np.asarray(features, dtype=np.float64)
+    if len(x) <= k:
+        return np.arange(len(x))
+    centres, _, z = _kmeans(x, k, rng)
+    dist = ((z[:, None, :] - centres[None]) ** 2).sum(axis=-1)  # (rows, k)
+    picks: list[int] = []
+    for c in range(k):  # nearest row not already taken, centre by centre
+        order = np.argsort(dist[:, c])
+        picks.append(int(next(i for i in order if i not in picks)))
+    return np.array(picks)
+
+
+def diverse_top(score: np.ndarray, features: np.ndarray, k: int, rng) -> np.ndarray:
+    """Zhdanov (2019): cluster the ``PREFILTER`` x k best-scored rows into k groups by k-means
+    and take each group's best; groups that come out empty are filled by the next best rows."""
+    top = acquisition.select_top(score, min(len(score), PREFILTER * k))
+    if len(top) <= k:
+        return top
+    _, labels, _ = _kmeans(np.asarray(features, dtype=np.float64)[top], k, rng)
+    best = [top[labels == c][np.argmax(score[top[labels == c]])] for c in np.unique(labels)]
+    rest = [i for i in top if i not in set(best)]  # top is best first
+    return np.array(best + rest[: k - len(best)], dtype=int)
