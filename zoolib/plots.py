@@ -318,7 +318,10 @@ def active_learning_curves(curves: pd.DataFrame, column: str, reference: str = "
     better. ``curves`` has one row per (strategy, seed, round), as from :func:`zoolib.runs.curves`.
     """
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    style = dict(x="n_labelled", hue="strategy", errorbar=("ci", 95), n_boot=1000, seed=0)
+    names = list(dict.fromkeys(curves["strategy"]))  # one colour per strategy in both panels
+    palette = dict(zip(names, sns.color_palette(n_colors=len(names)), strict=True))
+    style = dict(x="n_labelled", hue="strategy", errorbar=("ci", 95), n_boot=1000, seed=0,
+                 palette=palette)  # fmt: skip
     sns.lineplot(data=curves, y=column, ax=axes[0], **style)
     axes[0].set(xlabel="labelled galaxies", ylabel=f"test {column}", title="learning curves")
     ref = curves[curves.strategy == reference][["seed", "n_labelled", column]]
@@ -344,28 +347,9 @@ def acquired_vs_pool(picks: pd.DataFrame):
     share = picks.assign(featured=picks.morphology == "featured")
     sns.barplot(data=share, x="strategy", y="featured", errorbar=None, ax=axes[0])
     axes[0].set(ylabel="share of featured galaxies", title="morphology of acquired galaxies")
+    axes[0].tick_params(axis="x", rotation=35)
     sns.histplot(data=picks, x="redshift", hue="strategy", stat="density", common_norm=False,
                  element="step", fill=False, bins=12, ax=axes[1])  # fmt: skip
     axes[1].set_title("redshift of acquired galaxies")
-    fig.tight_layout()
-    return fig
-
-
-def informative_redshifts(scored: pd.DataFrame, questions: list[str], top: float = 0.1):
-    """Redshift of the ``top`` fraction of pool galaxies by each question's MI, against the pool.
-
-    ``scored`` has a ``redshift`` column and ``mi <question>`` columns (from
-    :func:`zoolib.finetune.pool_scores` merged with the catalogue).
-    """
-    fig, axes = plt.subplots(1, len(questions), figsize=(4.2 * len(questions), 3.5), squeeze=False)
-    for ax, name in zip(axes[0], questions, strict=True):
-        mi = scored[f"mi {name}"]
-        bins = np.histogram_bin_edges(scored.redshift, bins=12)
-        hist = {"stat": "density", "element": "step", "fill": False, "bins": bins, "ax": ax}
-        sns.histplot(scored.redshift, label="pool", color="grey", **hist)
-        sns.histplot(scored.redshift[mi >= mi.quantile(1 - top)], label=f"top {top:.0%} MI",
-                     color="C3", **hist)  # fmt: skip
-        ax.set(title=name, xlabel="redshift")
-        ax.legend()
     fig.tight_layout()
     return fig
