@@ -72,3 +72,27 @@ def test_save_model_is_atomic_and_keeps_the_keras_suffix(tmp_path):
     with pytest.raises(ValueError):  # Keras refuses other suffixes: nothing is left behind
         files.save_model(model, tmp_path / "m.h5x")
     assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]
+
+
+def test_leftovers_of_dead_writers_are_removed_by_the_next_write(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    target = tmp_path / "dataset"
+    host = files.temporary_sibling(target).name.split("-")[1]
+    stale = tmp_path / f".dataset.tmp-{host}-{dead.pid}-abc"
+    stale.mkdir()
+    (stale / "images.npy").write_bytes(b"x" * 1000)
+    stale_file = tmp_path / f".dataset.tmp-{host}-{dead.pid}-def"
+    stale_file.write_text("half")
+    running = tmp_path / f".dataset.tmp-{host}-{os.getpid()}-ghi"  # a live writer: kept
+    running.mkdir()
+    elsewhere = tmp_path / f".dataset.tmp-otherhost-{dead.pid}-jkl"  # another machine: kept
+    elsewhere.mkdir()
+    files.write_text(target, "done")
+    assert target.read_text() == "done"
+    assert not stale.exists() and not stale_file.exists()
+    assert running.exists() and elsewhere.exists()

@@ -138,3 +138,65 @@ def test_fits_without_astropy_says_what_to_install(tmp_path):
     (tmp_path / "g.fits").write_bytes(b"SIMPLE  =                    T")
     with pytest.raises(ImportError, match=r"g\.fits needs astropy"):
         load_image(tmp_path / "g.fits", 8)
+
+
+def _png_claiming(tmp_path, width, height):
+    """A valid 1x1 PNG whose header claims width x height (the CRC recomputed)."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image as PILImage
+
+    buffer = io.BytesIO()
+    PILImage.new("L", (1, 1)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    start = data.index(b"IHDR")
+    data[start + 4 : start + 12] = struct.pack(">II", width, height)
+    crc = zlib.crc32(bytes(data[start : start + 17])) & 0xFFFFFFFF
+    data[start + 17 : start + 21] = struct.pack(">I", crc)
+    path = tmp_path / "huge.png"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_bad_files_give_one_line_errors_naming_them(tmp_path):
+    from PIL import Image as PILImage
+
+    from zoolib import images
+
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty\.png is empty \(0 bytes\)"):
+        images.load_image(empty, 16)
+    huge = _png_claiming(tmp_path, 30000, 30000)  # beyond Pillow's own bomb limit
+    with pytest.raises(ValueError, match=r"huge\.png is larger than the 50,000,000 pixels"):
+        images.load_image(huge, 16)
+    big = _png_claiming(tmp_path, 8000, 8000)  # within Pillow's limit, beyond ours
+    with pytest.raises(ValueError, match=r"huge\.png is 8000x8000 px, larger than the 50,000,000"):
+        images.load_image(big, 16)
+    whole = tmp_path / "whole.jpg"
+    PILImage.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)).save(whole)
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    truncated = r"cannot read image .*cut\.jpg: image file is truncated"
+    with pytest.raises(ValueError, match=truncated) as err:
+        images.load_image(cut, 16)
+    assert "\n" not in str(err.value)
+    # the same problems are skipped and listed, in order, by load_images
+    loaded, failures = images.load_images([whole, empty, huge, cut], 16, on_error="skip")
+    assert len(loaded) == 1 and [f["index"] for f in failures] == [1, 2, 3]
+
+
+def test_sixteen_bit_images_are_stretched_not_clipped(tmp_path):
+    from PIL import Image as PILImage
+
+    from zoolib import images
+
+    values = np.linspace(1000, 60000, 64 * 64).reshape(64, 64).astype(np.uint16)
+    path = tmp_path / "deep.png"
+    PILImage.fromarray(values).save(path)
+    assert PILImage.open(path).mode.startswith("I")
+    pixels = images.load_image(path, 64)[..., 0]
+    assert pixels.min() == 0 and pixels.max() == 255  # not all 255, as clipping would give
+    assert np.corrcoef(pixels.ravel(), values.ravel())[0, 1] > 0.999

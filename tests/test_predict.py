@@ -218,3 +218,59 @@ def test_question_names(tmp_path):
 def test_bad_parameters(setup, tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         run(setup, tmp_path / "p.parquet", **kwargs)
+
+
+def _copy(setup, tmp_path):
+    shutil.copytree(setup["root"] / "images", tmp_path / "images")
+    shutil.copy(setup["catalog"], tmp_path / "catalog.csv")
+    return {**setup, "catalog": tmp_path / "catalog.csv"}
+
+
+def test_a_failed_shard_keeps_its_blocks_and_resumes_identically(setup, unsharded, tmp_path):
+    local = _copy(setup, tmp_path)
+    good = (tmp_path / "images" / "g017.png").read_bytes()
+    (tmp_path / "images" / "g017.png").write_bytes(good[: len(good) // 2])  # truncated
+    out = tmp_path / "p.parquet"
+    with pytest.raises(ValueError, match=r"row 17 \(id_str '1000000000000000017'\): .*g017\.png"):
+        run(local, out, workers=1, prefetch=0)
+    finished = sorted(p.name for p in predict.blocks_folder(out).glob("block_*.parquet"))
+    assert finished == [f"block_{b:09d}.parquet" for b in range(4)]  # rows 0-15 are kept
+    assert not out.exists()
+    (tmp_path / "images" / "g017.png").write_bytes(good)  # fixed: the rerun resumes
+    resumed = pd.read_parquet(run(local, out))
+    pd.testing.assert_frame_equal(resumed, unsharded)
+    assert not predict.blocks_folder(out).exists() and leftovers(tmp_path) == []
+
+
+def test_a_killed_shard_resumes_identically(setup, unsharded, tmp_path):
+    local = _copy(setup, tmp_path)
+    out = tmp_path / "p.parquet"
+    assert run(local, out, stop_after=3) is None  # killed after three blocks
+    assert len(list(predict.blocks_folder(out).glob("block_*"))) == 3 and not out.exists()
+    resumed = pd.read_parquet(run(local, out))
+    pd.testing.assert_frame_equal(resumed, unsharded)
+    # blocks of other settings are not reused
+    run(local, tmp_path / "q.parquet", stop_after=3)
+    other = pd.read_parquet(run(local, tmp_path / "q.parquet", seed=5))
+    fresh = pd.read_parquet(run(local, tmp_path / "r.parquet", seed=5))
+    pd.testing.assert_frame_equal(other, fresh)
+    assert not np.allclose(other["bar_rho_mean"], unsharded["bar_rho_mean"])
+
+
+def test_skip_leaves_out_bad_images_and_lists_them(setup, unsharded, tmp_path):
+    local = _copy(setup, tmp_path)
+    (tmp_path / "images" / "g005.png").write_bytes(b"")
+    (tmp_path / "images" / "g021.png").unlink()
+    out = run(local, tmp_path / "p.parquet", on_error="skip")
+    table = pd.read_parquet(out)
+    assert 5 not in set(table.row) and 21 not in set(table.row) and len(table) == N_GALAXIES - 2
+    skipped = predict.read_metadata(out)["skipped"]
+    assert [(s["row"], s["id_str"]) for s in skipped] == [
+        (5, "1000000000000000005"),
+        (21, "1000000000000000021"),
+    ]
+    assert "0 bytes" in skipped[0]["reason"] and "not found" in skipped[1]["reason"]
+    # blocks without a bad image are the same as in the full run
+    same = table[table.row >= 8].query("row < 20")
+    expected = unsharded[unsharded.row.isin(same.row)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(same.reset_index(drop=True), expected)

@@ -98,7 +98,7 @@ def test_row_without_an_image_file_is_named(mini_catalog):
     cat = pd.read_csv(mini_catalog / "cat.csv")
     cat.loc[1, "file"] = None
     cat.to_csv(mini_catalog / "cat.csv", index=False)
-    with pytest.raises(ValueError, match=r"no image file named in row\(s\) 1 \('J"):
+    with pytest.raises(ValueError, match=r"row 1 \(id_str 'J.*'\): no image file named"):
         _prepare(mini_catalog)
     _prepare(mini_catalog, on_error="skip", split_fractions=(1.0, 0.0, 0.0))
     ds = data.load_processed("mini", root=mini_catalog / "out")
@@ -146,3 +146,29 @@ def test_notebook_01_runs_on_a_real_catalogue(project, tmp_path):
         (project / "data" / "processed" / "decals-mini" / "manifest.json").read_text()
     )
     assert manifest["n_galaxies"] == 28 and manifest["questions"] == ["smooth-or-featured"]
+
+
+def test_every_bad_image_row_is_named_in_one_error_and_nothing_is_written(mini_catalog):
+    cat = pd.read_csv(mini_catalog / "cat.csv")
+    cat.loc[0, "file"] = "gone.png"
+    cat.loc[2, "file"] = "../outside.png"
+    (mini_catalog.parent / "outside.png").write_bytes(
+        (mini_catalog / cat.loc[1, "file"]).read_bytes()
+    )
+    cat.to_csv(mini_catalog / "cat.csv", index=False)
+    with pytest.raises(ValueError) as err:
+        _prepare(mini_catalog, image_size=48)
+    text = str(err.value)
+    assert text.startswith("2 bad image file row(s) of 4") and 'on_error "skip"' in text
+    assert f"row 0 (id_str {cat.iauname[0]!r})" in text and "gone.png: image file not found" in text
+    assert f"row 2 (id_str {cat.iauname[2]!r})" in text and "leads outside the images root" in text
+    assert not (mini_catalog / "out" / "mini").exists()
+    # skipped: listed with row, id, file and reason; allowed outside: kept
+    _prepare(mini_catalog, image_size=48, on_error="skip", split_fractions=(1.0, 0.0, 0.0))
+    skipped = data.load_processed("mini", root=mini_catalog / "out").manifest["skipped"]
+    assert [(s["row"], s["id_str"]) for s in skipped] == [(0, cat.iauname[0]), (2, cat.iauname[2])]
+    assert all(s["file"] and s["reason"] for s in skipped)
+    _prepare(mini_catalog, image_size=48, on_error="skip", allow_outside_root=True,
+             split_fractions=(1.0, 0.0, 0.0))  # fmt: skip
+    ds = data.load_processed("mini", root=mini_catalog / "out")
+    assert cat.iauname[2] in set(ds.catalog.id_str) and len(ds.manifest["skipped"]) == 1

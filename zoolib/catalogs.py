@@ -46,9 +46,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from zoolib.schema import FILE_COLUMN, ID_COLUMN, QUESTIONS, count_problems, vote_columns
+from zoolib.schema import (
+    FILE_COLUMN,
+    ID_COLUMN,
+    QUESTIONS,
+    ROW_COLUMN,
+    count_problems,
+    vote_columns,
+)
 
 FORMATS = ("auto", "gz2", "decals", "classes")
 ON_ERROR = ("raise", "skip")
@@ -264,8 +272,11 @@ def _validate(
         dups = sorted(ids[duplicated].unique())
         head = f"{len(skipped)} bad row(s) of {len(frame)} in {path}"
         head += f"; duplicated ids: {dups}" if dups else ""
-        hint = "every row is bad" if on_error == "skip" else "on_error='skip' drops them"
+        hint = "every row is bad" if on_error == "skip" else (
+            'on_error "skip" (a notebook 01 parameter) leaves them out and lists them'
+        )
         raise ValueError(f"{head} ({hint}; rows count data rows from 0):\n" + "\n".join(lines))
+    frame[ROW_COLUMN] = np.arange(len(frame))  # the data row of the file, kept through drops
     frame = frame.drop(index=list(problems)).reset_index(drop=True)
     counts = vote_columns([q.name for q in present])
     frame[counts] = frame[counts].astype("int64")

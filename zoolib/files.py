@@ -1,8 +1,12 @@
 """Atomic file writes, JSON and hashes: the one home for how zoolib puts files on disk.
 
-Every writer here writes to a temporary name beside the target (``.<name>.<random>.tmp``) and
-renames it into place, so a killed job leaves either the old file or the new one, never half of
-one, and an error removes the temporary. Files and folders are created with plain ``open`` and
+Every writer here writes to a temporary name beside the target
+(``.<name>.<kind>-<host>-<pid>-<random>``) and renames it into place, so a killed job leaves
+either the old file or the new one, never half of one, and an error removes the temporary. A
+killed job cannot remove its temporary, so every write first removes the temporaries of the
+same target left by processes of this machine that no longer run
+(:func:`remove_stale_temporaries`); those of running processes, or of other machines sharing
+the folder, are left alone. Files and folders are created with plain ``open`` and
 ``os.mkdir``, so they get the user's umask (``tempfile.mkstemp``/``mkdtemp`` would make them
 private, mode 0600/0700, and a colleague could not read a shared project's reports).
 """
@@ -12,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import socket
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -19,12 +25,56 @@ from pathlib import Path
 import numpy as np
 
 
+def _host() -> str:
+    return socket.gethostname().replace("-", "_") or "host"
+
+
 def temporary_sibling(path: Path, kind: str = "tmp", keep_suffix: bool = False) -> Path:
-    """A fresh, unused name beside ``path`` (hidden, with a random part); ``keep_suffix`` ends
-    it with ``path``'s suffix too, for writers that insist on one (Keras: ``.keras``)."""
+    """A fresh, unused name beside ``path`` (hidden, naming this host and process, with a
+    random part); ``keep_suffix`` ends it with ``path``'s suffix too, for writers that insist
+    on one (Keras: ``.keras``)."""
     path = Path(path)
     suffix = path.suffix if keep_suffix else ""
-    return path.with_name(f".{path.name}.{kind}-{uuid.uuid4().hex[:12]}{suffix}")
+    tag = f"{_host()}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    return path.with_name(f".{path.name}.{kind}-{tag}{suffix}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Remove the temporaries of ``path`` (files or folders) left by dead processes of this
+    host; returns what was removed. Names not written by :func:`temporary_sibling` are kept."""
+    path = Path(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for candidate in path.parent.glob(f".{glob_escape(path.name)}.*-*-*-*"):
+        parts = candidate.name[len(path.name) + 2 :].split("-")
+        if len(parts) < 4 or parts[1] != _host() or not parts[2].isdigit():
+            continue
+        if _alive(int(parts[2])):
+            continue
+        if candidate.is_dir() and not candidate.is_symlink():
+            shutil.rmtree(candidate, ignore_errors=True)
+        else:
+            candidate.unlink(missing_ok=True)
+        removed.append(candidate)
+    if removed:
+        print(f"removed {len(removed)} temporary leftover(s) of an interrupted write of {path}")
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob's special characters escaped."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 def write_atomic(path: Path, write: Callable[[Path], None], keep_suffix: bool = False) -> Path:
@@ -32,6 +82,7 @@ def write_atomic(path: Path, write: Callable[[Path], None], keep_suffix: bool = 
     (``keep_suffix``: see :func:`temporary_sibling`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = temporary_sibling(path, keep_suffix=keep_suffix)
     try:
         write(tmp)
@@ -59,6 +110,7 @@ def write_json(path: Path, payload, indent: int = 2) -> Path:
 
 def make_temporary_dir(path: Path, kind: str = "tmp") -> Path:
     """Create an empty folder beside ``path`` (user's umask) to build ``path`` in."""
+    remove_stale_temporaries(path)
     folder = temporary_sibling(path, kind)
     folder.mkdir(parents=True)
     return folder

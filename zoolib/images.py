@@ -12,9 +12,13 @@ returns a ``(size, size, channels)`` uint8 array:
    keeps RGB.
 
 Only downsampling is done: if the cropped square has fewer pixels per side than ``size`` the
-image is refused (upsampling would invent resolution the survey does not have). Every error
-names the file: FileNotFoundError for a missing file, ValueError for a file that is not a
-readable image or is too small for the crop, ImportError for FITS without astropy.
+image is refused (upsampling would invent resolution the survey does not have). Every read is
+guarded, and every error is one line naming the file: FileNotFoundError for a missing file;
+ValueError for an empty (0-byte) file, a truncated or unreadable one, an image of more than
+``MAX_PIXELS`` pixels (a decompression bomb, or a whole survey field rather than a cutout:
+refused before it is decoded), an image too small for the crop; ImportError for FITS without
+astropy. 16-bit and floating-point images (Pillow modes ``I``, ``I;16``, ``F``) are stretched
+linearly from their minimum to their maximum, as FITS images are.
 
 :func:`load_images` loads many files with a thread pool (Pillow releases the GIL while decoding
 and resizing) and a tqdm progress bar for long lists.
@@ -32,6 +36,9 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fits.fz")
+MAX_PIXELS = 50_000_000  # about 7,000 x 7,000: far beyond any galaxy cutout
+HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+READ_ERRORS = (OSError, ValueError, ImportError)  # what load_image raises for a bad file
 PROGRESS_MIN = 200  # show a progress bar from this many images
 
 
@@ -64,14 +71,37 @@ def load_image(
 
 
 def _read_rgb(path: Path) -> Image.Image:
-    """Decode a file into an RGB Pillow image, with errors that name the file."""
+    """Decode a file into an RGB Pillow image, with one-line errors that name the file."""
+    if path.stat().st_size == 0:
+        raise ValueError(f"image {path} is empty (0 bytes)")
     if path.name.lower().endswith(FITS_SUFFIXES):
         return _read_fits(path)
     try:
         with Image.open(path) as image:
+            width, height = image.size  # from the header: nothing is decoded yet
+            if width * height > MAX_PIXELS:
+                raise ValueError(
+                    f"image {path} is {width}x{height} px, larger than the {MAX_PIXELS:,} pixels "
+                    "zoolib reads (a decompression bomb, or a field rather than a cutout)"
+                )
+            if image.mode in HIGH_DEPTH_MODES:
+                return _stretched(np.asarray(image, dtype=np.float64))
             return image.convert("RGB")  # convert() decodes the whole file
-    except (OSError, SyntaxError, ValueError) as err:  # UnidentifiedImageError is an OSError
-        raise ValueError(f"cannot read image {path}: {err}") from err
+    except Image.DecompressionBombError as err:  # Pillow's own limit, if ours is raised
+        raise ValueError(
+            f"image {path} is larger than the {MAX_PIXELS:,} pixels zoolib reads (a decompression "
+            f"bomb, or a field rather than a cutout): {err}"
+        ) from None
+    except (OSError, SyntaxError) as err:  # UnidentifiedImageError is an OSError
+        raise ValueError(f"cannot read image {path}: {err}") from None
+
+
+def _stretched(data: np.ndarray) -> Image.Image:
+    """A linear min..max stretch of float pixels to an 8-bit RGB image (NaN -> 0)."""
+    data = np.nan_to_num(data)
+    lo, hi = data.min(), data.max()
+    scaled = np.zeros_like(data) if hi == lo else (data - lo) / (hi - lo) * 255
+    return Image.fromarray(np.rint(scaled).astype(np.uint8)).convert("RGB")
 
 
 def _read_fits(path: Path) -> Image.Image:
@@ -95,9 +125,7 @@ def _read_fits(path: Path) -> Image.Image:
         data = data if data.shape[2] == 3 else data.mean(axis=2)
     if data.ndim not in (2, 3):
         raise ValueError(f"FITS image {path} has shape {data.shape}; expected 2-D or 3-D")
-    lo, hi = data.min(), data.max()
-    scaled = np.zeros_like(data) if hi == lo else (data - lo) / (hi - lo) * 255
-    return Image.fromarray(np.rint(scaled).astype(np.uint8)).convert("RGB")
+    return _stretched(data)
 
 
 def load_images(
@@ -121,7 +149,7 @@ def load_images(
     def one(path):
         try:
             return load_image(path, size, channels, crop_fraction), None
-        except (OSError, ValueError, ImportError) as err:
+        except READ_ERRORS as err:
             if on_error == "raise":
                 raise
             return None, str(err)

@@ -1,8 +1,13 @@
 """Project paths, all derived from one root constant (cookiecutter-data-science style).
 
-``PROJECT_ROOT`` is the folder holding ``pyproject.toml``. Set the environment variable
-``ZOO_PROJECT_ROOT`` to point the notebooks and the runner at another working tree (the tests
-use this to write into a temporary folder), and ``ZOO_REPORTS_DIR`` to move the reports.
+``PROJECT_ROOT`` is the folder holding ``pyproject.toml``. **One rule for relative paths:** a
+relative path given in a notebook parameter or a command-line option is relative to the project
+root (:func:`resolve`), wherever the kernel or the shell runs; image paths inside a catalogue
+are relative to the images root, which defaults to the catalogue file's folder.
+
+Set the environment variable ``ZOO_PROJECT_ROOT`` to point the notebooks and the runner at
+another working tree (the tests use this to write into a temporary folder), and
+``ZOO_REPORTS_DIR`` to move the reports.
 """
 
 from __future__ import annotations
@@ -27,3 +32,11 @@ PARAMS_DIR: Path = NOTEBOOKS_DIR / "params"
 # its own reports folder through ZOO_REPORTS_DIR
 REPORTS_DIR: Path = Path(os.environ.get("ZOO_REPORTS_DIR", PROJECT_ROOT / "reports")).resolve()
 METRICS_DIR: Path = REPORTS_DIR / "metrics"
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """An absolute path: ``path`` itself if absolute (``~`` expanded), else under the project
+    root. Every notebook parameter and command-line option that names a file goes through it."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else (PROJECT_ROOT / path).resolve()
+

@@ -30,9 +30,18 @@ build; another CPU type may change the last bits of the convolutions).
 
 Provenance goes in the Parquet schema metadata under the key ``zoolib.predict`` (JSON, read
 it with :func:`read_metadata`), not in columns: sha256 of the model and catalogue files, the
-zoolib / TensorFlow / Keras versions, questions, T, seed, block size, expected votes, shard and
-its row range. An existing output is skipped unless ``overwrite``; output is written to a
-temporary file in the same folder and renamed into place, so a killed run leaves none.
+zoolib / TensorFlow / Keras versions, questions, T, seed, block size, expected votes, shard, its
+row range, and the rows left out (``skipped``: row, id, file, reason).
+
+Faults: each finished block is written at once to a folder beside the output
+(``.<out name>.blocks/``, one Parquet file per block, atomically). A killed or failed shard,
+run again with the same settings, resumes after its finished blocks; the final output is
+assembled from the blocks in order and renamed into place, identical to an uninterrupted run,
+and the blocks folder is removed. Changed settings (model, catalogue, T, seed, ...) discard the
+old blocks, with a message. With ``on_error="raise"`` the first unreadable image stops the run
+with a one-line error naming its row, id and file (finished blocks are kept); with ``"skip"``
+unreadable and missing images are left out and listed. An existing output is skipped unless
+``overwrite``.
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -55,7 +65,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 import zoolib
-from zoolib import acquisition, cards, catalogs, files, images, posteriors
+from zoolib import acquisition, cards, catalogs, files, images, paths, posteriors
 from zoolib.schema import FILE_COLUMN, ID_COLUMN, QUESTIONS, question
 
 METADATA_KEY = b"zoolib.predict"
@@ -163,8 +173,9 @@ def read_metadata(path: str | Path) -> dict:
     return json.loads(pq.read_schema(path).metadata[METADATA_KEY])
 
 
-def _stream(files: list[Path], ids, blocks: range, block_size: int, load, workers, prefetch):
-    """Yield (block, uint8 images) in order, decoding at most ``prefetch`` blocks ahead."""
+def _stream(files: list[Path], ids, blocks, block_size: int, load, workers, prefetch, skip):
+    """Yield (block, rows, uint8 images, skipped) in order, decoding at most ``prefetch``
+    blocks ahead; ``rows`` are the catalogue rows whose images loaded."""
     pool = ThreadPoolExecutor(max_workers=workers)
 
     def submit(b):
@@ -177,16 +188,102 @@ def _stream(files: list[Path], ids, blocks: range, block_size: int, load, worker
         while pending:
             b, futures = pending.popleft()
             pending.extend(submit(nxt) for nxt in itertools.islice(later, 1))
-            out = []
+            rows, out, skipped = [], [], []
             for r, fut in futures:
                 try:
                     out.append(fut.result())
-                except (OSError, ValueError, ImportError) as err:
-                    kind = FileNotFoundError if isinstance(err, FileNotFoundError) else ValueError
-                    raise kind(f"row {r} ({ID_COLUMN} {ids[r]!r}): {err}") from err
-            yield b, np.stack(out)
+                    rows.append(r)
+                except images.READ_ERRORS as err:
+                    if not skip:
+                        kind = (
+                            FileNotFoundError if isinstance(err, FileNotFoundError) else ValueError
+                        )
+                        raise kind(f"row {r} ({ID_COLUMN} {ids[r]!r}): {err}") from None
+                    skipped.append({"row": r, ID_COLUMN: ids[r], "file": str(files[r]),
+                                    "reason": str(err)})  # fmt: skip
+            yield b, np.array(rows, dtype=np.int64), np.stack(out) if out else None, skipped
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def blocks_folder(out: Path) -> Path:
+    """Where a shard's finished blocks wait until the output is assembled."""
+    return out.with_name(f".{out.name}.blocks")
+
+
+def _block_file(folder: Path, block: int) -> Path:
+    return folder / f"block_{block:09d}.parquet"
+
+
+def _finished_blocks(folder: Path, fingerprint: dict) -> set[int]:
+    """Blocks finished by an earlier run with the same settings; other settings' are removed."""
+    state = folder / "settings.json"
+    if folder.is_dir() and (not state.is_file() or json.loads(state.read_text()) != fingerprint):
+        print(f"{folder}: blocks of a run with other settings, removed; starting afresh")
+        shutil.rmtree(folder)
+    if not folder.is_dir():
+        folder.mkdir(parents=True)
+        files.write_json(state, fingerprint)
+        return set()
+    return {int(p.stem.split("_")[1]) for p in folder.glob("block_*.parquet")}
+
+
+def _table(ids, rows, stats, questions, meta: dict) -> pa.Table:
+    columns = {
+        ID_COLUMN: pa.array(ids[rows].tolist(), pa.string()),
+        "row": pa.array(rows, pa.int64()),
+    }
+    for name in output_columns(questions):  # typed, so empty blocks and shards match too
+        columns[name] = pa.array(stats[name] if len(rows) else np.zeros(0), pa.float64())
+    return pa.table(columns, metadata={METADATA_KEY: json.dumps(meta).encode()})
+
+
+def _write_block(folder, block, ids, rows, stats, questions, skipped) -> None:
+    table = _table(ids, rows, stats, questions, {"skipped": skipped})
+    files.write_atomic(_block_file(folder, block), lambda tmp: pq.write_table(table, tmp))
+
+
+def _assemble(folder: Path, blocks: range, meta: dict, ids, questions, out: Path) -> int:
+    """Concatenate the blocks in order into ``out`` (atomically); returns the rows written."""
+    parts = [pq.read_table(_block_file(folder, b)) for b in blocks]
+    meta["skipped"] = [
+        s for p in parts for s in json.loads(p.schema.metadata[METADATA_KEY])["skipped"]
+    ]
+    empty = _table(ids, np.zeros(0, np.int64), {}, questions, {})
+    table = pa.concat_tables([empty] + parts).replace_schema_metadata(
+        {METADATA_KEY: json.dumps(meta).encode()}
+    )
+    files.write_atomic(out, lambda tmp: pq.write_table(table, tmp))
+    shutil.rmtree(folder)
+    return table.num_rows
+
+
+def _check_settings(n_samples, block_size, seed, expected_votes, prefetch, crop_fraction, on_error):
+    whole = [("--samples", n_samples, 1), ("--block-size", block_size, 1), ("--seed", seed, 0),
+             ("--expected-votes", expected_votes, 1), ("--prefetch", prefetch, 0)]  # fmt: skip
+    for name, value, low in whole:
+        if isinstance(value, bool) or not float(value).is_integer() or value < low:
+            raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
+    if not 0 < crop_fraction <= 1:
+        raise ValueError(f"--crop-fraction must be in (0, 1], got {crop_fraction!r}")
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"--on-error must be 'raise' or 'skip', got {on_error!r}")
+    return tuple(int(v) for _, v, _ in whole)
+
+
+def _missing_files(image_files, ids, rows, i, n) -> None:
+    missing = [
+        f"  row {r} ({ID_COLUMN} {ids[r]!r}): {image_files[r]}"
+        for r in rows
+        if not image_files[r].is_file()
+    ]
+    if missing:
+        more = [f"  ... and {len(missing) - MAX_LISTED} more"] if len(missing) > MAX_LISTED else []
+        listed = "\n".join(missing[:MAX_LISTED] + more)
+        raise FileNotFoundError(
+            f"{len(missing)} image file(s) of shard {i}/{n} not found (--on-error skip leaves "
+            f"them out and lists them):\n{listed}"
+        )
 
 
 def predict_catalog(
@@ -205,48 +302,38 @@ def predict_catalog(
     workers: int | None = None,
     prefetch: int = 2,
     progress: bool = True,
+    on_error: str = "raise",
+    stop_after: int | None = None,
 ) -> Path | None:
     """Write the predictions of shard ``"i/n"`` to ``out`` (see the module docstring).
 
+    Relative paths are relative to the project root (:func:`zoolib.paths.resolve`); image
+    paths in the catalogue are relative to ``images_root`` (default: the catalogue's folder).
     ``out`` may contain ``{i}`` and ``{n}``, filled in with the shard numbers. ``questions``:
     see :func:`model_questions`. ``workers`` decoding threads (default: CPU count, at most 16)
     run up to ``prefetch`` blocks ahead. Returns the path written, or None when ``out``
-    exists and ``overwrite`` is False (a message says so).
+    exists and ``overwrite`` is False (a message says so). ``stop_after``: stop after
+    writing that many blocks, as a killed run would (for tests); returns None.
     """
     i, n = parse_shard(shard)
-    whole = [("--samples", n_samples, 1), ("--block-size", block_size, 1), ("--seed", seed, 0),
-             ("--expected-votes", expected_votes, 1), ("--prefetch", prefetch, 0)]  # fmt: skip
-    for name, value, low in whole:
-        if isinstance(value, bool) or not float(value).is_integer() or value < low:
-            raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
-    n_samples, block_size, seed, expected_votes, prefetch = (int(v) for _, v, _ in whole)
-    if not 0 < crop_fraction <= 1:
-        raise ValueError(f"--crop-fraction must be in (0, 1], got {crop_fraction!r}")
-    out = Path(str(out).replace("{i}", str(i)).replace("{n}", str(n)))
+    n_samples, block_size, seed, expected_votes, prefetch = _check_settings(
+        n_samples, block_size, seed, expected_votes, prefetch, crop_fraction, on_error
+    )
+    out = paths.resolve(str(out).replace("{i}", str(i)).replace("{n}", str(n)))
     if out.exists() and not overwrite:
         print(f"shard {i}/{n}: {out} exists, skipped (pass --overwrite to replace it)")
         return None
-    model_path, catalog_path = Path(model_path), Path(catalog_path)
+    model_path, catalog_path = paths.resolve(model_path), paths.resolve(catalog_path)
     if not model_path.is_file():
         raise FileNotFoundError(f"model file not found: {model_path}")
     targets = read_targets(catalog_path)
-    root = Path(images_root) if images_root is not None else catalog_path.parent
+    root = paths.resolve(images_root) if images_root is not None else catalog_path.parent
     image_files = [root / f for f in targets[FILE_COLUMN]]
     ids = targets[ID_COLUMN].to_numpy()
     blocks = shard_blocks(len(targets), block_size, i, n)
     row_range = [min(b * block_size, len(ids)) for b in (blocks.start, blocks.stop)]
-    rows = np.arange(*row_range)
-    missing = [
-        f"  row {r} ({ID_COLUMN} {ids[r]!r}): {image_files[r]}"
-        for r in rows
-        if not image_files[r].is_file()
-    ]
-    if missing:
-        more = [f"  ... and {len(missing) - MAX_LISTED} more"] if len(missing) > MAX_LISTED else []
-        listed = "\n".join(missing[:MAX_LISTED] + more)
-        raise FileNotFoundError(
-            f"{len(missing)} image file(s) of shard {i}/{n} not found:\n{listed}"
-        )
+    if on_error == "raise":
+        _missing_files(image_files, ids, np.arange(*row_range), i, n)
 
     import keras
     import tensorflow as tf
@@ -259,40 +346,50 @@ def predict_catalog(
         raise ValueError(f"{model_path}: input shape {shape}; expected (None, S, S, 1 or 3)")
     size, channels = shape[1], shape[3]
     questions = model_questions(model_path, model.output_shape[-1], questions)
+    meta = dict(
+        zoolib_version=zoolib.__version__, tensorflow_version=tf.__version__,
+        keras_version=keras.__version__, model_file=str(model_path),
+        model_sha256=files.sha256(model_path), catalog_file=str(catalog_path),
+        catalog_sha256=files.sha256(catalog_path), catalog_rows=len(ids),
+        images_root=str(root), image_size=size, channels=channels,
+        crop_fraction=float(crop_fraction), questions=questions, n_samples=n_samples,
+        seed=seed, block_size=block_size, expected_votes=expected_votes, shard=f"{i}/{n}",
+        blocks=[blocks.start, blocks.stop], rows=row_range, on_error=on_error,
+    )  # fmt: skip
+    folder = blocks_folder(out)
+    finished = _finished_blocks(folder, meta)
+    todo = [b for b in blocks if b not in finished]
+    if finished:
+        print(f"shard {i}/{n}: resuming after {len(finished)} finished block(s) of {len(blocks)}")
 
     def load(path):
         return images.load_image(path, size, channels, crop_fraction)
 
-    start, parts = time.perf_counter(), []
+    start, done, written_blocks = time.perf_counter(), 0, 0
+    workers = workers or min(16, os.cpu_count() or 1)
     stream = _stream(
-        image_files, ids, blocks, block_size, load, workers or min(16, os.cpu_count() or 1),
-        prefetch,
+        image_files, ids, todo, block_size, load, workers, prefetch, on_error == "skip"
     )
-    bar = tqdm(total=len(rows), desc=f"shard {i}/{n}", unit="galaxy", disable=not progress)
+    bar = tqdm(total=len(todo), desc=f"shard {i}/{n}", unit="block", disable=not progress)
     with closing(stream), bar:
-        for b, pixels in stream:
-            rho = posteriors.sample_rho(model, pixels, n_samples, block_size, block_seed(seed, b))
-            parts.append(summarize(rho, questions, expected_votes))
-            bar.update(len(pixels))
-    columns = {ID_COLUMN: pa.array(ids[rows].tolist(), pa.string()), "row": pa.array(rows)}
-    for name in output_columns(questions):
-        values = np.concatenate([p[name] for p in parts]) if parts else np.zeros(0)
-        columns[name] = pa.array(values, pa.float64())  # typed, so empty shards match too
-    meta = dict(
-        zoolib_version=zoolib.__version__, tensorflow_version=tf.__version__,
-        keras_version=keras.__version__, model_file=str(model_path.resolve()),
-        model_sha256=files.sha256(model_path), catalog_file=str(catalog_path.resolve()),
-        catalog_sha256=files.sha256(catalog_path), catalog_rows=len(ids),
-        images_root=str(root.resolve()), image_size=size, channels=channels,
-        crop_fraction=float(crop_fraction), questions=questions, n_samples=n_samples,
-        seed=seed, block_size=block_size, expected_votes=expected_votes, shard=f"{i}/{n}",
-        blocks=[blocks.start, blocks.stop], rows=row_range,
-    )  # fmt: skip
-    table = pa.table(columns, metadata={METADATA_KEY: json.dumps(meta).encode()})
-    files.write_atomic(out, lambda tmp: pq.write_table(table, tmp))
+        for b, rows, pixels, skipped in stream:
+            stats = {}
+            if len(rows):
+                rho = posteriors.sample_rho(
+                    model, pixels, n_samples, block_size, block_seed(seed, b)
+                )
+                stats = summarize(rho, questions, expected_votes)
+            _write_block(folder, b, ids, rows, stats, questions, skipped)
+            done, written_blocks = done + len(rows), written_blocks + 1
+            bar.update(1)
+            if stop_after is not None and written_blocks >= stop_after:
+                return None
+    written = _assemble(folder, blocks, meta, ids, questions, out)
     seconds = time.perf_counter() - start
-    rate = len(rows) / max(seconds, 1e-9)
+    skipped = len(meta["skipped"])
+    note = f", {skipped} skipped (listed in the output's metadata)" if skipped else ""
     print(
-        f"shard {i}/{n}: {len(rows)} galaxies in {seconds:.1f} s ({rate:.1f} galaxies/s) -> {out}"
+        f"shard {i}/{n}: {written} galaxies ({done} predicted now) in {seconds:.1f} s "
+        f"({done / max(seconds, 1e-9):.1f} galaxies/s){note} -> {out}"
     )
     return out

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from zoolib import catalogs, images, synthetic, volunteers
+from zoolib import catalogs, images, paths, synthetic, volunteers
+from zoolib.catalogs import MAX_LISTED
 from zoolib.data import write_processed
-from zoolib.schema import FILE_COLUMN, ID_COLUMN
+from zoolib.schema import FILE_COLUMN, ID_COLUMN, ROW_COLUMN
 
 
 def prepare_synthetic(
@@ -44,6 +43,7 @@ def prepare_synthetic(
 def prepare_catalog(
     name: str,
     catalog_path: str | Path,
+    *,
     catalog_format: str = "auto",
     images_root: str | Path | None = None,
     image_size: int = 64,
@@ -52,55 +52,96 @@ def prepare_catalog(
     split_fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
     seed: int = 0,
     on_error: str = "raise",
+    allow_outside_root: bool = False,
     root: Path | None = None,
 ) -> Path:
     """Read a real catalogue and its images and write them as dataset ``name``.
 
-    Image paths are the catalogue's ``file_loc`` relative to ``images_root`` (default: the
-    catalogue's folder). With ``on_error="raise"`` the first bad row or image raises an error
-    naming it; with ``"skip"`` bad rows and unreadable images are dropped and listed in the
-    manifest under ``skipped``. Nothing is written unless the whole dataset is good.
+    Relative ``catalog_path`` and ``images_root`` are relative to the project root
+    (:func:`zoolib.paths.resolve`). Image paths are the catalogue's ``file_loc`` relative to
+    ``images_root`` (default: the catalogue's folder); a path that leads outside it (``..`` or
+    absolute) is a bad row unless ``allow_outside_root``, since the dataset would then depend
+    on files its manifest does not describe. With ``on_error="raise"`` every bad row and image
+    is listed in one error (row, id, file, reason) and nothing is written; with ``"skip"`` they
+    are left out and listed in the manifest under ``skipped``.
     """
-    catalog_path = Path(catalog_path)
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    catalog_path = paths.resolve(catalog_path)
     catalog, skipped = catalogs.read_catalog(catalog_path, catalog_format, on_error=on_error)
     if FILE_COLUMN not in catalog.columns:
         raise ValueError(
             f"{catalog_path}: the catalogue names no image files (no file_loc/file column); "
             "it can be explored but not turned into an image dataset"
         )
-    root_dir = Path(images_root) if images_root else catalog_path.parent
-    named = catalog[FILE_COLUMN].fillna("").astype(str).str.strip() != ""
-    if not named.all():
-        rows = [f"{r} ({catalog[ID_COLUMN].iloc[r]!r})" for r in np.flatnonzero(~named)[:10]]
-        if on_error == "raise":
-            raise ValueError(f"{catalog_path}: no image file named in row(s) {', '.join(rows)}")
-        skipped = skipped + [
-            {"id_str": i, "reason": "no image file named"} for i in catalog[ID_COLUMN][~named]
-        ]
-        catalog = catalog[named].reset_index(drop=True)
-    files = [root_dir / f for f in catalog[FILE_COLUMN]]
-    pixels, failures = images.load_images(files, image_size, channels, crop_fraction, on_error)
-    if len(failures) == len(catalog):
+    root_dir = paths.resolve(images_root) if images_root else catalog_path.parent
+    bad = _unreadable_rows(catalog, root_dir, allow_outside_root)
+    _report(bad, catalog_path, len(catalog), on_error, "image file")
+    good = ~catalog.index.isin([b["position"] for b in bad])
+    files = [root_dir / f for f in catalog.loc[good, FILE_COLUMN]]
+    pixels, failures = images.load_images(files, image_size, channels, crop_fraction, "skip")
+    kept = catalog[good].reset_index(drop=True)
+    decoded = [_problem(kept, f["index"], f["file"], f["reason"]) for f in failures]
+    _report(decoded, catalog_path, len(catalog), on_error, "image")
+    bad += decoded
+    if len(bad) == len(catalog):
         raise ValueError(
-            f"{catalog_path}: none of the {len(catalog)} images could be loaded; "
-            f"first failure: {failures[0]['file']}: {failures[0]['reason']}"
+            f"{catalog_path}: none of the {len(catalog)} images could be loaded; first problem: "
+            f"row {bad[0][ROW_COLUMN]}: {bad[0]['reason']}"
         )
-    if failures:
-        bad = [f["index"] for f in failures]
-        skipped = skipped + [
-            {
-                "id_str": catalog[ID_COLUMN].iloc[f["index"]],
-                "file": f["file"],
-                "reason": f["reason"],
-            }
-            for f in failures
-        ]
-        catalog = catalog.drop(index=catalog.index[bad]).reset_index(drop=True)
+    catalog = kept.drop(index=[f["index"] for f in failures]).reset_index(drop=True)
+    skipped = skipped + [{k: v for k, v in b.items() if k != "position"} for b in bad]
     params = dict(
         catalog_format=catalog_format, images_root=str(root_dir), image_size=image_size,
         channels=channels, crop_fraction=crop_fraction, on_error=on_error, seed=seed,
+        allow_outside_root=allow_outside_root,
     )  # fmt: skip
     return write_processed(
         name, pixels, catalog, str(catalog_path), split_fractions, seed, skipped,
         extra={"parameters": params}, root=root,
     )  # fmt: skip
+
+
+def _problem(catalog, position: int, file, reason: str) -> dict:
+    row = catalog.iloc[position]
+    return {"position": int(position), ROW_COLUMN: int(row[ROW_COLUMN]), ID_COLUMN: row[ID_COLUMN],
+            "file": str(file), "reason": reason}  # fmt: skip
+
+
+def _unreadable_rows(catalog, root_dir: Path, allow_outside_root: bool) -> list[dict]:
+    """Rows that name no image, an image outside ``root_dir`` or a missing file (cheap checks
+    done before any image is decoded)."""
+    problems = []
+    base = root_dir.resolve()
+    for position, name in enumerate(catalog[FILE_COLUMN].fillna("").astype(str).str.strip()):
+        path = (root_dir / name).resolve()
+        if not name:
+            reason = "no image file named"
+        elif not allow_outside_root and not path.is_relative_to(base):
+            reason = (f"image path leads outside the images root {base} (allow_outside_root: "
+                      "true permits it)")  # fmt: skip
+        elif not path.is_file():
+            reason = "image file not found"
+        else:
+            continue
+        problems.append(_problem(catalog, position, root_dir / name if name else "", reason))
+    return problems
+
+
+def _report(bad: list[dict], catalog_path: Path, n_rows: int, on_error: str, what: str) -> None:
+    """With on_error "raise", one error listing every bad row (the first MAX_LISTED)."""
+    if not bad or on_error != "raise":
+        return
+    lines = [
+        f"  row {b[ROW_COLUMN]} ({ID_COLUMN} {b[ID_COLUMN]!r}): "
+        + (f"{b['file']}: " if b["file"] else "")
+        + b["reason"]
+        for b in bad[:MAX_LISTED]
+    ]
+    if len(bad) > MAX_LISTED:
+        lines.append(f"  ... and {len(bad) - MAX_LISTED} more")
+    raise ValueError(
+        f"{len(bad)} bad {what} row(s) of {n_rows} in {catalog_path} (rows count data rows from "
+        f'0); nothing was written. on_error "skip" (a notebook 01 parameter) leaves them out '
+        "and lists them in the dataset's manifest:\n" + "\n".join(lines)
+    )

@@ -59,6 +59,7 @@ QUESTIONS: dict[str, Question] = {
 ID_COLUMN = "id_str"
 FILE_COLUMN = "file_loc"
 SPLIT_COLUMN = "split"
+ROW_COLUMN = "row"  # a real catalogue's data row in its file, counted from 0 (header excluded)
 
 
 def question(name: str) -> Question:
