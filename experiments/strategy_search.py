@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="synthetic")
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
+    parser.add_argument("--question", default="all")
     args = parser.parse_args()
     ds = data.load_processed(args.dataset)
     keep = np.flatnonzero(ds.catalog.split.to_numpy() != "test")
@@ -46,14 +47,19 @@ def main() -> None:
     trunk, _ = pretrained.load(ds.manifest["image_size"], ds.manifest["channels"])
     features = posteriors.trunk_features(trunk, ds.images[keep])
     settings = runs.Settings(
-        question="all", strategies=tuple(args.strategies), n_initial=32, acquire_per_round=32,
-        n_seeds=args.seeds, head=heads.HeadSettings(steps=500, learning_rate=0.03, l2=0.01),
-    )  # fmt: skip
+        question=args.question,
+        strategies=tuple(args.strategies),
+        n_initial=32,
+        acquire_per_round=32,
+        n_seeds=args.seeds,
+        head=heads.HeadSettings(steps=500, learning_rate=0.03, l2=0.01),
+    )
     start = time.perf_counter()
     folder = paths.RUNS_DIR / f"strategy-search-{args.dataset}-{settings.digest()}"
     curves, _ = finetune.run(settings, features, cat, ds.questions, folder)
     print(f"{time.perf_counter() - start:.0f} s")
-    saving, gap = savings.summary(curves, "all rmse_true", fractions=(0.25, 0.5, 0.75))
+    column = f"{args.question} rmse_true"
+    saving, gap = savings.summary(curves, column, fractions=(0.25, 0.5, 0.75))
     for s in gap:
         g = gap[s]
         line = ", ".join(f"{t} {v['saving']:+.0%} [{v['ci_low']:+.0%}, {v['ci_high']:+.0%}]"
