@@ -33,8 +33,9 @@ reports: $(STAMP)
 pretrain: $(STAMP)
 	$(BIN)/python -m zoolib pretrain
 
+# JupyterLab refuses to run as root unless told to (containers often run as root)
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 # Register the environment as a "Python (zoo)" kernel for a Jupyter installed elsewhere.
 kernel: $(STAMP)

@@ -1,3 +1,5 @@
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -110,3 +112,36 @@ def test_loaded_model_keeps_the_fast_path(tmp_path):
     model = models.build_bayesian_cnn(image_size=32, seed=0)
     model.save(tmp_path / "m.keras")
     assert models.split_trunk_head(keras.models.load_model(tmp_path / "m.keras")) is not None
+
+
+@pytest.fixture
+def saved_model(tmp_path):
+    model = models.build_bayesian_cnn(image_size=16, filters=(2,) * 6, dense_units=4, seed=0)
+    path = tmp_path / "small.keras"
+    model.save(path)
+    return path
+
+
+def test_load_model_reads_a_whole_file(saved_model):
+    assert models.split_trunk_head(models.load_model(saved_model)) is not None
+
+
+@pytest.mark.parametrize("damage", ["truncated", "csv renamed"])
+def test_a_corrupt_model_file_is_not_called_missing(saved_model, tmp_path, damage):
+    bad = tmp_path / "bad.keras"
+    if damage == "truncated":
+        bad.write_bytes(saved_model.read_bytes()[: saved_model.stat().st_size // 2])
+    else:
+        bad.write_text("id,smooth-or-featured\n1,0.5\n")
+    with pytest.raises(ValueError) as err:
+        models.load_model(bad)
+    message = str(err.value)
+    assert str(bad) in message and "exists but is not a readable Keras model" in message
+    assert "truncated" in message and "notebook 02" in message and "restore the file" in message
+    assert "not found" not in message.lower()
+
+
+def test_a_missing_model_file_says_it_is_missing(tmp_path):
+    gone = tmp_path / "gone.keras"
+    with pytest.raises(FileNotFoundError, match=re.escape(f"model file {gone} is missing: train")):
+        models.load_model(gone)

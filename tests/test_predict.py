@@ -274,3 +274,16 @@ def test_skip_leaves_out_bad_images_and_lists_them(setup, unsharded, tmp_path):
     same = table[table.row >= 8].query("row < 20")
     expected = unsharded[unsharded.row.isin(same.row)].reset_index(drop=True)
     pd.testing.assert_frame_equal(same.reset_index(drop=True), expected)
+
+
+def test_cli_on_error_skip(setup, tmp_path, capsys):
+    local = _copy(setup, tmp_path)
+    (tmp_path / "images" / "g003.png").write_bytes(b"")
+    argv = ["predict", "--model", str(setup["model"]), "--catalog", str(local["catalog"]),
+            "--samples", str(T), "--block-size", str(BLOCK), "--out", str(tmp_path / "p.parquet"),
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 1
+    assert "row 3 (id_str '1000000000000000003')" in capsys.readouterr().err
+    assert main([*argv, "--on-error", "skip"]) == 0
+    assert "1 skipped (listed in the output's metadata)" in capsys.readouterr().out
+    assert [s["row"] for s in predict.read_metadata(tmp_path / "p.parquet")["skipped"]] == [3]

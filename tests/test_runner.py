@@ -1,18 +1,20 @@
+import re
+
 import nbformat
 import pytest
 import yaml
 
-from zoolib import runner
+from zoolib import paths, runner
 
 
-def make_notebook(path, params_source, body_source):
+def make_notebook(path, params_source, *body_sources):
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell(params_source)
     params.metadata["tags"] = ["parameters"]
     nb.cells = [
         nbformat.v4.new_markdown_cell("# demo"),
         params,
-        nbformat.v4.new_code_cell(body_source),
+        *[nbformat.v4.new_code_cell(source) for source in body_sources],
     ]
     nb.metadata["kernelspec"] = {
         "name": "python3",
@@ -58,7 +60,6 @@ def test_failing_notebook_stops_the_run_and_is_kept(project):
     with pytest.raises(runner.RunError, match="02_second.ipynb failed in cell .*y must be 2"):
         runner.run("ci", notebooks_dir=project / "notebooks", reports_dir=project / "reports")
     assert (project / "reports" / "executed" / "02_second.ipynb").exists()
-    assert not (project / "reports" / "html" / "02_second.html").exists()
 
 
 def test_missing_parameter_set(project):
@@ -86,3 +87,217 @@ def test_a_second_copy_of_the_defaults_is_refused(project):
     )
     with pytest.raises(ValueError, match="default.yaml: the defaults are the notebooks' parameter"):
         runner.run("ci", notebooks_dir=project / "notebooks", reports_dir=project / "reports")
+
+
+def outputs_of(executed):
+    nb = nbformat.read(executed, as_version=4)
+    return "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+
+
+@pytest.fixture
+def typed(tmp_path):
+    """Notebooks whose parameter cells are annotated, as the project's are."""
+    nbs = tmp_path / "notebooks"
+    (nbs / "params").mkdir(parents=True)
+    make_notebook(
+        nbs / "01_prep.ipynb",
+        'image_size: int = 64  # px\nname: str = "synthetic"  # dataset',
+        "print('prepared', image_size)",
+    )
+    make_notebook(
+        nbs / "02_train.ipynb",
+        "epochs: int = 3  # at most\nlearning_rate: float = 0.001  # Adam",
+        "print('trained', epochs)",
+        "assert epochs < 10, 'epochs must be below 10'",
+        "print('evaluation', 'done')",
+    )
+    make_notebook(nbs / "03_posteriors.ipynb", "n_samples: int = 30  # T", "print(n_samples)")
+    return tmp_path
+
+
+def run_typed(typed, params):
+    """Run the typed project with ``params`` written to a YAML file."""
+    (typed / "set.yaml").write_text(yaml.safe_dump(params))
+    return runner.run(str(typed / "set.yaml"), notebooks_dir=typed / "notebooks",
+                      reports_dir=typed / "reports")  # fmt: skip
+
+
+def test_parameters_of_every_notebook_are_checked_before_any_runs(typed):
+    params = {"01_prep": {"image_size": "32"}, "03_posteriors": {"n_sample": 5}}
+    with pytest.raises(runner.RunError) as err:
+        run_typed(typed, params)
+    message = str(err.value)
+    assert "(nothing was run)" in message
+    assert (
+        "01_prep.ipynb: image_size is declared int (default 64), given '32' (str): write the"
+        " number without quotes" in message
+    )
+    assert (
+        "03_posteriors.ipynb: unknown parameter(s) ['n_sample'] (n_sample: did you mean"
+        " n_samples?); it declares ['n_samples']" in message
+    )
+    assert not (typed / "reports").exists()  # not even 01 ran
+
+
+def test_a_number_yaml_reads_as_text_gets_a_hint(typed):
+    with pytest.raises(runner.RunError, match=re.escape(
+        "02_train.ipynb: learning_rate is declared float (default 0.001), given '1e-3' (str):"
+        " YAML reads 1e-3 as text, write 0.001"
+    )):  # fmt: skip
+        run_typed(typed, {"02_train": yaml.safe_load("learning_rate: 1e-3")})
+
+
+@pytest.mark.parametrize(
+    "type_name, default, value, fits",
+    [
+        ("int", "64", 32, True),
+        ("int", "64", "32", False),
+        ("int", "64", 32.0, False),
+        ("int", "64", True, False),  # a bool is not a number
+        ("float", "0.001", 1, True),  # an int is a fine float
+        ("float", "0.001", False, False),
+        ("bool", "True", 1, False),
+        ("bool", "True", False, True),
+        ("str", '"gz2"', 3, False),
+        ("list", "[]", ["a"], True),
+        ("list", "[]", "a", False),
+        ("dict", "{}", {"bar": 10}, True),
+        ("dict", "{}", [], False),
+        ("int", "64", None, False),
+        ("int", "None", None, True),  # None where the default is None
+        ("int | None", "0", None, True),
+        ("int | None", "0", "x", False),
+        ("None", "1", "anything", True),  # unannotated: papermill says "None"; not checked
+        ("Path", '"x"', 3, True),  # an annotation the check does not know
+    ],
+)
+def test_type_rules(type_name, default, value, fits):
+    declared = {"inferred_type_name": type_name, "default": default}
+    problem = runner.type_problem("p", value, declared)
+    assert (problem is None) == fits, problem
+    if not fits:
+        assert f"p is declared {type_name} (default {default}), given {value!r}" in problem
+
+
+@pytest.mark.parametrize("params", ["ci", "full", "paper"])
+def test_shipped_parameter_sets_fit_the_notebooks(params):
+    notebooks = runner.numbered_notebooks(paths.NOTEBOOKS_DIR)
+    runner.check_parameters(notebooks, runner.load_params(params), params)  # raises if not
+
+
+def test_malformed_yaml_names_the_file_line_and_column(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("02_train:\n  epochs: 5\n  model_name: [quick\n")
+    with pytest.raises(ValueError) as err:
+        runner.load_params(str(broken), tmp_path)
+    message = str(err.value)
+    assert message.startswith(f"{broken}: not valid YAML at line 4, column 1: expected ','")
+    assert "\n" not in message
+
+
+def test_a_yaml_name_is_also_looked_for_among_the_named_sets(project, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    folder = project / "notebooks" / "params"
+    assert runner.load_params("ci.yaml", folder) == {"01_first": {"x": 41}}
+    with pytest.raises(FileNotFoundError) as err:
+        runner.load_params("cj.yaml", folder)
+    message = str(err.value)
+    assert f"looked for {elsewhere / 'cj.yaml'}, {paths.PROJECT_ROOT / 'cj.yaml'}" in message
+    assert f"{folder / 'cj.yaml'}. Named sets (in {folder}): ci, default" in message
+
+
+def test_only_with_no_prefix_is_an_error(project):
+    with pytest.raises(runner.RunError, match="--only needs at least one notebook prefix"):
+        runner.run("ci", only=[], notebooks_dir=project / "notebooks", reports_dir=project / "r")
+    assert not (project / "r").exists()
+
+
+def test_a_failed_run_is_marked_in_its_reports_and_the_index(typed):
+    reports = typed / "reports"
+    run_typed(typed, {})  # a good run first: its reports must not look current afterwards
+    good_page = (reports / "html" / "02_train.html").read_text()
+    assert "FAILED" not in good_page and "evaluation done" in good_page
+
+    with pytest.raises(runner.RunError, match="02_train.ipynb failed in cell 4"):
+        run_typed(typed, {"02_train": {"epochs": 12}})
+    page = (reports / "html" / "02_train.html").read_text()
+    assert "<b>FAILED</b> in the run of" in page
+    assert "02_train.ipynb failed in cell 4 (AssertionError: epochs must be below 10)" in page
+    assert "trained 12" in page and "evaluation done" not in page  # what ran before the failure
+    index = (reports / "index.html").read_text()
+    assert "This run FAILED</b>" in index and "in 02_train.ipynb</p>" in index
+    assert re.search(
+        r'<h2 class=failed><a href="html/02_train.html">02_train</a> FAILED</h2>'
+        r"<p class=failed>02_train.ipynb failed in cell 4 \(AssertionError: epochs must be below"
+        r" 10\)",
+        index,
+    )
+    assert '<a href="html/01_prep.html">01_prep</a></h2>' in index  # ran in this run
+    assert "<h2>03_posteriors <small>not run in this run</small></h2>" in index
+    assert '<a href="html/03_posteriors.html">earlier report</a> of ' in index
+
+
+def test_a_notebook_that_never_started_gets_a_failed_page(typed):
+    page = runner.write_failed_report(
+        typed / "notebooks" / "01_prep.ipynb", typed / "reports", "the run was interrupted"
+    )
+    text = page.read_text()
+    assert "<b>FAILED</b>" in text and "the run was interrupted" in text
+    assert f"Executed notebook: {typed / 'reports' / 'executed' / '01_prep.ipynb'}" in text
+
+
+def test_an_only_run_marks_the_other_notebooks_not_run(typed):
+    runner.run("default", only=["02"], notebooks_dir=typed / "notebooks",
+               reports_dir=typed / "reports")  # fmt: skip
+    index = (typed / "reports" / "index.html").read_text()
+    assert "<h2>01_prep <small>not run in this run</small></h2>\n" in index  # no earlier report
+    assert '<a href="html/02_train.html">02_train</a>' in index and "FAILED" not in index
+
+
+KERNEL_NOISE = [
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+    "I0000 00:00:1796060932.640478   11427 port.cc:153] oneDNN custom operations are on. You may"
+    " see slightly different numerical results due to floating-point round-off errors.",
+    "I0000 00:00:1796060932.641605   11427 cudart_stub.cc:31] Could not find cuda drivers on"
+    " your machine, GPU will not be used.",
+    "[IPKernelApp] WARNING | Kernel is running over TCP without encryption. All communication"
+    " (including code and outputs) is sent in plain text and is susceptible to eavesdropping.",
+    "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel.",
+]
+REAL = [
+    "E0000 00:00:1796060954.722738   11649 cuda_platform.cc:52] failed call to cuInit",
+    "W0000 00:00:1796060954.722738   11649 some.cc:1] a real warning",
+    "an error from user code mentioning I0000 00:00:1.2 3 x.cc:1] in the middle",
+]
+
+
+def test_drop_noise_keeps_everything_else():
+    text = "\n".join(KERNEL_NOISE[:1] + REAL[:1] + KERNEL_NOISE[1:] + REAL[1:]) + "\n"
+    assert runner.drop_noise(text) == "\n".join(REAL) + "\n"
+
+
+def test_kernel_noise_stays_out_of_reports_and_console(tmp_path, capfd, monkeypatch):
+    # ipykernel copies the process's stderr into the notebook, as TensorFlow's lines get there,
+    # only outside pytest
+    monkeypatch.delenv("PYTEST_CURRENT_TEST")
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    lines = "".join(f"{line}\n" for line in KERNEL_NOISE[:3] + REAL[1:2])
+    make_notebook(
+        nbs / "01_noisy.ipynb",
+        "x: int = 1  # n",
+        # what TensorFlow's C++ code does (hex, so that the HTML of the source does not show it)
+        f"import os\nos.write(2, bytes.fromhex({lines.encode().hex()!r}))",
+        "import warnings\nwarnings.warn('a warning from user code')",
+    )
+    runner.run("default", notebooks_dir=nbs, reports_dir=tmp_path / "reports")
+    executed = outputs_of(tmp_path / "reports" / "executed" / "01_noisy.ipynb")
+    page = (tmp_path / "reports" / "html" / "01_noisy.html").read_text()
+    console = capfd.readouterr().err
+    for text in (executed, page, console):
+        assert "absl::InitializeLog" not in text and "oneDNN" not in text and "cudart" not in text
+    assert "without encryption" not in console
+    assert "a real warning" in executed and "a real warning" in page and "a real warning" in console
+    assert "a warning from user code" in executed and "a warning from user code" in page

@@ -1,15 +1,23 @@
-"""Command line: ``python -m zoolib run [--params default|ci|full|FILE.yaml] [--only 02 ...]`` runs
-the notebooks; ``python -m zoolib predict --model M --catalog C --shard i/n --out P`` predicts a
-catalogue with MC dropout (see :mod:`zoolib.predict`); ``python -m zoolib calibrate`` refits the
-simulated volunteers to the shipped real catalogues (see :mod:`zoolib.calibration`);
-``python -m zoolib pretrain`` makes the shipped pretrained model (see :mod:`zoolib.pretrained`)."""
+"""Command line of zoo.
+
+  python -m zoolib run [--params default|ci|full|paper|FILE.yaml] [--only 02 ...]
+      run the numbered notebooks into reports/
+  python -m zoolib predict --model M --catalog C --shard i/n --out P
+      predict a catalogue with MC dropout (zoolib/predict.py)
+  python -m zoolib calibrate
+      refit the simulated volunteers to the shipped real catalogues (zoolib/calibration.py)
+  python -m zoolib pretrain
+      make the shipped pretrained model (zoolib/pretrained.py)
+
+python -m zoolib COMMAND --help describes a command.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from zoolib import runner
+from zoolib import paths, runner
 
 
 def _add_predict(sub) -> None:
@@ -18,7 +26,10 @@ def _add_predict(sub) -> None:
         help="MC-dropout predictions for a catalogue's images, one shard at a time",
         description="Write per galaxy and question the mean rho, its 5/50/95% quantiles over"
         " T MC-dropout samples, the predictive entropy and BALD (nats) to a Parquet file; see"
-        " zoolib/predict.py for the columns, sharding and the provenance metadata.",
+        " zoolib/predict.py for the columns, sharding and the provenance metadata. Relative paths"
+        f" are relative to the project root ({paths.PROJECT_ROOT}); file_loc paths in the"
+        " catalogue are relative to --images-root. Each finished block is written at once: a"
+        " killed or failed shard, run again, resumes after its finished blocks.",
     )
     p.add_argument("--model", required=True, help="saved .keras model")
     p.add_argument("--catalog", required=True, help="CSV/Parquet with an id and file_loc column")
@@ -26,6 +37,11 @@ def _add_predict(sub) -> None:
         "--images-root", help="folder that file_loc paths are relative to (default: catalogue's)"
     )
     p.add_argument("--out", required=True, help="output .parquet; {i} and {n} become the shard")
+    p.add_argument(
+        "--on-error", choices=["raise", "skip"], default="raise",
+        help="raise: stop at the first unreadable image, naming its row, id and file (finished "
+        "blocks are kept); skip: leave bad images out and list them in the output's metadata",
+    )  # fmt: skip
     p.add_argument(
         "--samples", type=int, default=30, help="T, dropout samples per galaxy (default 30)"
     )
@@ -84,10 +100,7 @@ def _calibrate(args) -> None:
         print(table.to_string(float_format=lambda v: f"{v:.4f}"))
 
 
-def _add_pretrain(sub) -> None:
-    from zoolib.pretrained import Settings
-
-    d = Settings()
+def _add_pretrain(sub, with_options: bool) -> None:
     p = sub.add_parser(
         "pretrain",
         help="pretrain the shipped Bayesian CNN on a large simulated universe (hours on a CPU)",
@@ -95,6 +108,11 @@ def _add_pretrain(sub) -> None:
         " paper's CNN on every question with early stopping, measure it on its own test split"
         " and write zoolib/pretrained/ (the model and manifest.json); see zoolib/pretrained.py.",
     )
+    if not with_options:
+        return
+    from zoolib.pretrained import Settings
+
+    d = Settings()
     p.add_argument("--galaxies", type=int, default=d.n_galaxies, help=f"default {d.n_galaxies}")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"at most; default {d.epochs}")
     p.add_argument("--patience", type=int, default=d.patience, help=f"default {d.patience}")
@@ -114,22 +132,75 @@ def _pretrain(args) -> None:
     )  # fmt: skip
     manifest = pretrained.pretrain(settings, args.out)
     t = manifest["training"]
-    print(f"{t['epochs_run']} epochs ({t['seconds_training']:.0f} s, "
-          f"{t['images_per_second']:.0f} images/s); dead features {manifest['dead_features']}")
+    print(
+        f"{t['epochs_run']} epochs ({t['seconds_training']:.0f} s, "
+        f"{t['images_per_second']:.0f} images/s); dead features {manifest['dead_features']}"
+    )
     for name, row in manifest["test"]["cnn"].items():
         base = manifest["test"]["baseline"][name]
         print(f"{name}: RMSE vs true p {row['rmse_true']:.4f} (baseline {base['rmse_true']:.4f})")
 
 
+def _run_description() -> str:
+    root, reports = paths.PROJECT_ROOT, paths.REPORTS_DIR
+    return f"""\
+Run the numbered notebooks (notebooks/NN_*.ipynb) in order with papermill.
+
+Parameters. --params default (the default) runs each notebook with its own parameter cell. A
+named set (ci, full, paper) is notebooks/params/<name>.yaml; a YAML file of your own has the
+same shape, {{notebook stem: {{parameter: value}}}}, for instance
+
+    02_train:
+      epochs: 5
+      model_name: quick
+
+and overrides only what it names. FILE.yaml is looked for as given (relative to the current
+folder), then relative to the project root, then in notebooks/params/. Every parameter of
+every notebook to run is checked (its name, and its value against the type in the parameter
+cell) before the first notebook starts. Paths given as parameter values (01_data_prep's
+source, images_root) are relative to the project root.
+
+Outputs go under the project root, here {root}
+(set ZOO_PROJECT_ROOT to use another; ZOO_REPORTS_DIR moves reports/, here {reports}):
+  reports/index.html                 start here: this run's reports and key metrics
+  reports/html/<notebook>.html       each notebook as HTML (marked FAILED if it failed)
+  reports/executed/<notebook>.ipynb  each notebook as executed
+  reports/metrics/<notebook>.json    the numbers each notebook measured
+and the notebooks' own outputs: data/processed/, models/, data/runs/.
+A failing notebook stops the run with exit status 1."""
+
+
+def _add_run(sub) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run the numbered notebooks into reports/",
+        description=_run_description(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--params", default="default", metavar="SET",
+        help="default, ci, full, paper or FILE.yaml (default: default)",
+    )  # fmt: skip
+    p.add_argument(
+        "--only", nargs="+", metavar="PREFIX", help="run only these notebooks, e.g. --only 01 02"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m zoolib", description=__doc__)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = argparse.ArgumentParser(
+        prog="python -m zoolib",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    run_p = sub.add_parser("run", help="run the numbered notebooks into reports/")
-    run_p.add_argument("--params", default="default", help="ci, default, full or a YAML file")
-    run_p.add_argument("--only", nargs="*", help="notebook prefixes to run, e.g. 01 02")
+    _add_run(sub)
     _add_predict(sub)
     _add_calibrate(sub)
-    _add_pretrain(sub)
+    # the pretrain options' defaults come from zoolib.pretrained, which starts TensorFlow
+    _add_pretrain(
+        sub, with_options=next((a for a in argv if not a.startswith("-")), "") == "pretrain"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "calibrate":
@@ -145,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                 block_size=args.block_size, expected_votes=args.expected_votes,
                 questions=args.questions, crop_fraction=args.crop_fraction,
                 overwrite=args.overwrite, workers=args.workers, progress=not args.no_progress,
+                on_error=args.on_error,
             )  # fmt: skip
         else:
             runner.run(params=args.params, only=args.only)

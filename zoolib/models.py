@@ -19,6 +19,10 @@ masks on the cheap head only.
 
 from __future__ import annotations
 
+import zipfile
+import zlib
+from pathlib import Path
+
 import keras
 import numpy as np
 from keras import layers
@@ -157,7 +161,33 @@ def reseed(model: keras.Model, seed: int) -> None:
 
 
 def load_model(path) -> keras.Model:
-    """Load a saved ``.keras`` model; importing this module registers MCDropout and the loss."""
+    """Load a saved ``.keras`` model; importing this module registers MCDropout and the loss.
+
+    A missing file raises FileNotFoundError; a ``.keras`` file that is not a whole Keras zip
+    (truncated, or another file renamed) raises ValueError. Both name the file.
+    """
     from zoolib import losses  # noqa: F401  (registers BinomialLoss for the compile config)
 
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"model file {path} is missing: train it with notebook 02 (02_train, whose "
+            "model_name parameter names models/<model_name>.keras) or give the path of a "
+            "saved .keras model"
+        )
+    if path.suffix == ".keras" and not path.is_dir() and not readable_keras_zip(path):
+        raise ValueError(
+            f"model file {path} exists but is not a readable Keras model (it is truncated, or "
+            "not a .keras zip file); retrain it with notebook 02 (02_train) or restore the file"
+        )
     return keras.models.load_model(path)
+
+
+def readable_keras_zip(path: Path) -> bool:
+    """Whether ``path`` is a whole zip archive (every member's checksum right) holding a Keras
+    model's ``config.json``: what a ``.keras`` file is."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return "config.json" in archive.namelist() and archive.testzip() is None
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error):
+        return False

@@ -1,0 +1,104 @@
+"""The command line's messages: help, bad arguments and bad parameter files, without running
+any notebook."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from zoolib import paths
+from zoolib.__main__ import main
+
+
+def help_text(capsys, *argv):
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--help"])
+    assert exit_.value.code == 0
+    return capsys.readouterr().out
+
+
+@pytest.fixture
+def no_reports(tmp_path, monkeypatch):
+    """Point the runner's default reports folder at a scratch one that must stay empty."""
+    monkeypatch.setattr(paths, "REPORTS_DIR", tmp_path / "reports")
+    yield tmp_path / "reports"
+    assert not (tmp_path / "reports").exists()
+
+
+def test_top_level_help_is_plain_text(capsys):
+    text = help_text(capsys)
+    assert "python -m zoolib run [--params default|ci|full|paper|FILE.yaml]" in text
+    for markup in ("``", ":mod:", ":func:", ":class:"):
+        assert markup not in text
+
+
+def test_help_does_not_start_tensorflow():
+    code = (
+        "import sys\nfrom zoolib.__main__ import main\n"
+        "try:\n    main(['run', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('tensorflow' in sys.modules, file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stderr == "False\n"
+
+
+def test_run_help_says_where_outputs_go_and_what_a_parameter_file_holds(capsys):
+    text = help_text(capsys, "run")
+    for output in ("reports/index.html", "reports/html/", "reports/executed/", "reports/metrics/"):
+        assert output in text
+    assert f"Outputs go under the project root, here {paths.PROJECT_ROOT}" in text
+    assert "set ZOO_PROJECT_ROOT to use another" in text
+    assert "{notebook stem: {parameter: value}}" in text
+    assert "then relative to the project root, then in notebooks/params/" in text
+    assert "(01_data_prep's\nsource, images_root) are relative to the project root" in text
+
+
+def test_only_needs_a_value(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--only"])
+    assert exit_.value.code == 2
+    assert "argument --only: expected at least one argument" in capsys.readouterr().err
+
+
+def test_malformed_yaml_is_one_line_naming_file_line_and_column(tmp_path, capsys, no_reports):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("02_train:\n  epochs: 5\n  model_name: [quick\n")
+    assert main(["run", "--params", str(broken)]) == 1
+    assert capsys.readouterr().err == (
+        f"error: {broken}: not valid YAML at line 4, column 1: expected ',' or ']', but got"
+        " '<stream end>'\n"
+    )
+
+
+def test_a_missing_parameter_set_lists_where_it_looked(tmp_path, capsys, monkeypatch, no_reports):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--params", "nope.yaml"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"error: parameter set 'nope.yaml' not found; looked for {tmp_path}")
+    assert f"{paths.PARAMS_DIR / 'nope.yaml'}. Named sets (in {paths.PARAMS_DIR}): ci, " in err
+    assert "default; or give the path of a YAML file" in err
+
+
+def test_bad_parameters_of_a_late_notebook_stop_the_run_before_it_starts(
+    tmp_path, capsys, no_reports
+):
+    params = tmp_path / "typo.yaml"
+    params.write_text(yaml.safe_dump({"04_active_learning": {"n_seed": 2, "tree_votes": 1}}))
+    assert main(["run", "--params", str(params)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""  # not "running 01_data_prep.ipynb ..."
+    assert err.startswith(f"error: parameter set '{params}' does not fit the notebooks (nothing")
+    assert "04_active_learning.ipynb: unknown parameter(s) ['n_seed'] (n_seed: did you mean" in err
+    assert "04_active_learning.ipynb: tree_votes is declared bool (default True), given 1" in err
+
+
+def test_a_string_for_an_int_names_notebook_parameter_type_and_value(tmp_path, capsys, no_reports):
+    params = tmp_path / "quoted.yaml"
+    params.write_text('01_data_prep:\n  image_size: "32"\n')
+    assert main(["run", "--params", str(params), "--only", "01"]) == 1
+    assert (
+        "01_data_prep.ipynb: image_size is declared int (default 64), given '32' (str): write the"
+        " number without quotes" in capsys.readouterr().err
+    )
