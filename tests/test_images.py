@@ -200,3 +200,30 @@ def test_sixteen_bit_images_are_stretched_not_clipped(tmp_path):
     pixels = images.load_image(path, 64)[..., 0]
     assert pixels.min() == 0 and pixels.max() == 255  # not all 255, as clipping would give
     assert np.corrcoef(pixels.ravel(), values.ravel())[0, 1] > 0.999
+
+
+def test_reduced_jpeg_decoding_stays_close_to_a_full_decode(tmp_path):
+    from PIL import Image as PILImage
+
+    from zoolib import images
+
+    yy, xx = np.mgrid[:423, :423]
+    blob = 200 * np.exp(-((xx - 211) ** 2 + (yy - 211) ** 2) / (2 * 40.0**2))
+    rgb = np.clip(np.stack([blob, 0.8 * blob, 0.6 * blob], -1) + 10, 0, 255).astype(np.uint8)
+    path = tmp_path / "cutout.jpg"
+    PILImage.fromarray(rgb).save(path, quality=95)
+    for crop in (1.0, 0.4):
+        fast = images.load_image(path, 64, 3, crop).astype(float)
+        with PILImage.open(path) as im:  # reference: full decode, same crop and filter
+            full = im.convert("RGB")
+        side = round(crop * 423)
+        box = (
+            (423 - side) // 2,
+            (423 - side) // 2,
+            (423 - side) // 2 + side,
+            (423 - side) // 2 + side,
+        )
+        ref = np.asarray(full.resize((64, 64), PILImage.Resampling.LANCZOS, box=box), float)
+        assert np.abs(fast - ref).mean() < 1.5 and np.abs(fast - ref).max() < 12
+    with pytest.raises(ValueError, match="smaller than size=64"):
+        images.load_image(path, 64, 1, 0.1)  # 42 px kept: refused, as before
