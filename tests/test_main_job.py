@@ -86,26 +86,28 @@ def test_posterior_metrics_are_in_range(ci_run):
 def test_active_learning_metrics(ci_run):
     root, _ = ci_run
     m = _metrics(root, "04_active_learning")
-    assert m["strategies"] == ["random", "bald"] and m["n_seeds"] == 2
+    strategies = ["random", "random_null", "bald", "bald_views", "oracle"]
+    assert m["strategies"] == strategies and m["n_seeds"] == 2 and m["regime"] == "finetune"
     curves = m["curves"]
-    assert len(curves["n_labelled"]) == 2 * 2 * 3  # strategies x seeds x (rounds + 1)
-    assert set(curves["n_labelled"]) == {24, 40, 56}
-    assert all(math.isfinite(v) for v in curves["smooth-or-featured nll"])
-    savings = m["savings"]
-    assert len(savings["saving"]) == 4
-    # random against itself saves nothing, by construction
-    assert all(s == 0 for st, s in zip(savings["strategy"], savings["saving"], strict=True)
-               if st == "random")  # fmt: skip
+    assert len(curves["n_labelled"]) == 5 * 2 * 3  # strategies x seeds x (rounds + 1)
+    assert set(curves["n_labelled"]) == {16, 24, 32}
+    assert all(math.isfinite(v) for v in curves["all rmse_true"])
+    # the shape: savings {strategy: {target: {...}}}, curve_gap {strategy: {...}}
+    assert set(m["savings"]) == set(m["curve_gap"]) == set(strategies) - {"random"}
+    for per_target in m["savings"].values():
+        assert set(per_target) == {"25%", "50%", "75%"}
+        for v in per_target.values():
+            assert {"saving", "ci_low", "ci_high", "n_seeds", "n_censored"} <= set(v)
+            assert v["ci_low"] <= v["saving"] <= v["ci_high"] and v["n_seeds"] == 2
+    for g in m["curve_gap"].values():
+        assert g["ci_low"] <= g["mean"] <= g["ci_high"]
     picked = dict(zip(m["what_gets_picked"]["strategy"], m["what_gets_picked"]["galaxies"],
                       strict=True))  # fmt: skip
-    assert picked == {"random": 64, "bald": 64, "pool": 800}  # 2 seeds x 2 rounds x 16
+    assert picked == {**{s: 32 for s in strategies}, "pool": 700}  # 2 seeds x 2 rounds x 8
     assert all(0 <= v <= 1 for v in m["what_gets_picked"]["featured_share"])
-    assert m["per_question"]["question"] == ["smooth-or-featured", "disk-edge-on", "bar"]
-    assert "bald label saving vs random" in m["summary"]
-    (runs,) = (root / "data" / "runs").glob("ci-32px-smooth-or-featured-*")  # one settings id
-    assert sorted(p.name for p in runs.iterdir()) == [
-        "bald-seed0",
-        "bald-seed1",
-        "random-seed0",
-        "random-seed1",
-    ]
+    assert m["mi_tracks"]["question"] == ["smooth-or-featured", "disk-edge-on", "bar"]
+    assert "bald curve gap" in m["summary"]
+    (runs,) = (root / "data" / "runs").glob("ci-finetune-*")  # one settings digest
+    assert sorted(p.name for p in runs.iterdir()) == sorted(
+        f"{s}-seed{seed}.json" for s in strategies for seed in (0, 1)
+    )
