@@ -1,10 +1,15 @@
+import json
 import re
+import struct
+import zlib
+from html.parser import HTMLParser
+from urllib.parse import unquote
 
 import nbformat
 import pytest
 import yaml
 
-from zoolib import paths, runner
+from zoolib import paths, report_index, runner
 
 
 def make_notebook(path, params_source, *body_sources):
@@ -301,3 +306,150 @@ def test_kernel_noise_stays_out_of_reports_and_console(tmp_path, capfd, monkeypa
     assert "without encryption" not in console
     assert "a real warning" in executed and "a real warning" in page and "a real warning" in console
     assert "a warning from user code" in executed and "a warning from user code" in page
+
+
+# ---------------------------------------------------------------------------------------------
+# the index page
+
+
+def tiny_png(width, height):
+    """A valid grey PNG of ``width`` x ``height`` pixels."""
+
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )  # fmt: skip
+
+
+METRICS_02_SHAPE = {
+    "test": {
+        "cnn": {"bar": {"nll": 1.3248, "rmse_true": 0.12189}},
+        "baseline": {"bar": {"nll": 1.8272, "rmse_true": 0.24731}},
+    },
+    "summary": {"bar NLL cnn": 1.3248},
+}
+
+
+class Links(HTMLParser):
+    """The href and src attributes of a page, and its img tags."""
+
+    def __init__(self):
+        super().__init__()
+        self.targets, self.images = [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.targets += [attrs[a] for a in ("href", "src") if a in attrs]
+        if tag == "img":
+            self.images.append(attrs["src"])
+
+
+@pytest.fixture
+def figures(tmp_path):
+    """01 shows two figures (the second tagged key-figure) and writes metrics of 02's shape;
+    02 fails when y is not 2; 03 comes after."""
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    show = "from IPython.display import Image, display\ndisplay(Image(data=bytes.fromhex({!r})))"
+    make_notebook(
+        nbs / "01_fig.ipynb",
+        'n: int = 3  # points\nlabel: str = "a"  # a name',
+        show.format(tiny_png(1, 1).hex()),
+        show.format(tiny_png(3, 2).hex()),
+        "import json, os, pathlib\n"
+        "folder = pathlib.Path(os.environ['ZOO_REPORTS_DIR']) / 'metrics'\n"
+        "folder.mkdir(parents=True, exist_ok=True)\n"
+        f"(folder / '01_fig.json').write_text({json.dumps(METRICS_02_SHAPE)!r})",
+    )
+    nb = nbformat.read(nbs / "01_fig.ipynb", as_version=4)
+    nb.cells[3].metadata["tags"] = ["key-figure"]
+    nbformat.write(nb, nbs / "01_fig.ipynb")
+    make_notebook(
+        nbs / "02_fail.ipynb", "y: int = 2  # must stay 2", "assert y == 2, 'y must be 2'"
+    )
+    make_notebook(nbs / "03_later.ipynb", "z: int = 0  # unused", "print(z)")
+    return tmp_path
+
+
+def test_the_index_shows_figures_parameters_wall_times_and_metrics(figures):
+    (figures / "set.yaml").write_text(
+        yaml.safe_dump({"01_fig": {"n": 5, "label": "<b>x</b>"}, "02_fail": {"y": 3}})
+    )
+    with pytest.raises(runner.RunError, match="02_fail.ipynb failed"):
+        runner.run(str(figures / "set.yaml"), notebooks_dir=figures / "notebooks",
+                   reports_dir=figures / "reports")  # fmt: skip
+    reports = figures / "reports"
+    index = (reports / "index.html").read_text()
+
+    links = Links()
+    links.feed(index)
+    assert links.images == ["html/thumbs/01_fig.png"]  # the key figure, linked to its report
+    assert '<a class=thumb href="html/01_fig.html"><img src="html/thumbs/01_fig.png"' in index
+    thumb = (reports / "html" / "thumbs" / "01_fig.png").read_bytes()
+    assert thumb.startswith(b"\x89PNG\r\n\x1a\n")
+    assert struct.unpack(">II", thumb[16:24]) == (3, 2)  # the tagged figure, not the first
+    unresolved = [
+        t for t in links.targets
+        if not (reports / unquote(t.split("#")[0])).is_file() and not t.startswith("#")
+    ]  # fmt: skip
+    assert links.targets and unresolved == []
+
+    assert "<th>NLL</th><th>RMSE vs true p</th>" in index
+    assert "<td>bar</td><td>1.32 / 1.83</td><td>0.122 / 0.247</td>" in index  # CNN / baseline
+    assert "<code>n = 5</code>" in index  # the values injected, escaped
+    assert "<code>label = &#x27;&lt;b&gt;x&lt;/b&gt;&#x27;</code>" in index
+    assert "<b>x</b>" not in index and "notebook defaults" not in index
+    assert "<td><code>n</code></td><td><b><code>5</code></b> (set by this run)</td>" in index
+    duration = nbformat.read(reports / "executed" / "01_fig.ipynb", as_version=4).metadata[
+        "papermill"
+    ]["duration"]
+    assert f"ran in <b>{report_index.duration_text(duration)}</b>" in index
+
+    assert '<h2 class=failed><a href="html/02_fail.html">02_fail</a> FAILED</h2>' in index
+    assert "<p class=failed>02_fail.ipynb failed in cell 3 (AssertionError: y must be 2)" in index
+    assert "failed after <b>" in index and "<code>y = 3</code>" in index
+    assert "<h2>03_later <small>not run in this run</small></h2>" in index
+
+
+def test_a_run_with_the_notebook_defaults_says_so(figures):
+    runner.run("default", only=["01"], notebooks_dir=figures / "notebooks",
+               reports_dir=figures / "reports")  # fmt: skip
+    index = (figures / "reports" / "index.html").read_text()
+    assert "<p class=meta>Parameters: notebook defaults</p>" in index
+    assert "<td><code>n</code></td><td><code>3</code></td><td>points</td>" in index
+    assert "Run of " in index and "FAILED" not in index
+
+
+def test_savings_and_curve_gaps_are_a_table_per_strategy():
+    metrics = {
+        "metric": "rmse_true",
+        "curve_gap": {"oracle": {"mean": -0.00324, "ci_low": -0.00414, "ci_high": -0.00242}},
+        "savings": {
+            "oracle": {"50%": {"saving": 0.48, "ci_low": 0.37, "ci_high": 0.57}},
+            "bald": {"50%": {"saving": -0.05, "ci_low": -0.34, "ci_high": 0.17}},
+        },
+        "summary": {"oracle curve gap": "-0.00324"},
+    }
+    page = report_index.strategy_table(metrics)
+    assert "<th>strategy</th><th>curve gap</th><th>saving at 50%</th>" in page
+    assert "<td>oracle</td><td><span class=good>-0.00324 [-0.00414, -0.00242]</span></td>" in page
+    assert "<td><span class=good>+48% [+37%, +57%]</span></td>" in page
+    assert "<td>bald</td><td>-</td><td><span>-5% [-34%, +17%]</span></td>" in page
+    assert "curve gap in rmse_true (negative is better)" in page
+
+
+def test_metrics_of_an_unknown_shape_show_their_summary(tmp_path):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"test": [1, 2], "summary": {"KS <distance>": 0.019017}}))
+    assert report_index.metrics_html(path) == (
+        "<table><tbody><tr><td>KS &lt;distance&gt;</td><td>0.01902</td></tr></tbody></table>"
+    )
+    path.write_text(json.dumps(METRICS_02_SHAPE))
+    assert "1.32 / 1.83" in report_index.metrics_html(path)
+    assert "bar NLL cnn" not in report_index.metrics_html(path)  # the table replaces it

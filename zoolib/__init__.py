@@ -44,6 +44,7 @@ Uses
     * :mod:`zoolib.predict` - MC-dropout prediction of whole catalogues, in shards
     * :mod:`zoolib.plots` - the notebooks' figures
     * :mod:`zoolib.widgets` - the GalaxyExplorer posterior widget
+    * :mod:`zoolib.report_index` - the reports' index page: key figures, parameters, metrics
     * :mod:`zoolib.runner` - runs the numbered notebooks with papermill into reports
     * :mod:`zoolib.__main__` - the command line (``python -m zoolib --help``)
 

@@ -9,7 +9,8 @@ YAML file, one mapping per notebook stem.
 Before any notebook runs, every parameter of every notebook about to run is checked against
 the notebook's parameter cell: its name, and its value against the cell's annotation. A
 notebook that fails leaves ``reports/index.html`` saying so and its HTML report marked FAILED;
-the index marks the notebooks this run did not reach as not run.
+the index marks the notebooks this run did not reach as not run. The index page itself (key
+figures, wall times, parameters, metrics tables) is :mod:`zoolib.report_index`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import html
-import json
 import os
 import re
 import sys
@@ -28,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from zoolib import files, paths
+from zoolib.report_index import report_path, write_index
 
 NOTEBOOK_PATTERN = re.compile(r"^\d\d_.+\.ipynb$")
 DEFAULT_PARAMS = "default"  # the notebooks' own parameter cells: no file, nothing overridden
@@ -285,7 +286,7 @@ def clean_executed(executed: Path):
 
 def html_report(reports_dir: Path, notebook: Path) -> Path:
     """Where the HTML report of ``notebook`` goes."""
-    return reports_dir / "html" / notebook.with_suffix(".html").name
+    return report_path(reports_dir, notebook.stem)
 
 
 def to_html(nb) -> str:
@@ -419,79 +420,3 @@ def run(
             print(f"  {nb.name} done in {time.perf_counter() - start:.1f} s", flush=True)
     write_index(reports_dir, params, done, available)
     return done
-
-
-# ---------------------------------------------------------------------------------------------
-# the index page
-
-
-def _summary_rows(metrics_file: Path) -> str:
-    """Table rows of a metrics file's flat ``summary`` mapping, if it has one."""
-    if not metrics_file.is_file():
-        return ""
-    summary = json.loads(metrics_file.read_text()).get("summary", {})
-    return "".join(
-        f"<tr><td>{html.escape(str(k))}</td><td>{v:.4g}</td></tr>"
-        if isinstance(v, float)
-        else f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
-        for k, v in summary.items()
-    )
-
-
-def _ran_section(page: Path, reports_dir: Path) -> str:
-    rows = _summary_rows(reports_dir / "metrics" / f"{page.stem}.json")
-    table = f"<table>{rows}</table>" if rows else ""
-    return f'<h2><a href="html/{html.escape(page.name)}">{html.escape(page.stem)}</a></h2>{table}'
-
-
-def _failed_section(notebook: Path, message: str) -> str:
-    name = html.escape(notebook.with_suffix(".html").name)
-    return (
-        f'<h2 class=failed><a href="html/{name}">{html.escape(notebook.stem)}</a> FAILED</h2>'
-        f"<p class=failed>{html.escape(message)}</p>"
-    )
-
-
-def _not_run_section(notebook: Path, reports_dir: Path) -> str:
-    page = html_report(reports_dir, notebook)
-    earlier = ""
-    if page.is_file():
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(page.stat().st_mtime))
-        earlier = f' <a href="html/{html.escape(page.name)}">earlier report</a> of {when}'
-    return f"<h2>{html.escape(notebook.stem)} <small>not run in this run</small></h2>{earlier}"
-
-
-def write_index(
-    reports_dir: Path,
-    params: str,
-    done: list[Path],
-    notebooks: list[Path] | None = None,
-    failed: tuple[Path, str] | None = None,
-) -> Path:
-    """``reports/index.html``: this run's reports with the key metrics of each notebook; the
-    failure (notebook and message) if ``failed``, and the other ``notebooks`` as not run."""
-    ran = {page.stem: page for page in done}
-    sections = []
-    for nb in notebooks or [Path(page.stem + ".ipynb") for page in done]:
-        if nb.stem in ran:
-            sections.append(_ran_section(ran[nb.stem], reports_dir))
-        elif failed and nb.stem == failed[0].stem:
-            sections.append(_failed_section(nb, failed[1]))
-        else:
-            sections.append(_not_run_section(nb, reports_dir))
-    when = time.strftime("%Y-%m-%d %H:%M")
-    status = (
-        f"<p class=failed><b>This run FAILED</b> ({when}) in {html.escape(failed[0].name)}</p>"
-        if failed
-        else f"<p>Run of {when}.</p>"
-    )
-    body = "\n".join(sections) or "<p>no notebooks were run</p>"
-    style = (
-        "body{font-family:sans-serif;max-width:60em;margin:auto}td{padding:2px 12px}"
-        ".failed{color:#b00020}"
-    )
-    return files.write_text(
-        reports_dir / "index.html",
-        f"<!doctype html><meta charset=utf-8><title>zoo reports</title><style>{style}</style>"
-        f"<h1>zoo reports <small>(parameters: {html.escape(params)})</small></h1>{status}{body}\n",
-    )
