@@ -145,3 +145,46 @@ def test_a_missing_model_file_says_it_is_missing(tmp_path):
     gone = tmp_path / "gone.keras"
     with pytest.raises(FileNotFoundError, match=re.escape(f"model file {gone} is missing: train")):
         models.load_model(gone)
+
+
+def test_a_missing_trained_model_says_run_notebook_02_first(tmp_path, monkeypatch):
+    from zoolib import paths
+
+    monkeypatch.setattr(paths, "MODELS_DIR", tmp_path / "models")
+    expected = tmp_path / "models" / "cnn.keras"
+    with pytest.raises(FileNotFoundError) as err:
+        models.trained_model_path("cnn")
+    message = str(err.value)
+    assert "run notebook 02 first" in message and "model_name='cnn'" in message
+    assert str(expected) in message and "models/cnn.keras under the project root" in message
+    expected.parent.mkdir()
+    expected.write_bytes(b"")  # only existence is checked here; load_model checks the content
+    assert models.trained_model_path("cnn") == expected
+
+
+def test_notebook_03_stops_before_any_work_when_no_model_exists(tmp_path, monkeypatch):
+    """Runs notebook 03's parameter cell and the cell that loads the model, with no model: the
+    first statement stops it with the run-notebook-02 message; no data is read."""
+    import json
+
+    from zoolib import paths
+
+    monkeypatch.setattr(paths, "MODELS_DIR", tmp_path / "models")
+    notebook = json.loads((paths.NOTEBOOKS_DIR / "03_dropout_posteriors.ipynb").read_text())
+    code = ["".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code"]
+    (params,) = [
+        "".join(c["source"])
+        for c in notebook["cells"]
+        if "parameters" in c.get("metadata", {}).get("tags", [])
+    ]
+    (loading,) = [src for src in code if "models.load_model" in src]
+
+    class Untouched:
+        def __getattr__(self, name):
+            raise AssertionError(f"notebook 03 went on to use {name} without a model")
+
+    namespace = {"models": models, **{m: Untouched() for m in ("cards", "data", "pipeline")}}
+    exec(params, namespace)
+    with pytest.raises(FileNotFoundError, match="run notebook 02 first") as err:
+        exec(loading, namespace)
+    assert str(tmp_path / "models" / "bayesian_cnn.keras") in str(err.value)

@@ -66,3 +66,97 @@ def test_posterior_panel_shades_the_credible_interval(rho, n, level):
     assert span.get_x() == lo - 0.5
     assert span.get_x() + span.get_width() == hi + 0.5
     plt.close(fig)
+
+
+@pytest.fixture
+def with_single():
+    images, cat = synthetic.simulate(12, size=32, seed=3)
+    rng = np.random.default_rng(0)
+    rho = rng.beta(1, 1, size=(12, 2, 10))
+    rho_single = rng.beta(1, 1, size=(12, 2))
+    return GalaxyExplorer(images, rho, cat, ["smooth-or-featured", "bar"], rho_single=rho_single)
+
+
+def _curve(fig, prefix: str) -> np.ndarray:
+    """The y data of the posterior panel's line whose legend label starts with ``prefix``."""
+    (line,) = [ln for ln in fig.axes[1].lines if ln.get_label().startswith(prefix)]
+    return np.asarray(line.get_ydata())
+
+
+def test_the_posterior_toggle_switches_mixture_and_single_pass(with_single):
+    import matplotlib.pyplot as plt
+    from scipy import stats
+
+    ex = with_single
+    assert ex.posterior.options == ("MC dropout", "single pass") and not ex.posterior.disabled
+    ex.n_samples.value = 4
+    i, before = ex.galaxy, ex.redraws
+    n = int(ex.catalog["smooth-or-featured_total-votes"].iloc[i])
+    ks = np.arange(n + 1)
+    fig = ex.figure()
+    mixture = stats.binom.pmf(ks[None, :], n, ex.rho[i, 0, :4, None]).mean(axis=0)
+    np.testing.assert_allclose(_curve(fig, "mixture of T=4"), mixture, rtol=1e-9, atol=1e-12)
+    assert "MC dropout" in fig.axes[1].get_title()
+    plt.close(fig)
+
+    ex.posterior.value = "single pass"
+    assert ex.redraws == before + 1 and ex.galaxy == i  # same galaxy, now without dropout
+    assert ex.n_samples.disabled and ex.show_samples.disabled  # T does not apply
+    fig = ex.figure()
+    single = stats.binom.pmf(ks, n, ex.rho_single[i, 0])
+    np.testing.assert_allclose(_curve(fig, "single pass"), single, rtol=1e-9, atol=1e-12)
+    assert not any(ln.get_label().startswith("mixture") for ln in fig.axes[1].lines)
+    assert len(fig.axes[1].lines) == 2  # the binomial and the observed k, no sample curves
+    assert not np.allclose(single, mixture)
+    (span,) = fig.axes[1].patches  # the central 95% interval of that binomial
+    lo, hi = stats.binom.interval(0.95, n, ex.rho_single[i, 0])
+    assert (span.get_x(), span.get_x() + span.get_width()) == (lo - 0.5, hi + 0.5)
+    assert "single pass" in fig.axes[1].get_title()
+    plt.close(fig)
+
+    ex.posterior.value = "MC dropout"  # back: T applies again, with the value it had
+    assert not ex.n_samples.disabled and not ex.show_samples.disabled
+    assert ex.n_samples.value == 4 and ex.redraws == before + 2
+    np.testing.assert_allclose(_curve(ex.figure(), "mixture of T=4"), mixture, atol=1e-12)
+
+
+def test_without_rho_single_the_toggle_is_disabled_and_says_why(explorer):
+    assert explorer.rho_single is None
+    assert explorer.posterior.disabled and explorer.posterior.value == "MC dropout"
+    assert "rho_single" in explorer.posterior.tooltip
+    assert all("rho_single" in tip for tip in explorer.posterior.tooltips)
+    assert "MC dropout" in explorer.figure().axes[1].get_title()
+    assert not explorer.n_samples.disabled
+
+
+def test_rho_single_must_match_the_samples(explorer):
+    with pytest.raises(ValueError, match=r"rho_single must have shape \(galaxies, Q\) = \(12, 2\)"):
+        GalaxyExplorer(explorer.images, explorer.rho, explorer.catalog, explorer.questions,
+                       rho_single=np.zeros((12, 3)))  # fmt: skip
+
+
+def test_redraw_time_is_recorded_and_shown(with_single):
+    ex = with_single
+    assert ex.last_redraw_seconds is None and ex.status.value == ""
+    ex.rank.value = 3
+    first = ex.last_redraw_seconds
+    assert isinstance(first, float) and 0 < first < 30
+    assert ex.status.value == f"redrawn in {first:.2f} s"
+    ex.last_redraw_seconds = -1.0
+    ex.posterior.value = "single pass"
+    assert ex.last_redraw_seconds > 0  # measured again for the new redraw
+    assert ex.status.value == f"redrawn in {ex.last_redraw_seconds:.2f} s"
+    widget = ex.widget()
+    assert widget.children[1] is ex.output and widget.children[2] is ex.status  # under the figure
+
+
+def test_every_control_is_labelled_and_laid_out_in_tab_order(with_single):
+    ex = with_single
+    controls = ex.controls()
+    labels = [c.description for c in controls]
+    assert labels == ["question", "sort by", "galaxy #", "posterior", "T samples",
+                      "per-sample curves"]  # fmt: skip
+    assert all(c.tooltip for c in controls) and all(c.tabbable is not False for c in controls)
+    (row, _, _) = ex.widget().children
+    in_layout = [c for column in row.children for c in column.children]
+    assert in_layout == controls  # the page order, which is the Tab order

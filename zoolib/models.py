@@ -27,6 +27,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from zoolib import paths
+
 
 @keras.saving.register_keras_serializable(package="zoolib")
 class MCDropout(layers.Dropout):
@@ -158,6 +160,21 @@ def reseed(model: keras.Model, seed: int) -> None:
     """Restart the random streams of all MCDropout layers in ``model`` from ``seed``."""
     for i, layer in enumerate(mc_dropout_layers(model)):
         layer.reseed(seed + 7919 * i)
+
+
+def trained_model_path(model_name: str) -> Path:
+    """Where notebook 02 saves the model it trains as ``model_name``: ``models/<name>.keras``
+    under the project root (``paths.MODELS_DIR``). Notebooks that use the trained model call
+    this first, so a missing model stops them at once with FileNotFoundError saying to run
+    notebook 02 first and naming the expected file, before any heavy work."""
+    path = paths.MODELS_DIR / f"{model_name}.keras"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no trained model {model_name!r}: expected the file {path} (models/{model_name}"
+            f".keras under the project root {paths.PROJECT_ROOT}); run notebook 02 first "
+            f"(02_train with model_name={model_name!r}), then rerun this notebook"
+        )
+    return path
 
 
 def load_model(path) -> keras.Model:

@@ -164,7 +164,12 @@ def universe_trends(catalog: pd.DataFrame):
 
 
 def draw_posterior(
-    ax, rho_samples, n: int, k: int | None = None, show_samples: bool = True, level: float = 0.95,
+    ax,
+    rho_samples,
+    n: int,
+    k: int | None = None,
+    show_samples: bool = True,
+    level: float = 0.95,
     concentration: float | None = None,
 ):
     """The paper's posterior panel for one galaxy and question.
@@ -200,8 +205,33 @@ def draw_posterior(
     ax.set_ylabel("p(k)")
 
 
+def draw_single_pass(ax, rho: float, n: int, k: int | None = None, level: float = 0.95):
+    """The single-pass posterior for one galaxy and question: one Binomial(k | n, rho) at the
+    deterministic rho (dropout off), in blue, its central ``level`` interval shaded, and the
+    observed k as a black line (the counterpart of :func:`draw_posterior` without dropout)."""
+    from zoolib.binomial import credible_interval, vote_pmf
+
+    rho = float(rho)
+    ks = np.arange(n + 1)
+    lo, hi = credible_interval(np.array([[rho]]), n, level)
+    ax.axvspan(lo[0] - 0.5, hi[0] + 0.5, color="tab:blue", alpha=0.12,
+               label=f"{level:.0%} interval {lo[0]}-{hi[0]}")  # fmt: skip
+    pmf = vote_pmf(np.array([rho]), n)[0]
+    ax.plot(ks, pmf, color="tab:blue", lw=2.2, label=f"single pass, dropout off (rho={rho:.2f})")
+    if k is not None:
+        ax.axvline(k, color="black", lw=1.5, label=f"observed k={k}")
+    ax.set_xlim(0, n)
+    ax.set_xlabel("k (yes votes)")
+    ax.set_ylabel("p(k)")
+
+
 def posterior_panels(
-    images: np.ndarray, rho_samples: np.ndarray, k, n, titles: list[str], name: str,
+    images: np.ndarray,
+    rho_samples: np.ndarray,
+    k,
+    n,
+    titles: list[str],
+    name: str,
     concentration: float | None = None,
 ):
     """One row per galaxy: the image and its posterior over k (see :func:`draw_posterior`).
