@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PARAMS ?= default
 
-.PHONY: test test-fast reports pretrain lab kernel lint lock benchmarks clean-reports
+.PHONY: test test-fast test-browser reports pretrain lab kernel lint lock benchmarks clean-reports
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
+
+# JupyterLab, the widget and the reports in a real Chromium (Debian's chromium and
+# chromium-driver; .ci/run installs them). Screenshots: browser_tests/artifacts/.
+test-browser: $(STAMP)
+	$(BIN)/python -m pytest -s browser_tests
 
 reports: $(STAMP)
 	$(BIN)/python -m zoolib run --params $(PARAMS)
