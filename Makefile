@@ -47,7 +47,7 @@ kernel: $(STAMP)
 	$(BIN)/python -m ipykernel install --user --name zoo --display-name "Python (zoo)"
 
 lint: $(STAMP)
-	$(BIN)/ruff check zoolib tests benchmarks experiments notebooks
+	$(BIN)/ruff check zoolib tests benchmarks experiments notebooks browser_tests
 	$(BIN)/nbstripout --verify notebooks/*.ipynb
 
 benchmarks: $(STAMP)
