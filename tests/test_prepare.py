@@ -172,3 +172,27 @@ def test_every_bad_image_row_is_named_in_one_error_and_nothing_is_written(mini_c
              split_fractions=(1.0, 0.0, 0.0))  # fmt: skip
     ds = data.load_processed("mini", root=mini_catalog / "out")
     assert cat.iauname[2] in set(ds.catalog.id_str) and len(ds.manifest["skipped"]) == 1
+
+
+def test_relative_paths_are_relative_to_the_project_root_wherever_we_run(
+    mini_catalog, tmp_path_factory, monkeypatch
+):
+    """The defect: notebook 01 joined `source` to the project root but used `images_root` from
+    the kernel's folder. Now both (and every CLI option) go through paths.resolve."""
+    monkeypatch.setattr(paths, "PROJECT_ROOT", mini_catalog)
+    elsewhere = tmp_path_factory.mktemp("notebooks")  # the kernel's working folder
+    monkeypatch.chdir(elsewhere)
+    assert paths.resolve("cat.csv") == mini_catalog / "cat.csv"
+    assert paths.resolve(mini_catalog / "cat.csv") == mini_catalog / "cat.csv"
+    moved = mini_catalog / "pictures"
+    (mini_catalog / "images").rename(moved)
+    with pytest.raises(ValueError) as err:  # looked for under the project root, not the cwd
+        prepare.prepare_catalog("mini", "cat.csv", images_root=".", image_size=48,
+                                root=mini_catalog / "out")  # fmt: skip
+    assert str(mini_catalog / "images") in str(err.value) and str(elsewhere) not in str(err.value)
+    cat = pd.read_csv(mini_catalog / "cat.csv")
+    cat["file"] = cat["file"].str.replace("images/", "", regex=False)
+    cat.to_csv(mini_catalog / "cat.csv", index=False)
+    prepare.prepare_catalog("mini", "cat.csv", images_root="pictures", image_size=48,
+                            split_fractions=(1.0, 0.0, 0.0), root=mini_catalog / "out")  # fmt: skip
+    assert len(data.load_processed("mini", root=mini_catalog / "out").catalog) == 4
