@@ -44,7 +44,9 @@ def test_reports_and_index_are_written(ci_run):
         assert page.stat().st_size > 50_000  # figures are embedded
     index = (root / "reports" / "index.html").read_text()
     assert all(f"html/{p.name}" in index for p in done)
-    assert "NLL cnn" in index and "coverage@80%" in index  # key metrics on the index page
+    # key metrics on the index page: 02's CNN / baseline table, 03's coverages, 04's curve gaps
+    assert "cnn / baseline" in index and "coverage@80%" in index and "curve gap" in index
+    assert all((root / "reports" / "html" / "thumbs" / f"{p.stem}.png").is_file() for p in done)
     assert (root / "models" / "ci.keras").is_file()
 
 
