@@ -90,11 +90,7 @@ def test_a_round_equals_a_head_trained_afresh_on_the_same_features(tmp_path):
 
 
 def _header(settings, cat):
-    return {
-        "settings": settings.to_dict(),
-        "catalog": runs.catalog_fingerprint(cat),
-        "questions": [Q],
-    }
+    return finetune.run_header(settings, finetune.Data.build(toy()[0], cat, [Q]))
 
 
 def test_the_oracle_beats_random_on_a_seeded_toy(tmp_path):
@@ -175,3 +171,19 @@ def test_every_finetune_strategy_runs_and_ensemble_samples_are_bootstrap_heads(t
     curves, picks = finetune.run(settings, x, cat, [Q], tmp_path, views=views, progress=False)
     assert picks.groupby("strategy").id_str.nunique().to_dict() == {s: 16 for s in every}
     assert curves[f"{Q} rmse_true"].notna().all()
+
+
+def test_bald_views_without_views_is_refused_before_any_run(tmp_path):
+    x, cat = toy()
+    settings = runs.Settings(**{**SMALL, "strategies": ("random", "bald_views")})
+    with pytest.raises(ValueError, match="'bald_views' needs views="):
+        finetune.run(settings, x, cat, [Q], tmp_path, progress=False)
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_other_data_under_the_same_settings_is_refused(tmp_path):
+    x, cat = toy()
+    settings = runs.Settings(**{**SMALL, "strategies": ("random",), "n_seeds": 1})
+    finetune.run(settings, x, cat, [Q], tmp_path, progress=False)
+    with pytest.raises(ValueError, match=r"other settings \(data: "):
+        finetune.run(settings, x * 1.01, cat, [Q], tmp_path, progress=False)  # new features

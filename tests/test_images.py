@@ -227,3 +227,20 @@ def test_reduced_jpeg_decoding_stays_close_to_a_full_decode(tmp_path):
         assert np.abs(fast - ref).mean() < 1.5 and np.abs(fast - ref).max() < 12
     with pytest.raises(ValueError, match="smaller than size=64"):
         images.load_image(path, 64, 1, 0.1)  # 42 px kept: refused, as before
+
+
+def test_errors_raised_inside_pillow_name_the_file(tmp_path):
+    from PIL import Image as PILImage
+
+    from zoolib import images
+
+    good = tmp_path / "good.png"
+    PILImage.new("L", (32, 32)).save(good)
+    data = bytearray(good.read_bytes())
+    data[11] = 0  # a broken IHDR chunk: Pillow raises a bare ValueError
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"cannot read image .*broken\.png"):
+        images.load_image(broken, 16)
+    loaded, failures = images.load_images([good, broken], 16, on_error="skip")
+    assert len(loaded) == 1 and failures[0]["index"] == 1

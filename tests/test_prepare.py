@@ -196,3 +196,15 @@ def test_relative_paths_are_relative_to_the_project_root_wherever_we_run(
     prepare.prepare_catalog("mini", "cat.csv", images_root="pictures", image_size=48,
                             split_fractions=(1.0, 0.0, 0.0), root=mini_catalog / "out")  # fmt: skip
     assert len(data.load_processed("mini", root=mini_catalog / "out").catalog) == 4
+
+
+def test_symlinked_image_folders_and_padded_names_are_read(mini_catalog, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("big_disk")
+    (mini_catalog / "images").rename(elsewhere / "images")
+    (mini_catalog / "images").symlink_to(elsewhere / "images")  # a link inside the root: fine
+    cat = pd.read_csv(mini_catalog / "cat.csv")
+    cat.loc[0, "file"] = "  " + cat.loc[0, "file"] + " "  # stray spaces around a name
+    cat.to_csv(mini_catalog / "cat.csv", index=False)
+    _prepare(mini_catalog, image_size=48, split_fractions=(1.0, 0.0, 0.0))
+    ds = data.load_processed("mini", root=mini_catalog / "out")
+    assert len(ds.catalog) == 4 and ds.manifest["skipped"] == []

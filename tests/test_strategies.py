@@ -108,3 +108,4 @@ def test_diverse_bald_spreads_a_batch_that_bald_would_pile_up():
     )
     assert {0, 1} <= set(blob[diverse]) and len(set(diverse)) == 4
     assert np.argmax(score) in diverse  # the best galaxy is always among them
+    assert np.all(np.diff(score[diverse]) <= 0)  # best first

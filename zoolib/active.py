@@ -25,7 +25,7 @@ import pandas as pd
 
 from zoolib import evaluation, runs, strategies
 from zoolib.runs import ORACLE, Settings, stream
-from zoolib.schema import ID_COLUMN, SPLIT_COLUMN, question
+from zoolib.schema import ID_COLUMN, SPLIT_COLUMN, counts, question
 
 
 def epochs_for(steps: int, batch_size: int, n_labelled: int) -> int:
@@ -116,8 +116,12 @@ def run(
     )
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    header = {"settings": settings.to_dict(), "catalog": runs.catalog_fingerprint(catalog),
-              "questions": list(questions)}  # fmt: skip
+    k, n = counts(catalog, questions)
+    header = {
+        "settings": settings.to_dict(), "catalog": runs.catalog_fingerprint(catalog),
+        "questions": list(questions),
+        "data": runs.array_digest(images, k, n, runs.truth(catalog, questions)),
+    }  # fmt: skip
     ids = catalog[ID_COLUMN].to_numpy()
     position = {i: p for p, i in enumerate(ids)}
     totals = [question(q).total_column for q in questions]

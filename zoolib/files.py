@@ -1,10 +1,11 @@
 """Atomic file writes, JSON and hashes: the one home for how zoolib puts files on disk.
 
 Every writer here writes to a temporary name beside the target
-(``.<name>.<kind>-<host>-<pid>-<random>``) and renames it into place, so a killed job leaves
+(``.<name>.<kind>-<origin>-<pid>-<random>``, the origin a hash of the host name and the PID
+namespace) and renames it into place, so a killed job leaves
 either the old file or the new one, never half of one, and an error removes the temporary. A
 killed job cannot remove its temporary, so every write first removes the temporaries of the
-same target left by processes of this machine that no longer run
+same target left by processes of this machine and PID namespace that no longer run
 (:func:`remove_stale_temporaries`); those of running processes, or of other machines sharing
 the folder, are left alone. Files and folders are created with plain ``open`` and
 ``os.mkdir``, so they get the user's umask (``tempfile.mkstemp``/``mkdtemp`` would make them
@@ -25,8 +26,14 @@ from pathlib import Path
 import numpy as np
 
 
-def _host() -> str:
-    return socket.gethostname().replace("-", "_") or "host"
+def _origin() -> str:
+    """Ten hex digits naming this machine and PID namespace (containers sharing a host name
+    and a folder have different PID namespaces, so one never judges the other's processes)."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    return hashlib.sha1(f"{socket.gethostname()}|{namespace}".encode()).hexdigest()[:10]
 
 
 def temporary_sibling(path: Path, kind: str = "tmp", keep_suffix: bool = False) -> Path:
@@ -35,7 +42,7 @@ def temporary_sibling(path: Path, kind: str = "tmp", keep_suffix: bool = False) 
     on one (Keras: ``.keras``)."""
     path = Path(path)
     suffix = path.suffix if keep_suffix else ""
-    tag = f"{_host()}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    tag = f"{_origin()}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
     return path.with_name(f".{path.name}.{kind}-{tag}{suffix}")
 
 
@@ -58,7 +65,7 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
         return removed
     for candidate in path.parent.glob(f".{glob_escape(path.name)}.*-*-*-*"):
         parts = candidate.name[len(path.name) + 2 :].split("-")
-        if len(parts) < 4 or parts[1] != _host() or not parts[2].isdigit():
+        if len(parts) < 4 or parts[1] != _origin() or not parts[2].isdigit():
             continue
         if _alive(int(parts[2])):
             continue

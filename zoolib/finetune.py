@@ -154,8 +154,6 @@ def _acquire(data, settings, strategy, w, b, labelled, seed, r) -> tuple[np.ndar
         return _oracle(data, settings, labelled, pool, seed, r), []
     cols = _scored(settings, data.questions)
     features = data.views[:, pool] if strategy == "bald_views" else data.features[pool]
-    if features is None:
-        raise ValueError("strategy 'bald_views' needs the features of the flipped views")
     if strategy == "bald_ensemble":
         rho = _ensemble_rho(data, settings, labelled, features, seed, r)
     else:
@@ -241,6 +239,9 @@ def run(
 
     if settings.regime != "finetune":
         raise ValueError(f"finetune.run runs regime 'finetune', not {settings.regime!r}")
+    if "bald_views" in settings.strategies and views is None:
+        raise ValueError("strategy 'bald_views' needs views=, the trunk features of the 8 flips "
+                         "and rotations (posteriors.trunk_features(..., views=True))")  # fmt: skip
     data = Data.build(features, catalog, questions, views)
     _check_truth(settings, data)
     _scored(settings, data.questions)
@@ -250,8 +251,7 @@ def run(
         )
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    header = {"settings": settings.to_dict(), "catalog": runs.catalog_fingerprint(catalog),
-              "questions": list(questions)}  # fmt: skip
+    header = run_header(settings, data)
     ids = data.catalog[ID_COLUMN].to_numpy()
     results, new_rounds = {}, 0
     jobs = [(seed, s) for seed in settings.seeds for s in settings.strategies]
@@ -283,16 +283,36 @@ def run(
     return _results(results)
 
 
+def run_header(settings: Settings, data: Data) -> dict:
+    """What a run file must match to be resumed: the settings, which galaxies are in which
+    split, and a digest of the features, votes and truth the run was computed on."""
+    truth = runs.truth(data.catalog, data.questions)
+    return {
+        "settings": settings.to_dict(), "catalog": runs.catalog_fingerprint(data.catalog),
+        "questions": list(data.questions),
+        "data": runs.array_digest(data.features, data.views, data.k, data.n, truth),
+    }  # fmt: skip
+
+
 def _results(results: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     return runs.curves(results), runs.acquisitions(results)
 
 
 def pool_scores(
-    settings: Settings, features, catalog, questions, run_dir, strategy: str, seed: int, round_: int
+    settings: Settings,
+    features,
+    catalog,
+    questions,
+    run_dir,
+    strategy: str,
+    seed: int,
+    round_: int,
+    views=None,
 ) -> pd.DataFrame:
     """The pool as a run saw it at one round: the head retrained from the run file (the same
     streams, so the same head), its MC-dropout samples of the pool, and per question the mean
-    rho, the expected N it was scored with, the predictive entropy and the mutual information.
+    rho, the expected N it was scored with, the predictive entropy and the mutual information
+    (plain dropout samples: what ``bald`` ranks by; ``views`` as given to the run).
 
     Returns:
         One row per pool galaxy not yet labelled: ``id_str``, ``rho <q>``, ``n <q>``,
@@ -300,10 +320,8 @@ def pool_scores(
     """
     from zoolib import acquisition
 
-    data = Data.build(features, catalog, questions)
-    header = {"settings": settings.to_dict(), "catalog": runs.catalog_fingerprint(catalog),
-              "questions": list(questions)}  # fmt: skip
-    rounds = runs.read_run(runs.run_file(run_dir, strategy, seed), header)
+    data = Data.build(features, catalog, questions, views)
+    rounds = runs.read_run(runs.run_file(run_dir, strategy, seed), run_header(settings, data))
     if round_ >= min(len(rounds), settings.n_rounds):
         raise ValueError(f"round {round_} of {strategy} seed {seed} did not score a pool")
     labelled = data.rows(runs.labelled_after(rounds[:round_]) if round_ else rounds[0]["labelled"])

@@ -84,25 +84,29 @@ def _read_rgb(path: Path, min_side: int | None = None) -> Image.Image:
     if path.name.lower().endswith(FITS_SUFFIXES):
         return _read_fits(path)
     try:
-        with Image.open(path) as image:
-            width, height = image.size  # from the header: nothing is decoded yet
-            if width * height > MAX_PIXELS:
-                raise ValueError(
-                    f"image {path} is {width}x{height} px, larger than the {MAX_PIXELS:,} pixels "
-                    "zoolib reads (a decompression bomb, or a field rather than a cutout)"
-                )
-            if min_side and image.format == "JPEG":
-                image.draft(image.mode, (min_side, min_side))
-            if image.mode in HIGH_DEPTH_MODES:
-                return _stretched(np.asarray(image, dtype=np.float64))
-            return image.convert("RGB")  # convert() decodes the whole file
+        image = Image.open(path)
     except Image.DecompressionBombError as err:  # Pillow's own limit, if ours is raised
         raise ValueError(
             f"image {path} is larger than the {MAX_PIXELS:,} pixels zoolib reads (a decompression "
             f"bomb, or a field rather than a cutout): {err}"
         ) from None
-    except (OSError, SyntaxError) as err:  # UnidentifiedImageError is an OSError
+    except Exception as err:  # corrupt files raise many kinds of errors inside Pillow
         raise ValueError(f"cannot read image {path}: {err}") from None
+    with image:
+        width, height = image.size  # from the header: nothing is decoded yet
+        if width * height > MAX_PIXELS:
+            raise ValueError(
+                f"image {path} is {width}x{height} px, larger than the {MAX_PIXELS:,} pixels "
+                "zoolib reads (a decompression bomb, or a field rather than a cutout)"
+            )
+        try:
+            if min_side and image.format == "JPEG":
+                image.draft(image.mode, (min_side, min_side))
+            if image.mode in HIGH_DEPTH_MODES:
+                return _stretched(np.asarray(image, dtype=np.float64))
+            return image.convert("RGB")  # convert() decodes the whole file
+        except Exception as err:
+            raise ValueError(f"cannot read image {path}: {err}") from None
 
 
 def _stretched(data: np.ndarray) -> Image.Image:

@@ -8,7 +8,10 @@ Both write through :func:`zoolib.data.write_processed`, which is atomic.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import pandas as pd
 
 from zoolib import catalogs, images, paths, synthetic, volunteers
 from zoolib.catalogs import MAX_LISTED
@@ -63,7 +66,9 @@ def prepare_catalog(
     absolute) is a bad row unless ``allow_outside_root``, since the dataset would then depend
     on files its manifest does not describe. With ``on_error="raise"`` every bad row and image
     is listed in one error (row, id, file, reason) and nothing is written; with ``"skip"`` they
-    are left out and listed in the manifest under ``skipped``.
+    are left out and listed in the manifest under ``skipped``. (The cheap checks, named, inside
+    the root, present, run first: with "raise" their error comes before any image is decoded,
+    and images that then fail to decode are reported by a second error.)
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -78,7 +83,7 @@ def prepare_catalog(
     bad = _unreadable_rows(catalog, root_dir, allow_outside_root)
     _report(bad, catalog_path, len(catalog), on_error, "image file")
     good = ~catalog.index.isin([b["position"] for b in bad])
-    files = [root_dir / f for f in catalog.loc[good, FILE_COLUMN]]
+    files = [root_dir / f for f in image_names(catalog)[good]]
     pixels, failures = images.load_images(files, image_size, channels, crop_fraction, "skip")
     kept = catalog[good].reset_index(drop=True)
     decoded = [_problem(kept, f["index"], f["file"], f["reason"]) for f in failures]
@@ -108,19 +113,29 @@ def _problem(catalog, position: int, file, reason: str) -> dict:
             "file": str(file), "reason": reason}  # fmt: skip
 
 
+def image_names(catalog) -> pd.Series:
+    """The catalogue's image paths as stripped text ("" where none is named)."""
+    return catalog[FILE_COLUMN].fillna("").astype(str).str.strip()
+
+
+def _leaves_root(name: str) -> bool:
+    """Whether a catalogue path leads outside its images root: absolute, or up through "..".
+    Judged on the text, so a symbolic link inside the root (images/sdss -> /mnt/big) is fine."""
+    normal = os.path.normpath(name)
+    return os.path.isabs(normal) or normal == ".." or normal.startswith(".." + os.sep)
+
+
 def _unreadable_rows(catalog, root_dir: Path, allow_outside_root: bool) -> list[dict]:
     """Rows that name no image, an image outside ``root_dir`` or a missing file (cheap checks
     done before any image is decoded)."""
     problems = []
-    base = root_dir.resolve()
-    for position, name in enumerate(catalog[FILE_COLUMN].fillna("").astype(str).str.strip()):
-        path = (root_dir / name).resolve()
+    for position, name in enumerate(image_names(catalog)):
         if not name:
             reason = "no image file named"
-        elif not allow_outside_root and not path.is_relative_to(base):
-            reason = (f"image path leads outside the images root {base} (allow_outside_root: "
+        elif not allow_outside_root and _leaves_root(name):
+            reason = (f"image path leads outside the images root {root_dir} (allow_outside_root: "
                       "true permits it)")  # fmt: skip
-        elif not path.is_file():
+        elif not (root_dir / name).is_file():
             reason = "image file not found"
         else:
             continue

@@ -5,8 +5,10 @@ folder's name (:meth:`Settings.digest`), stored in every run file and checked on
 settings resume, changed settings are refused with the differences named.
 
 Random streams are independent per (seed, round, purpose) (:func:`stream`, by
-``numpy.random.SeedSequence``), so no two rounds, repeats or purposes share draws, and a
-strategy's draws do not depend on what another strategy did. Strategies of one seed share the
+``numpy.random.SeedSequence``), so no two rounds or repeats share draws, and a strategy's draws
+do not depend on what another strategy did. (A round's validation samples, for the learning
+gate and the oracle, and its test samples both come from its ``evaluate`` stream: correlated
+noise, no leak.) Strategies of one seed share the
 streams of the initial labels, the training, the test samples and the pool samples (common
 random numbers: their paired differences are not blurred by unrelated noise); ``random_null``
 differs from ``random`` only in its acquisition stream.
@@ -132,6 +134,24 @@ def catalog_fingerprint(catalog: pd.DataFrame) -> str:
     """sha256 of the catalogue's ids and splits in order: which galaxies, and which are test."""
     text = "\n".join(catalog[ID_COLUMN].astype(str) + "\t" + catalog[SPLIT_COLUMN].astype(str))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def array_digest(*arrays) -> str:
+    """sha256 of arrays' shapes, dtypes and values (None skipped): what a run was computed on."""
+    digest = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            continue
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.shape}{a.dtype}".encode())
+        digest.update(a.data)
+    return digest.hexdigest()
+
+
+def truth(catalog: pd.DataFrame, questions: list[str]) -> np.ndarray | None:
+    """(G, Q) true p of a simulated catalogue, or None for a real one."""
+    columns = [f"true_p_{q}" for q in questions]
+    return catalog[columns].to_numpy() if set(columns) <= set(catalog.columns) else None
 
 
 def check_same(path: Path, stored: dict, current: dict) -> None:

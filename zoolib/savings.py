@@ -3,8 +3,9 @@ r"""How much better than random is a strategy? Paired statistics over seeds, wit
 Learning curves come as a table with columns ``strategy``, ``seed``, ``n_labelled`` and one
 column per metric (lower is better: NLL, RMSE). Seed ``s`` of a strategy is paired with seed
 ``s`` of ``random`` (same test set, same initial labels). ``random_null`` is a second random
-strategy with disjoint random streams: measured by the same code, it is the noise floor that
-every table and figure stands beside (its intervals should cover zero).
+strategy that differs from ``random`` only in its acquisition stream (:mod:`zoolib.runs`):
+measured by the same code, it is the noise floor that every table and figure stands beside (its
+intervals should cover zero).
 
 **Paired curve gap** (the primary statistic). Per seed, the mean over the acquisition rounds
 (round 0 is shared, so it is left out) of strategy minus random:
@@ -81,9 +82,6 @@ def curve_matrix(curves: pd.DataFrame, strategy: str, metric: str) -> tuple[np.n
 def _pair(curves, strategy, metric, reference):
     seeds, ours = curve_matrix(curves, strategy, metric)
     ref_seeds, ref = curve_matrix(curves, reference, metric)
-    if strategy == NULL:  # disjoint streams: pair by rank, not by seed label
-        n = min(len(seeds), len(ref_seeds))
-        return ours[:n], ref[:n]
     common = np.intersect1d(seeds, ref_seeds)
     if len(common) == 0:
         raise ValueError(f"{strategy!r} and {reference!r} share no seed to pair")

@@ -195,5 +195,6 @@ def diverse_top(score: np.ndarray, features: np.ndarray, k: int, rng) -> np.ndar
         return top
     _, labels, _ = _kmeans(np.asarray(features, dtype=np.float64)[top], k, rng)
     best = [top[labels == c][np.argmax(score[top[labels == c]])] for c in np.unique(labels)]
+    best.sort(key=lambda i: -score[i])  # best first, as select promises
     rest = [i for i in top if i not in set(best)]  # top is best first
     return np.array(best + rest[: k - len(best)], dtype=int)
