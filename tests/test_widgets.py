@@ -22,6 +22,10 @@ def test_sorted_by_mutual_information_first(explorer):
     mi = acquisition.mutual_information(explorer.rho[:, 0], n)
     assert explorer.sort.value == SORT_KEYS[2]
     assert explorer.galaxy == int(np.argmax(mi))
+    shown = explorer.galaxy
+    explorer.n_samples.value = 2  # fewer samples in the figure: the same galaxy stays on show
+    assert explorer.galaxy == shown
+    explorer.n_samples.value = explorer.n_samples.max
     explorer.sort.value = SORT_KEYS[0]
     assert explorer.galaxy == 0
 

@@ -122,12 +122,13 @@ class GalaxyExplorer:
         return k[:, 0], n[:, 0]
 
     def order(self) -> np.ndarray:
-        """Galaxy positions in the chosen sort order (most uncertain / informative first)."""
+        """Galaxy positions in the chosen sort order (most uncertain / informative first),
+        ranked on all T samples, so moving the T slider redraws the same galaxy."""
         j = self.questions.index(self.question.value)
         if self.sort.value == SORT_KEYS[0]:
             return np.arange(len(self.images))
         _, n = self._k_n(j)
-        rho = self.rho[:, j, : self.n_samples.value]
+        rho = self.rho[:, j, :]
         pred, expected = acquisition.entropies(rho, n)
         if self.sort.value == SORT_KEYS[1]:
             return np.argsort(-pred, kind="stable")
