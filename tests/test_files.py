@@ -82,17 +82,27 @@ def test_leftovers_of_dead_writers_are_removed_by_the_next_write(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     target = tmp_path / "dataset"
-    host = files.temporary_sibling(target).name.split("-")[1]
-    stale = tmp_path / f".dataset.tmp-{host}-{dead.pid}-abc"
+
+    def leftover(pid, origin=None, of=target, keep_suffix=False):
+        """A temporary name as a writer with process ``pid`` (of another host: ``origin``)."""
+        name = files.temporary_sibling(of, keep_suffix=keep_suffix).name
+        prefix, own, _, rest = name.rsplit("-", 3)
+        return tmp_path / f"{prefix}-{origin or own}-{pid}-{rest}"
+
+    stale = leftover(dead.pid)
     stale.mkdir()
     (stale / "images.npy").write_bytes(b"x" * 1000)
-    stale_file = tmp_path / f".dataset.tmp-{host}-{dead.pid}-def"
+    stale_file = leftover(dead.pid)
     stale_file.write_text("half")
-    running = tmp_path / f".dataset.tmp-{host}-{os.getpid()}-ghi"  # a live writer: kept
+    stale_model = leftover(dead.pid, of=tmp_path / "model.keras", keep_suffix=True)
+    stale_model.write_text("half a model")  # another target in the same folder: swept too
+    running = leftover(os.getpid())  # a live writer: kept
     running.mkdir()
-    elsewhere = tmp_path / f".dataset.tmp-otherhost-{dead.pid}-jkl"  # another machine: kept
+    elsewhere = leftover(dead.pid, origin="0123456789")  # another machine: kept
     elsewhere.mkdir()
+    unrelated = tmp_path / ".dataset.notes-mine"  # not a temporary's name: kept
+    unrelated.write_text("keep")
     files.write_text(target, "done")
     assert target.read_text() == "done"
-    assert not stale.exists() and not stale_file.exists()
-    assert running.exists() and elsewhere.exists()
+    assert not stale.exists() and not stale_file.exists() and not stale_model.exists()
+    assert running.exists() and elsewhere.exists() and unrelated.exists()

@@ -25,7 +25,7 @@ import pandas as pd
 
 from zoolib import evaluation, runs, strategies
 from zoolib.runs import ORACLE, Settings, stream
-from zoolib.schema import ID_COLUMN, SPLIT_COLUMN, counts, question
+from zoolib.schema import ID_COLUMN, SPLIT_COLUMN, counts
 
 
 def epochs_for(steps: int, batch_size: int, n_labelled: int) -> int:
@@ -124,7 +124,6 @@ def run(
     }  # fmt: skip
     ids = catalog[ID_COLUMN].to_numpy()
     position = {i: p for p, i in enumerate(ids)}
-    totals = [question(q).total_column for q in questions]
     results, new_rounds = {}, 0
     for seed in tqdm(settings.seeds, desc="seeds", disable=not progress):
         for strategy in settings.strategies:
@@ -173,11 +172,10 @@ def run(
                             seed=int(stream(seed, r, "score").integers(2**31)),
                             augment=strategy == "bald_views",
                         )  # fmt: skip
-                        n_exp = strategies.expected_n(
-                            settings.expected_votes or None,
-                            strategies.expected_votes(catalog.iloc[labelled], totals), questions,
+                        n_pool = strategies.pool_n(
+                            rho, catalog.iloc[labelled], questions,
+                            settings.expected_votes, settings.tree_votes,
                         )  # fmt: skip
-                        n_pool = strategies.pool_votes(rho, questions, n_exp, settings.tree_votes)
                         score = strategies.scores(strategy, rho[:, cols], n_pool[:, cols])
                     purpose = "null_acquire" if strategy == "random_null" else "acquire"
                     picks = strategies.select(

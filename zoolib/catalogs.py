@@ -85,6 +85,12 @@ GZ1_CLASS_MAP: dict[str, dict[str, int]] = {  # class -> votes per canonical ans
 MAX_LISTED = 20  # bad rows spelled out in an error message
 
 
+def listed(lines: list[str]) -> str:
+    """The first ``MAX_LISTED`` lines of an error's list, and how many more there are."""
+    more = [f"  ... and {len(lines) - MAX_LISTED} more"] if len(lines) > MAX_LISTED else []
+    return "\n".join(list(lines[:MAX_LISTED]) + more)
+
+
 def read_catalog(
     path: str | Path,
     format: str = "auto",
@@ -263,19 +269,14 @@ def _validate(
         for row, reasons in sorted(problems.items())
     ]
     if skipped and (on_error == "raise" or len(skipped) == len(frame)):
-        lines = [
-            f"  row {s['row']} ({ID_COLUMN} {s[ID_COLUMN]!r}): {s['reason']}"
-            for s in skipped[:MAX_LISTED]
-        ]
-        if len(skipped) > MAX_LISTED:
-            lines.append(f"  ... and {len(skipped) - MAX_LISTED} more")
+        lines = [f"  row {s['row']} ({ID_COLUMN} {s[ID_COLUMN]!r}): {s['reason']}" for s in skipped]
         dups = sorted(ids[duplicated].unique())
         head = f"{len(skipped)} bad row(s) of {len(frame)} in {path}"
         head += f"; duplicated ids: {dups}" if dups else ""
         hint = "every row is bad" if on_error == "skip" else (
             'on_error "skip" (a notebook 01 parameter) leaves them out and lists them'
         )
-        raise ValueError(f"{head} ({hint}; rows count data rows from 0):\n" + "\n".join(lines))
+        raise ValueError(f"{head} ({hint}; rows count data rows from 0):\n" + listed(lines))
     frame[ROW_COLUMN] = np.arange(len(frame))  # the data row of the file, kept through drops
     frame = frame.drop(index=list(problems)).reset_index(drop=True)
     counts = vote_columns([q.name for q in present])

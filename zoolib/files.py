@@ -4,8 +4,8 @@ Every writer here writes to a temporary name beside the target
 (``.<name>.<kind>-<origin>-<pid>-<random>``, the origin a hash of the host name and the PID
 namespace) and renames it into place, so a killed job leaves
 either the old file or the new one, never half of one, and an error removes the temporary. A
-killed job cannot remove its temporary, so every write first removes the temporaries of the
-same target left by processes of this machine and PID namespace that no longer run
+killed job cannot remove its temporary, so the first write into a folder removes the temporaries
+left there by processes of this machine and PID namespace that no longer run
 (:func:`remove_stale_temporaries`); those of running processes, or of other machines sharing
 the folder, are left alone. Files and folders are created with plain ``open`` and
 ``os.mkdir``, so they get the user's umask (``tempfile.mkstemp``/``mkdtemp`` would make them
@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import uuid
@@ -56,18 +57,25 @@ def _alive(pid: int) -> bool:
     return True
 
 
+_TEMPORARY = re.compile(  # a name from temporary_sibling: .<name>.<kind>-<origin>-<pid>-<random>
+    r"^\..+\.[a-z]+-(?P<origin>[0-9a-f]{10})-(?P<pid>\d+)-[0-9a-f]{12}(\.\w+)?$"
+)
+_swept: set[Path] = set()  # folders already swept by this process
+
+
 def remove_stale_temporaries(path: Path) -> list[Path]:
-    """Remove the temporaries of ``path`` (files or folders) left by dead processes of this
-    host; returns what was removed. Names not written by :func:`temporary_sibling` are kept."""
-    path = Path(path)
+    """Remove, once per folder and process, the temporaries (files or folders) in ``path``'s
+    folder that dead processes of this host and PID namespace left behind; returns what was
+    removed. Names not written by :func:`temporary_sibling` are kept. One scan per folder keeps
+    many writes into one folder (a shard's blocks) from rescanning it each time."""
+    folder = Path(path).parent.resolve()
+    if folder in _swept or not folder.is_dir():
+        return []
+    _swept.add(folder)
     removed = []
-    if not path.parent.is_dir():
-        return removed
-    for candidate in path.parent.glob(f".{glob_escape(path.name)}.*-*-*-*"):
-        parts = candidate.name[len(path.name) + 2 :].split("-")
-        if len(parts) < 4 or parts[1] != _origin() or not parts[2].isdigit():
-            continue
-        if _alive(int(parts[2])):
+    for candidate in folder.iterdir():
+        match = _TEMPORARY.match(candidate.name)
+        if not match or match["origin"] != _origin() or _alive(int(match["pid"])):
             continue
         if candidate.is_dir() and not candidate.is_symlink():
             shutil.rmtree(candidate, ignore_errors=True)
@@ -75,13 +83,8 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
             candidate.unlink(missing_ok=True)
         removed.append(candidate)
     if removed:
-        print(f"removed {len(removed)} temporary leftover(s) of an interrupted write of {path}")
+        print(f"removed {len(removed)} temporary leftover(s) of interrupted writes in {folder}")
     return removed
-
-
-def glob_escape(name: str) -> str:
-    """``name`` with glob's special characters escaped."""
-    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 def write_atomic(path: Path, write: Callable[[Path], None], keep_suffix: bool = False) -> Path:

@@ -32,7 +32,7 @@ from scipy import special
 
 from zoolib import evaluation, heads, runs, strategies
 from zoolib.runs import ORACLE, Settings, stream
-from zoolib.schema import ID_COLUMN, SPLIT_COLUMN, counts, question
+from zoolib.schema import ID_COLUMN, SPLIT_COLUMN, counts
 
 
 @dataclass
@@ -123,7 +123,8 @@ def _headline(metrics: dict, settings: Settings) -> float:
     return float(metrics[settings.question][settings.metric])
 
 
-def _round_zero(data: Data, settings: Settings, seed: int) -> dict:
+def _round_zero(data: Data, settings: Settings, seed: int) -> tuple[dict, tuple]:
+    """Round 0's record (before test metrics) and head (weights, bias), after the gate."""
     pick = stream(seed, 0, "initial").choice(len(data.pool), settings.n_initial, replace=False)
     labelled = data.pool[np.sort(pick)]
     w, b = _fit(data, settings, [labelled], stream(seed, 0, "train"))
@@ -134,22 +135,20 @@ def _round_zero(data: Data, settings: Settings, seed: int) -> dict:
          f"n_initial (now {settings.n_initial}), the head's steps ({settings.head.steps}) or "
          f"learning_rate ({settings.head.learning_rate})")  # fmt: skip
     ids = data.catalog[ID_COLUMN].to_numpy()
-    return {"round": 0, "n_labelled": len(labelled), "labelled": ids[labelled].tolist(),
-            "val_constant": constant, "weights": (w[0], b[0])}  # fmt: skip
+    record = {"round": 0, "n_labelled": len(labelled), "labelled": ids[labelled].tolist(),
+              "val_constant": constant}  # fmt: skip
+    return record, (w[0], b[0])
 
 
 def _acquire(data, settings, strategy, w, b, labelled, seed, r) -> tuple[np.ndarray, list]:
     """Pool rows to label next (best first) and their scores ([] for random and oracle)."""
     pool = np.setdiff1d(data.pool, labelled)
     size = settings.acquire_per_round
-    if strategy in strategies.RANDOM_LIKE:
-        rng = stream(seed, r, "acquire" if strategy == "random" else "null_acquire")
-        return pool[strategies.select(strategy, len(pool), size, None, rng)], []
-    if strategy == "kmeans":
-        rng = stream(seed, r, "acquire")
-        return pool[
-            strategies.select(strategy, len(pool), size, None, rng, features=data.features[pool])
-        ], []
+    if strategy in strategies.RANDOM_LIKE or strategy == "kmeans":  # no scores needed
+        rng = stream(seed, r, "null_acquire" if strategy == "random_null" else "acquire")
+        features = data.features[pool]
+        picks = strategies.select(strategy, len(pool), size, None, rng, features=features)
+        return pool[picks], []
     if strategy == ORACLE:
         return _oracle(data, settings, labelled, pool, seed, r), []
     cols = _scored(settings, data.questions)
@@ -160,20 +159,18 @@ def _acquire(data, settings, strategy, w, b, labelled, seed, r) -> tuple[np.ndar
         rho = heads.sample_rho(
             features, w, b, settings.n_samples, settings.head.dropout_rate, stream(seed, r, "score")
         )
-    totals = [question(q).total_column for q in data.questions]
-    labelled_cat = data.catalog.iloc[labelled]
-    n_exp = strategies.expected_n(
-        settings.expected_votes or None,
-        strategies.expected_votes(labelled_cat, totals),
-        data.questions,
-    )
-    n_pool = strategies.pool_votes(rho, data.questions, n_exp, settings.tree_votes)[:, cols]
+    n_pool = _pool_n(data, settings, rho, labelled)[:, cols]
     score = strategies.scores(strategy, rho[:, cols], n_pool)
     picks = strategies.select(
         strategy, len(pool), size, score, stream(seed, r, "acquire"), settings.beta,
         features=data.features[pool],
     )  # fmt: skip
     return pool[picks], [float(score[p]) for p in picks]
+
+
+def _pool_n(data: Data, settings: Settings, rho: np.ndarray, labelled: np.ndarray) -> np.ndarray:
+    return strategies.pool_n(rho, data.catalog.iloc[labelled], data.questions,
+                             settings.expected_votes, settings.tree_votes)  # fmt: skip
 
 
 def _ensemble_rho(data, settings, labelled, features, seed, r) -> np.ndarray:
@@ -253,7 +250,7 @@ def run(
     run_dir.mkdir(parents=True, exist_ok=True)
     header = run_header(settings, data)
     ids = data.catalog[ID_COLUMN].to_numpy()
-    results, new_rounds = {}, 0
+    results, new_rounds, zeros = {}, 0, {}
     jobs = [(seed, s) for seed in settings.seeds for s in settings.strategies]
     for seed, strategy in tqdm(jobs, desc="runs", disable=not progress):
         path = runs.run_file(run_dir, strategy, seed)
@@ -262,10 +259,11 @@ def run(
             if stop_after is not None and new_rounds >= stop_after:
                 return _results(results | {(strategy, seed): rounds})
             r = len(rounds)
-            if r == 0:
-                zero = _round_zero(data, settings, seed)
-                w, b = zero.pop("weights")
-                record, labelled = zero, data.rows(zero["labelled"])
+            if r == 0:  # the same for every strategy of a seed: computed once
+                if seed not in zeros:
+                    zeros[seed] = _round_zero(data, settings, seed)
+                record, (w, b) = dict(zeros[seed][0]), zeros[seed][1]
+                labelled = data.rows(record["labelled"])
             else:
                 labelled = data.rows(runs.labelled_after(rounds))
                 fitted = _fit(data, settings, [labelled], stream(seed, r, "train"))
@@ -331,12 +329,7 @@ def pool_scores(
         data.features[pool], w[0], b[0], settings.n_samples, settings.head.dropout_rate,
         stream(seed, round_, "score"),
     )  # fmt: skip
-    totals = [question(q).total_column for q in questions]
-    n_exp = strategies.expected_n(
-        settings.expected_votes or None,
-        strategies.expected_votes(data.catalog.iloc[labelled], totals), list(questions),
-    )  # fmt: skip
-    n = strategies.pool_votes(rho, list(questions), n_exp, settings.tree_votes)
+    n = _pool_n(data, settings, rho, labelled)
     entropy, expected = acquisition.entropies(rho, n)
     mi = acquisition.bald_from_entropies(entropy, expected)
     out = pd.DataFrame({ID_COLUMN: data.catalog[ID_COLUMN].to_numpy()[pool]})

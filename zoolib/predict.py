@@ -71,7 +71,6 @@ from zoolib.schema import FILE_COLUMN, ID_COLUMN, QUESTIONS, question
 METADATA_KEY = b"zoolib.predict"
 QUANTILES = {"q05": 0.05, "q50": 0.5, "q95": 0.95}
 STATS = ("rho_mean", *(f"rho_{q}" for q in QUANTILES), "entropy", "mi")
-MAX_LISTED = 20  # bad rows or missing files spelled out in an error message
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -126,8 +125,7 @@ def read_targets(path: str | Path) -> pd.DataFrame:
         for r in np.flatnonzero(mask.to_numpy())
     ]
     if bad:
-        more = [f"  ... and {len(bad) - MAX_LISTED} more"] if len(bad) > MAX_LISTED else []
-        raise ValueError(f"{len(bad)} bad row(s) in {path}:\n" + "\n".join(bad[:MAX_LISTED] + more))
+        raise ValueError(f"{len(bad)} bad row(s) in {path}:\n" + catalogs.listed(bad))
     return pd.DataFrame({ID_COLUMN: ids.astype(str), FILE_COLUMN: files})
 
 
@@ -278,11 +276,9 @@ def _missing_files(image_files, ids, rows, i, n) -> None:
         if not image_files[r].is_file()
     ]
     if missing:
-        more = [f"  ... and {len(missing) - MAX_LISTED} more"] if len(missing) > MAX_LISTED else []
-        listed = "\n".join(missing[:MAX_LISTED] + more)
         raise FileNotFoundError(
             f"{len(missing)} image file(s) of shard {i}/{n} not found (--on-error skip leaves "
-            f"them out and lists them):\n{listed}"
+            f"them out and lists them):\n{catalogs.listed(missing)}"
         )
 
 

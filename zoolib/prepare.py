@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from zoolib import catalogs, images, paths, synthetic, volunteers
-from zoolib.catalogs import MAX_LISTED
+from zoolib.catalogs import listed
 from zoolib.data import write_processed
 from zoolib.schema import FILE_COLUMN, ID_COLUMN, ROW_COLUMN
 
@@ -144,19 +144,17 @@ def _unreadable_rows(catalog, root_dir: Path, allow_outside_root: bool) -> list[
 
 
 def _report(bad: list[dict], catalog_path: Path, n_rows: int, on_error: str, what: str) -> None:
-    """With on_error "raise", one error listing every bad row (the first MAX_LISTED)."""
+    """With on_error "raise", one error listing every bad row (the first few dozen)."""
     if not bad or on_error != "raise":
         return
     lines = [
         f"  row {b[ROW_COLUMN]} ({ID_COLUMN} {b[ID_COLUMN]!r}): "
         + (f"{b['file']}: " if b["file"] else "")
         + b["reason"]
-        for b in bad[:MAX_LISTED]
+        for b in bad
     ]
-    if len(bad) > MAX_LISTED:
-        lines.append(f"  ... and {len(bad) - MAX_LISTED} more")
     raise ValueError(
         f"{len(bad)} bad {what} row(s) of {n_rows} in {catalog_path} (rows count data rows from "
         f'0); nothing was written. on_error "skip" (a notebook 01 parameter) leaves them out '
-        "and lists them in the dataset's manifest:\n" + "\n".join(lines)
+        "and lists them in the dataset's manifest:\n" + listed(lines)
     )

@@ -103,6 +103,15 @@ def expected_votes(labelled: pd.DataFrame, total_columns: list[str]) -> np.ndarr
     return np.maximum(1, np.rint(labelled[total_columns].mean().to_numpy()))
 
 
+def pool_n(rho, labelled: pd.DataFrame, questions: list[str], expected=None, tree=True):
+    """(pool, Q) whole N to score the pool's samples rho (pool, Q, T) with: ``expected``
+    (see :func:`expected_n`) or the labelled set's mean N, shared down the decision tree by
+    the model's own predictions when ``tree`` (:func:`pool_votes`)."""
+    totals = [question(q).total_column for q in questions]
+    n_exp = expected_n(expected or None, expected_votes(labelled, totals), list(questions))
+    return pool_votes(rho, list(questions), n_exp, tree)
+
+
 def tree_votes(mean_rho: np.ndarray, questions: list[str], n_flat) -> np.ndarray:
     r"""Expected N per galaxy and question, following the Galaxy Zoo decision tree.
 
