@@ -11,6 +11,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PARAMS ?= default
+PRECISION ?=  # float32, mixed_bfloat16 or auto for notebooks 02-04 (empty: their parameter)
 
 .PHONY: test test-fast test-browser reports pretrain lab kernel lint lock benchmarks clean-reports
 
@@ -31,7 +32,7 @@ test-browser: $(STAMP)
 	$(BIN)/python -m pytest -s browser_tests
 
 reports: $(STAMP)
-	$(BIN)/python -m zoolib run --params $(PARAMS)
+	$(BIN)/python -m zoolib run --params $(PARAMS) $(if $(strip $(PRECISION)),--precision $(PRECISION),)
 
 # Regenerate the pretrained CNN shipped in zoolib/pretrained/ (about an hour on 2 CPU cores);
 # commit the two files it writes.

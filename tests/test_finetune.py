@@ -132,7 +132,7 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     x, cat = toy()
     settings = runs.Settings(**{**SMALL, "strategies": ("random",), "n_seeds": 1})
     finetune.run(settings, x, cat, [Q], tmp_path, progress=False)
-    with pytest.raises(ValueError, match=r"other settings \(settings: .*n_rounds"):
+    with pytest.raises(ValueError, match=r"other settings \(settings\.n_rounds: "):
         finetune.run(
             runs.Settings(**{**SMALL, "strategies": ("random",), "n_seeds": 1, "n_rounds": 2}),
             x,

@@ -124,7 +124,8 @@ def test_cli_end_to_end_with_provenance(setup, unsharded, tmp_path, capsys):
     out = tmp_path / "preds_{i}of{n}.parquet"
     argv = ["predict", "--model", str(setup["model"]), "--catalog", str(setup["catalog"]),
             "--images-root", str(setup["root"]), "--samples", str(T), "--shard", "1/3",
-            "--block-size", str(BLOCK), "--out", str(out), "--no-progress"]  # fmt: skip
+            "--block-size", str(BLOCK), "--out", str(out), "--no-progress",
+            "--precision", "float32"]  # fmt: skip
     assert main(argv) == 0
     assert "galaxies/s" in capsys.readouterr().out
     written = tmp_path / "preds_1of3.parquet"
@@ -139,6 +140,7 @@ def test_cli_end_to_end_with_provenance(setup, unsharded, tmp_path, capsys):
         40,
         "0.1.0",
     )
+    assert meta["precision"] == "float32"
     assert main([*argv, "--shard", "3/3"]) == 1  # the last --shard wins
     assert "0-based" in capsys.readouterr().err
 
@@ -281,7 +283,7 @@ def test_cli_on_error_skip(setup, tmp_path, capsys):
     (tmp_path / "images" / "g003.png").write_bytes(b"")
     argv = ["predict", "--model", str(setup["model"]), "--catalog", str(local["catalog"]),
             "--samples", str(T), "--block-size", str(BLOCK), "--out", str(tmp_path / "p.parquet"),
-            "--no-progress"]  # fmt: skip
+            "--no-progress", "--precision", "float32"]  # fmt: skip
     assert main(argv) == 1
     assert "row 3 (id_str '1000000000000000003')" in capsys.readouterr().err
     assert main([*argv, "--on-error", "skip"]) == 0

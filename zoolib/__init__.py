@@ -29,6 +29,7 @@ Data
 Models (Keras)
     * :mod:`zoolib.losses` - binomial likelihood of (k, n) votes, as a Keras loss
     * :mod:`zoolib.models` - the paper's CNN with a deterministic trunk and an MC-dropout head
+    * :mod:`zoolib.precision` - float32 or mixed bfloat16 for the CNN, and auto's measured choice
     * :mod:`zoolib.cards` - model cards: what a saved model predicts and how it was made
     * :mod:`zoolib.pipeline` - the tf.data input pipeline with augmentation and sharding
     * :mod:`zoolib.distributed` - the tf.distribute training loop for clusters

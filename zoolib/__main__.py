@@ -2,7 +2,7 @@
 
   python -m zoolib run [--params default|ci|full|paper|FILE.yaml] [--only 02 ...]
       run the numbered notebooks into reports/
-  python -m zoolib predict --model M --catalog C --shard i/n --out P
+  python -m zoolib predict --model M --catalog C --shard i/n --out P [--precision auto]
       predict a catalogue with MC dropout (zoolib/predict.py)
   python -m zoolib calibrate
       refit the simulated volunteers to the shipped real catalogues (zoolib/calibration.py)
@@ -65,6 +65,16 @@ def _add_predict(sub) -> None:
     p.add_argument("--workers", type=int, help="image decoding threads (default: CPU count)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_precision(p, "prediction")
+
+
+def _add_precision(p, task: str) -> None:
+    p.add_argument(
+        "--precision", choices=["float32", "mixed_bfloat16", "auto"], default="auto",
+        help=f"numeric precision of the CNN's {task}: auto (the default) takes mixed_bfloat16 "
+        "only where the machine has bfloat16 units and a few-second probe measures it faster, "
+        "and says what it chose; see zoolib/precision.py",
+    )  # fmt: skip
 
 
 def _add_calibrate(sub) -> None:
@@ -121,6 +131,7 @@ def _add_pretrain(sub, with_options: bool) -> None:
         "--learning-rate", type=float, default=d.learning_rate, help=f"default {d.learning_rate}"
     )
     p.add_argument("--out", help="folder to write (default: zoolib/pretrained, the shipped one)")
+    _add_precision(p, "training (the shipped weights were made in float32)")
 
 
 def _pretrain(args) -> None:
@@ -128,7 +139,7 @@ def _pretrain(args) -> None:
 
     settings = pretrained.Settings(
         n_galaxies=args.galaxies, epochs=args.epochs, patience=args.patience,
-        batch_size=args.batch_size, learning_rate=args.learning_rate,
+        batch_size=args.batch_size, learning_rate=args.learning_rate, precision=args.precision,
     )  # fmt: skip
     manifest = pretrained.pretrain(settings, args.out)
     t = manifest["training"]
@@ -184,6 +195,10 @@ def _add_run(sub) -> None:
     p.add_argument(
         "--only", nargs="+", metavar="PREFIX", help="run only these notebooks, e.g. --only 01 02"
     )
+    p.add_argument(
+        "--precision", choices=["float32", "mixed_bfloat16", "auto"],
+        help="the precision parameter of notebooks 02-04, over the set's (their default: auto)",
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,10 +231,10 @@ def main(argv: list[str] | None = None) -> int:
                 block_size=args.block_size, expected_votes=args.expected_votes,
                 questions=args.questions, crop_fraction=args.crop_fraction,
                 overwrite=args.overwrite, workers=args.workers, progress=not args.no_progress,
-                on_error=args.on_error,
+                on_error=args.on_error, precision=args.precision,
             )  # fmt: skip
         else:
-            runner.run(params=args.params, only=args.only)
+            runner.run(params=args.params, only=args.only, precision=args.precision)
     except (runner.RunError, FileNotFoundError, ValueError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -68,7 +68,7 @@ def _train(images, catalog, rows, questions, settings, seed, r, start):
         )  # fmt: skip
     )
     epochs = epochs_for(steps, batch, len(rows))
-    return training.train(build, ds, None, epochs, seed=train_seed)[2]
+    return training.train(build, ds, None, epochs, seed=train_seed, precision=settings.precision)[2]
 
 
 def _gate(model, images, catalog, val, labelled, questions, settings, seed) -> None:
@@ -94,7 +94,7 @@ def run(
     import tensorflow as tf
     from tqdm.auto import tqdm
 
-    from zoolib import models, posteriors
+    from zoolib import models, posteriors, precision
     from zoolib.files import save_model
 
     unsupported = [s for s in settings.strategies if s in (ORACLE,) + strategies.FINETUNE_ONLY]
@@ -147,7 +147,7 @@ def run(
                 record["n_labelled"] = len(labelled)
                 target = model_file(run_dir, strategy, seed, r)
                 if target.exists():  # round 0 of another strategy, or a round before a kill
-                    model = models.load_model(target)
+                    model = precision.apply(models.load_model(target), settings.precision)
                 else:
                     start = (
                         model_file(run_dir, strategy, seed, r - 1)

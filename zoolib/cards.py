@@ -43,6 +43,7 @@ class ModelCard:
     epochs_run: int | None = None
     best_epoch: int | None = None
     seed: int | None = None
+    precision: str | None = None  # the policy it was trained in (zoolib.precision); None: float32
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -56,6 +57,11 @@ class ModelCard:
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"a model card's {name} must be a positive integer; got {value!r}")
             setattr(self, name, int(value))
+        if self.precision not in (None, "float32", "mixed_bfloat16"):
+            raise ValueError(
+                "a model card's precision must be float32 or mixed_bfloat16; "
+                f"got {self.precision!r}"
+            )
         shadowed = sorted(set(self.extra) & {f.name for f in dataclasses.fields(self)})
         if shadowed:
             raise ValueError(f"extra entries may not reuse the card's own names: {shadowed}")

@@ -94,7 +94,8 @@ def build_head(
         raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate!r}")
     features = keras.Input((n_features,), name="features")
     x = MCDropout(dropout_rate, seed=seed, name="mc_dropout")(features)
-    logits = layers.Dense(n_questions, name="logits")(x)
+    # the outputs stay float32 under a mixed policy (zoolib.precision), as Keras's guide keeps them
+    logits = layers.Dense(n_questions, name="logits", dtype="float32")(x)
     return keras.Model(features, logits, name=name)
 
 

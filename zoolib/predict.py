@@ -30,8 +30,9 @@ build; another CPU type may change the last bits of the convolutions).
 
 Provenance goes in the Parquet schema metadata under the key ``zoolib.predict`` (JSON, read
 it with :func:`read_metadata`), not in columns: sha256 of the model and catalogue files, the
-zoolib / TensorFlow / Keras versions, questions, T, seed, block size, expected votes, shard, its
-row range, and the rows left out (``skipped``: row, id, file, reason).
+zoolib / TensorFlow / Keras versions, the precision (:mod:`zoolib.precision`), questions, T, seed,
+block size, expected votes, shard, its row range, and the rows left out (``skipped``: row, id,
+file, reason).
 
 Faults: each finished block is written at once to a folder beside the output
 (``.<out name>.blocks/``, one Parquet file per block, atomically). A killed or failed shard,
@@ -66,6 +67,7 @@ from tqdm.auto import tqdm
 
 import zoolib
 from zoolib import acquisition, cards, catalogs, files, images, paths, posteriors
+from zoolib import precision as zprecision
 from zoolib.schema import FILE_COLUMN, ID_COLUMN, QUESTIONS, question
 
 METADATA_KEY = b"zoolib.predict"
@@ -300,6 +302,7 @@ def predict_catalog(
     progress: bool = True,
     on_error: str = "raise",
     stop_after: int | None = None,
+    precision: str = "float32",
 ) -> Path | None:
     """Write the predictions of shard ``"i/n"`` to ``out`` (see the module docstring).
 
@@ -309,9 +312,14 @@ def predict_catalog(
     see :func:`model_questions`. ``workers`` decoding threads (default: CPU count, at most 16)
     run up to ``prefetch`` blocks ahead. Returns the path written, or None when ``out``
     exists and ``overwrite`` is False (a message says so). ``stop_after``: stop after
-    writing that many blocks, as a killed run would (for tests); returns None.
+    writing that many blocks, as a killed run would (for tests); returns None. ``precision``:
+    ``float32``, ``mixed_bfloat16`` or ``auto`` (:func:`zoolib.precision.choose` for
+    prediction); the policy used is in the metadata, and blocks of another precision are not
+    resumed. Shards meant to be concatenated should name the same policy, not ``auto``, when
+    they run on different machines.
     """
     i, n = parse_shard(shard)
+    zprecision.check(precision)
     n_samples, block_size, seed, expected_votes, prefetch = _check_settings(
         n_samples, block_size, seed, expected_votes, prefetch, crop_fraction, on_error
     )
@@ -337,6 +345,8 @@ def predict_catalog(
     from zoolib.models import load_model
 
     model = load_model(model_path)
+    policy = zprecision.choose(precision, "predict").policy
+    zprecision.apply(model, policy)
     shape = tuple(model.input_shape)
     if len(shape) != 4 or shape[1] is None or shape[1] != shape[2] or shape[3] not in (1, 3):
         raise ValueError(f"{model_path}: input shape {shape}; expected (None, S, S, 1 or 3)")
@@ -350,7 +360,7 @@ def predict_catalog(
         images_root=str(root), image_size=size, channels=channels,
         crop_fraction=float(crop_fraction), questions=questions, n_samples=n_samples,
         seed=seed, block_size=block_size, expected_votes=expected_votes, shard=f"{i}/{n}",
-        blocks=[blocks.start, blocks.stop], rows=row_range, on_error=on_error,
+        blocks=[blocks.start, blocks.stop], rows=row_range, on_error=on_error, precision=policy,
     )  # fmt: skip
     folder = blocks_folder(out)
     finished = _finished_blocks(folder, meta)

@@ -36,6 +36,7 @@ import numpy as np
 
 import zoolib
 from zoolib import data, evaluation, files, models, paths, pipeline, posteriors, synthetic, training
+from zoolib import precision as zprecision
 from zoolib.schema import QUESTIONS
 
 MODEL_FILE = "bayesian_cnn_64px.keras"
@@ -64,6 +65,7 @@ class Settings:
     test_fraction: float = 0.05
     eval_samples: int = 30
     seed: int = UNIVERSE_SEED
+    precision: str = "float32"  # or mixed_bfloat16 / auto (zoolib.precision); shipped: float32
 
 
 def universe_fingerprint(preset: str, image_size: int, channels: int) -> dict[str, float]:
@@ -261,7 +263,9 @@ def pretrain(
         model_path=work_dir / "best.keras",
         log_dir=work_dir, seed=s.seed,
         verbose=verbose, callbacks=[keras.callbacks.ReduceLROnPlateau(factor=0.3, patience=1)],
+        precision=s.precision,
     )  # fmt: skip
+    policy = zprecision.policy_of(model)
     trained = time.perf_counter() - start - simulated
     test_cat = cat.iloc[rows["test"]].reset_index(drop=True)
     test_images = images[rows["test"]]
@@ -313,7 +317,8 @@ def pretrain(
             "seconds_simulating": round(simulated, 1),
             "seconds_training": round(trained, 1),
             "images_per_second": round(n_train * epochs_run / trained, 1),
-            "machine": f"{platform.machine()}, {_cpu_count()} CPU cores, "
+            "precision": policy,  # what the CNN computed in (zoolib.precision); absent: float32
+            "machine": f"{zprecision.cpu_model()}, {platform.machine()}, {_cpu_count()} CPU cores, "
             + ("GPU" if _has_gpu() else "no GPU"),
         },
         "test": evaluation.table_to_dict(table),

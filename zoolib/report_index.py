@@ -270,6 +270,18 @@ def executed_path(reports_dir: Path, stem: str) -> Path:
     return reports_dir / "executed" / f"{stem}.ipynb"
 
 
+def precision_text(metrics_file: Path) -> str:
+    """'precision <b>...</b>' from a metrics file's ``precision`` entry (a policy, or a mapping
+    of task to policy: :mod:`zoolib.precision`), or "" when it has none."""
+    try:
+        value = json.loads(metrics_file.read_text(encoding="utf-8")).get("precision")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    if isinstance(value, dict):
+        value = ", ".join(f"{task} {policy}" for task, policy in value.items())
+    return f"precision <b>{esc(value)}</b>" if isinstance(value, str) and value else ""
+
+
 def run_facts(nb, stem: str, reports_dir: Path, verb: str = "ran in") -> str:
     """Wall time, links to the executed notebook and the metrics file, and the parameters."""
     links = [
@@ -282,6 +294,8 @@ def run_facts(nb, stem: str, reports_dir: Path, verb: str = "ran in") -> str:
     ]
     took = duration_text(papermill_info(nb).get("duration"))
     facts = ([f"{verb} <b>{took}</b>"] if took else []) + links
+    computed = precision_text(reports_dir / "metrics" / f"{stem}.json")
+    facts += [computed] if computed else []
     params = parameters_html(nb, executed_path(reports_dir, stem)) if nb is not None else ""
     return (f"<p class=meta>{' · '.join(facts)}</p>" if facts else "") + params
 

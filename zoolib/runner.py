@@ -195,6 +195,20 @@ def parameter_problems(notebook: Path, parameters: dict) -> list[str]:
     return problems
 
 
+def with_precision(notebooks: list[Path], sets: dict[str, dict], precision: str) -> dict:
+    """``sets`` with ``precision`` given to each of ``notebooks`` that declares the parameter."""
+    import papermill as pm
+
+    from zoolib import precision as zprecision
+
+    zprecision.check(precision, "--precision")
+    out = {stem: dict(values) for stem, values in sets.items()}
+    for nb in notebooks:
+        if "precision" in pm.inspect_notebook(str(nb)):
+            out.setdefault(nb.stem, {})["precision"] = precision
+    return out
+
+
 def check_parameters(notebooks: list[Path], sets: dict[str, dict], params: str) -> None:
     """Raise RunError listing every parameter of ``sets`` that does not fit its notebook."""
     problems = [p for nb in notebooks for p in parameter_problems(nb, sets.get(nb.stem, {}))]
@@ -391,8 +405,12 @@ def run(
     only: list[str] | None = None,
     notebooks_dir: Path | None = None,
     reports_dir: Path | None = None,
+    precision: str | None = None,
 ) -> list[Path]:
     """Run the numbered notebooks (or those whose names start with an entry of ``only``).
+
+    ``precision`` (float32, mixed_bfloat16 or auto; :mod:`zoolib.precision`), when given, is the
+    ``precision`` parameter of every notebook that declares one (02-04), over the set's value.
 
     All parameters are checked before the first notebook starts. When a notebook fails, its
     HTML report and ``index.html`` say so and RunError (or the error that stopped the run) is
@@ -405,6 +423,8 @@ def run(
     stray = sorted(set(sets) - {nb.stem for nb in available})
     if stray:
         raise RunError(f"parameter set {params!r} names notebooks that do not exist: {stray}")
+    if precision is not None:
+        sets = with_precision(notebooks, sets, precision)
     check_parameters(notebooks, sets, params)
     done = []
     with kernel_environment(reports_dir):

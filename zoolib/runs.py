@@ -62,6 +62,8 @@ class Settings:
     steps_per_round: int = 750  # scratch: optimiser steps per later round
     batch_size: int = 256  # scratch: training batch size
     warm_start: bool = True  # scratch: continue from the last round's model
+    precision: str = "float32"  # the CNN's policy (zoolib.precision; resolve auto first): the
+    # trunk features' (finetune) or the training and scoring's (scratch)
 
     def __post_init__(self):
         def bad(name, why):
@@ -81,6 +83,8 @@ class Settings:
             bad(
                 "oracle_candidates" if self.oracle_candidates < 1 else "gate_margin", "out of range"
             )
+        if self.precision not in ("float32", "mixed_bfloat16"):
+            bad("precision", "float32 or mixed_bfloat16 (zoolib.precision.choose resolves auto)")
         if isinstance(self.head, dict):
             object.__setattr__(self, "head", HeadSettings(**self.head))
         object.__setattr__(self, "strategies", tuple(self.strategies))
@@ -158,12 +162,25 @@ def check_same(path: Path, stored: dict, current: dict) -> None:
     """Refuse to resume ``path`` when it was started with other settings (names them)."""
     if stored == current:
         return
-    changed = sorted(k for k in stored.keys() | current.keys() if stored.get(k) != current.get(k))
-    details = ", ".join(f"{k}: {stored.get(k)!r} -> {current.get(k)!r}" for k in changed)
+    details = ", ".join(differences(stored, current))
     raise ValueError(
         f"{path} was started with other settings ({details}); resuming would mix them. "
         "Delete it or choose another run folder."
     )
+
+
+def differences(stored: dict, current: dict, prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every entry that differs, nested dicts as ``outer.inner``."""
+    out = []
+    for k in sorted(stored.keys() | current.keys()):
+        old, new = stored.get(k), current.get(k)
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            out += differences(old, new, f"{prefix}{k}.")
+        else:
+            out.append(f"{prefix}{k}: {old!r} -> {new!r}")
+    return out
 
 
 def run_file(run_dir, strategy: str, seed: int) -> Path:

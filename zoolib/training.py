@@ -26,6 +26,7 @@ import keras
 import tensorflow as tf
 
 from zoolib import distributed, files
+from zoolib import precision as zprecision
 from zoolib.distributed import Data
 from zoolib.losses import BinomialLoss
 
@@ -46,6 +47,7 @@ def train(
     callbacks: list[keras.callbacks.Callback] | None = None,
     optimizer: str = "adam",
     keep_start: bool = False,
+    precision: str = "float32",
 ) -> tuple[dict[str, list[float]], Path | None, keras.Model]:
     """Fit ``model`` on batches of (images (B, S, S, C), votes (B, Q, 2)).
 
@@ -75,6 +77,10 @@ def train(
             *trained* epoch, which can be worse than a pretrained start.) ``fit`` loop only.
             With MC dropout each validation loss is one noisy draw, and the start's one draw
             is compared with the best of the epochs', which leans slightly towards training.
+        precision: ``"float32"`` (default: exactly the computation of before), ``"mixed_bfloat16"``
+            or ``"auto"`` (:func:`zoolib.precision.choose` for training, which says what it
+            chose). The model's layers are set to it before compiling; the logits layer and the
+            loss stay float32. :func:`zoolib.precision.policy_of` reads it off the returned model.
 
     Returns:
         (history as {metric: per-epoch values}, ``model_path`` (None if not given; on the
@@ -90,6 +96,7 @@ def train(
             "tensorboard=True needs the tensorboard package, which is not installed "
             "(pip install tensorboard)"
         )
+    choice = zprecision.choose(precision, "train")
     keras.utils.set_random_seed(seed)
     strategy = tf.distribute.get_strategy()
     if loop == "auto":
@@ -98,6 +105,7 @@ def train(
     with strategy.scope():
         if not isinstance(model, keras.Model):
             model = model()
+        zprecision.apply(model, choice.policy)
         opt = keras.optimizers.get(optimizer)
         opt.learning_rate = learning_rate
         model.compile(optimizer=opt, loss=BinomialLoss())
