@@ -345,7 +345,10 @@ def predict_catalog(
     from zoolib.models import load_model
 
     model = load_model(model_path)
-    policy = zprecision.choose(precision, "predict").policy
+    choice = zprecision.choose(precision, "predict")
+    if precision == zprecision.AUTO:
+        print(choice, flush=True)
+    policy = choice.policy
     zprecision.apply(model, policy)
     shape = tuple(model.input_shape)
     if len(shape) != 4 or shape[1] is None or shape[1] != shape[2] or shape[3] not in (1, 3):

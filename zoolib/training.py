@@ -97,6 +97,8 @@ def train(
             "(pip install tensorboard)"
         )
     choice = zprecision.choose(precision, "train")
+    if precision == zprecision.AUTO:
+        print(choice, flush=True)  # auto says what it chose
     keras.utils.set_random_seed(seed)
     strategy = tf.distribute.get_strategy()
     if loop == "auto":
