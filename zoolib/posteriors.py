@@ -19,15 +19,18 @@ def _sampler(model):
     """A compiled function images (B, S, S, C), T -> logits (B, Q, T), cached on the model.
 
     The function is stored as a plain attribute of the model (``object.__setattr__`` bypasses
-    Keras' attribute tracking and saving), so it is freed together with the model.
+    Keras' attribute tracking and saving), so it is freed together with the model; it is
+    traced anew when the model's precision (:func:`zoolib.precision.apply`) has changed.
     """
     import tensorflow as tf
 
     from zoolib.models import split_trunk_head
+    from zoolib.precision import policy_of
 
-    fn = getattr(model, "_zoolib_sampler", None)
-    if fn is not None:
-        return fn
+    policy = policy_of(model)
+    cached = getattr(model, "_zoolib_sampler", None)
+    if cached is not None and cached[0] == policy:
+        return cached[1]
     split = split_trunk_head(model)
     if split is not None:  # trunk once, T dropout masks on the head in one call
         trunk, head = split
@@ -50,7 +53,7 @@ def _sampler(model):
                 draws = draws.write(t, model(x, training=False))
             return tf.transpose(draws.stack(), [1, 2, 0])
 
-    object.__setattr__(model, "_zoolib_sampler", fn)
+    object.__setattr__(model, "_zoolib_sampler", (policy, fn))
     return fn
 
 

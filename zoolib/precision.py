@@ -227,15 +227,13 @@ def apply(model, policy: str):
     :data:`OUTPUT_LAYER` layers, which stay float32; return ``model``.
 
     The weights are float32 under both policies and are not touched, so ``apply(model,
-    "float32")`` gives back exactly the float32 model. Compiled prediction functions cached on
-    the model are dropped (they were traced under the old policy).
+    "float32")`` gives back exactly the float32 model. (:mod:`zoolib.posteriors` retraces its
+    cached sampler when it sees another policy.)
     """
     if policy not in (FLOAT32, BFLOAT16):
         raise ValueError(f"policy={policy!r}: choose {FLOAT32} or {BFLOAT16} (resolve auto first)")
     for layer in _layers(model):
         layer.dtype_policy = FLOAT32 if layer.name == OUTPUT_LAYER else policy
-    if "_zoolib_sampler" in vars(model):
-        object.__delattr__(model, "_zoolib_sampler")
     return model
 
 
