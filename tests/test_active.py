@@ -27,6 +27,7 @@ SMALL = dict(
     batch_size=16,
     gate_margin=0.0,
     strategies=("random", "bald"),
+    random_streams=1,  # the extra reference streams are tested in the fine-tuning regime
 )
 Q = ["smooth-or-featured"]
 

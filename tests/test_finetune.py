@@ -53,7 +53,9 @@ def test_book_keeping_and_resume_after_a_kill_are_identical(tmp_path):
     resumed, picks2 = finetune.run(settings, x, cat, [Q], tmp_path / "killed", progress=False)
     pd.testing.assert_frame_equal(full, resumed)
     pd.testing.assert_frame_equal(picks, picks2)
-    assert len(full) == 5 * 2 * 4 and sorted(full.n_labelled.unique()) == [16, 24, 32, 40]
+    assert settings.runs == ("random", "random_2", "random_3", "random_null", "bald",
+                             "power_bald", "oracle")  # fmt: skip
+    assert len(full) == 7 * 2 * 4 and sorted(full.n_labelled.unique()) == [16, 24, 32, 40]
     test_ids = set(cat.id_str[cat.split != "train"])  # val and test are never acquired
     for _, rows in picks.groupby(["strategy", "seed"]):
         assert not set(rows.id_str) & test_ids and rows.id_str.is_unique
@@ -65,6 +67,9 @@ def test_book_keeping_and_resume_after_a_kill_are_identical(tmp_path):
         for s in ("random", "random_null")
     )
     assert rnd != null  # the null draws its own batches
+    streams = [frozenset(picks.id_str[(picks.strategy == s) & (picks.seed == 0)])
+               for s in ("random", "random_2", "random_3", "random_null")]  # fmt: skip
+    assert len(set(streams)) == 4  # each reference stream draws its own batches
 
 
 def test_a_round_equals_a_head_trained_afresh_on_the_same_features(tmp_path):
@@ -121,7 +126,8 @@ def test_real_catalogues_refuse_the_truth_metric_and_the_oracle(tmp_path):
     x, cat = toy()
     real = cat.drop(columns=f"true_p_{Q}")
     with pytest.raises(ValueError, match="metric 'rmse_true' needs the true p"):
-        finetune.run(runs.Settings(**SMALL), x, real, [Q], tmp_path, progress=False)
+        finetune.run(runs.Settings(**{**SMALL, "metric": "rmse_true"}), x, real, [Q], tmp_path,
+                     progress=False)  # fmt: skip
     with pytest.raises(ValueError, match="oracle needs the true p"):
         finetune.run(
             runs.Settings(**{**SMALL, "metric": "rmse"}), x, real, [Q], tmp_path, progress=False
@@ -166,8 +172,12 @@ def test_every_finetune_strategy_runs_and_ensemble_samples_are_bootstrap_heads(t
         "entropy",
         "kmeans",
         "diverse_bald",
+        "epig",
+        "power_epig",
+        "variance",
     )
-    settings = runs.Settings(**{**SMALL, "strategies": every, "n_seeds": 1, "n_rounds": 2})
+    settings = runs.Settings(**{**SMALL, "strategies": every, "n_seeds": 1, "n_rounds": 2,
+                                "random_streams": 1})  # fmt: skip
     curves, picks = finetune.run(settings, x, cat, [Q], tmp_path, views=views, progress=False)
     assert picks.groupby("strategy").id_str.nunique().to_dict() == {s: 16 for s in every}
     assert curves[f"{Q} rmse_true"].notna().all()

@@ -87,3 +87,24 @@ def test_summary_shape_names_every_strategy_but_random():
     assert set(saves["bald"]) == {"25%", "50%", "100%"}
     assert set(saves["bald"]["50%"]) == {"saving", "ci_low", "ci_high", "n_seeds", "n_censored",
                                          "n_censored_random"}  # fmt: skip
+
+
+def test_the_reference_is_the_mean_of_randoms_streams_and_steadies_the_floor():
+    """With random_2 and random_3 in the curves every gap is taken against their seed-by-seed
+    mean with random (computed by hand here), the null is not part of it, and the floor's
+    spread over seeds is smaller than against one random stream."""
+    rng = np.random.default_rng(4)
+    names = {"random": 1.0, "random_2": 1.0, "random_3": 1.0, "random_null": 1.0, "fast": 2.0}
+    curves = _curves(rng, names, n_seeds=30)
+    assert savings.reference_runs(curves) == ["random", "random_2", "random_3"]
+    mats = [savings.curve_matrix(curves, s, "m")[1] for s in ("random", "random_2", "random_3")]
+    ours = savings.curve_matrix(curves, "fast", "m")[1]
+    by_hand = (ours[:, 1:] - np.mean(mats, axis=0)[:, 1:]).mean(axis=1)
+    gap = savings.curve_gap(curves, "fast", "m")
+    np.testing.assert_allclose(gap["per_seed"], by_hand)
+    saves, gaps = savings.summary(curves, "m")
+    assert set(gaps) == {"random_null", "fast"}  # the reference's own runs are not rows
+    spread = np.std(gaps["random_null"]["per_seed"])
+    single = np.std(savings.curve_gap(curves.query("strategy != ['random_2', 'random_3']"),
+                                      "random_null", "m")["per_seed"])  # fmt: skip
+    assert spread < single  # one stream against one: more luck in every gap

@@ -14,6 +14,7 @@ Maths (numpy only)
     * :mod:`zoolib.metrics` - per-question RMSE and NLL
     * :mod:`zoolib.acquisition` - entropies and BALD, top-k selection
     * :mod:`zoolib.heads` - the MC-dropout head on cached features: training and sampling
+    * :mod:`zoolib.targeted` - target-aware acquisition: EPIG and greedy variance reduction
     * :mod:`zoolib.strategies` - acquisition strategies: scores, selection, expected votes
     * :mod:`zoolib.savings` - paired savings and curve gaps against random, bootstrap intervals
 

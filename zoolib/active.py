@@ -97,11 +97,12 @@ def run(
     from zoolib import models, posteriors, precision
     from zoolib.files import save_model
 
-    unsupported = [s for s in settings.strategies if s in (ORACLE,) + strategies.FINETUNE_ONLY]
+    unsupported = [s for s in settings.strategies
+                   if s == ORACLE or "scratch" not in strategies.lookup(s).regimes]  # fmt: skip
     if settings.regime != "scratch" or unsupported:
         raise ValueError(
-            f"active.run runs regime 'scratch', without the oracle and the feature-based "
-            f"strategies {strategies.FINETUNE_ONLY}: remove {unsupported}"
+            f"active.run runs regime 'scratch', without the oracle and the strategies that "
+            f"need the pretrained trunk's features or shared masks: remove {unsupported}"
         )
     tf.config.experimental.enable_op_determinism()
     catalog = catalog.reset_index(drop=True)
@@ -126,7 +127,7 @@ def run(
     position = {i: p for p, i in enumerate(ids)}
     results, new_rounds = {}, 0
     for seed in tqdm(settings.seeds, desc="seeds", disable=not progress):
-        for strategy in settings.strategies:
+        for strategy in settings.runs:
             path = runs.run_file(run_dir, strategy, seed)
             rounds = runs.read_run(path, header)
             while len(rounds) <= settings.n_rounds:
@@ -166,7 +167,8 @@ def run(
                 if r < settings.n_rounds:
                     rest = np.setdiff1d(pool, labelled)
                     score = None
-                    if strategy not in strategies.RANDOM_LIKE:
+                    spec = strategies.lookup(strategy)
+                    if not spec.random_like:
                         rho = posteriors.sample_rho(
                             model, images[rest], settings.n_samples,
                             seed=int(stream(seed, r, "score").integers(2**31)),
@@ -177,10 +179,9 @@ def run(
                             settings.expected_votes, settings.tree_votes,
                         )  # fmt: skip
                         score = strategies.scores(strategy, rho[:, cols], n_pool[:, cols])
-                    purpose = "null_acquire" if strategy == "random_null" else "acquire"
                     picks = strategies.select(
                         strategy, len(rest), settings.acquire_per_round, score,
-                        stream(seed, r, purpose), settings.beta,
+                        stream(seed, r, spec.stream, spec.index), settings.beta,
                     )  # fmt: skip
                     record["acquired"] = ids[rest[picks]].tolist()
                     record["scores"] = [] if score is None else [float(score[p]) for p in picks]

@@ -6,6 +6,19 @@ For each question the model's MC-dropout samples are scored with
 baseline predicts, for every galaxy, the training set's pooled fraction
 :math:`\\sum k / \\sum N`: a model that learned nothing from the images. On synthetic data the
 RMSE against the true volunteer probability ``true_p_<question>`` is reported as well.
+
+``rmse_asked`` counts what volunteers are asked: each galaxy's squared error on a question is
+weighted by the share of its volunteers who would be asked that question,
+:math:`w_q = \\prod_{\\text{answers leading to } q} p` (1 for smooth-or-featured;
+:func:`zoolib.schema.share_asked`), so the bar truth of a smooth galaxy, which nobody is asked,
+weighs almost nothing:
+
+.. math:: \\mathrm{RMSE}_\\text{asked} =
+          \\sqrt{\\sum_{i,q} w_{iq}\\,(\\bar\\rho_{iq} - p_{iq})^2 \\big/ \\sum_{i,q} w_{iq}}
+
+per question (sums over galaxies) and, for ``all``, pooled over questions. On a simulation p and
+w come from the true probabilities; on a real catalogue p is the observed k/N and w the observed
+:math:`N_q / N_\\text{first question}`.
 """
 
 from __future__ import annotations
@@ -16,9 +29,13 @@ import numpy as np
 import pandas as pd
 
 from zoolib import binomial, files, metrics, paths
-from zoolib.schema import counts, question
+from zoolib.schema import ancestors, counts, question, share_asked
 
 TRUTH_COLUMNS = {"true_p_": "rmse_true", "recoverable_p_": "rmse_recoverable"}
+METRIC_LABELS = {
+    "nll": "NLL", "rmse": "RMSE", "rmse_true": "RMSE vs true p",
+    "rmse_recoverable": "RMSE vs recoverable p", "rmse_asked": "RMSE weighted by asked",
+}  # fmt: skip
 
 
 def baseline_fractions(train_catalog: pd.DataFrame, questions: list[str]) -> np.ndarray:
@@ -65,6 +82,7 @@ def evaluate(
         for j, name in enumerate(questions):
             row = {"model": label, "question": name, "nll": nll[j], "rmse": rmse[j]}
             row.update(_truth_rmse(mean[:, j], catalog, name))
+            row["rmse_asked"] = np.sqrt(_asked_sums(mean[:, j], catalog, name)[0])
             rows.append(row)
     return pd.DataFrame(rows).set_index(["model", "question"])
 
@@ -73,12 +91,40 @@ def question_metrics(rho_samples, catalog, questions, baseline=None) -> dict:
     """:func:`evaluate` as {model: {question: {metric: value}}}, each model with an ``all``
     entry: every metric's mean over the questions."""
     out = table_to_dict(evaluate(rho_samples, catalog, questions, baseline))
+    weight = np.array([_asked_sums(np.zeros(len(catalog)), catalog, q)[1] for q in questions])
     for per_question in out.values():
         first = per_question[questions[0]]
         per_question["all"] = {
             m: float(np.mean([per_question[q][m] for q in questions])) for m in first
         }
+        squares = np.array([per_question[q].get("rmse_asked", 0.0) ** 2 for q in questions])
+        per_question["all"]["rmse_asked"] = float(np.sqrt(squares @ weight / weight.sum()))
     return out
+
+
+def asked_weights(catalog: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(weights, reference) of ``rmse_asked`` for one question, each (G,): the share of each
+    galaxy's volunteers asked ``name`` and the probability to compare with. From the true p
+    where the catalogue has it for the question and the answers leading there (a simulation),
+    else from the observed votes: :math:`N_q / N_\\text{first}` and k/N (0 where N = 0)."""
+    path = [name] + [q for q, _ in ancestors(name)]
+    if all(f"true_p_{q}" in catalog.columns for q in path):
+        truth = lambda q: catalog[f"true_p_{q}"].to_numpy()  # noqa: E731
+        weights = np.broadcast_to(share_asked(name, truth), (len(catalog),))
+        return weights.astype(np.float64), truth(name).astype(np.float64)
+    k, n = (np.asarray(c, dtype=np.float64)[:, 0] for c in counts(catalog, [name]))
+    root = catalog[question(path[-1]).total_column].to_numpy(dtype=np.float64)
+    weights = np.divide(n, root, out=np.zeros_like(n), where=root > 0)
+    return weights, np.divide(k, n, out=np.zeros_like(k), where=n > 0)
+
+
+def _asked_sums(rho: np.ndarray, catalog: pd.DataFrame, name: str) -> tuple[float, float]:
+    """(weighted mean squared error, total weight) of ``rho`` for ``rmse_asked``."""
+    weights, reference = asked_weights(catalog, name)
+    total = float(weights.sum())
+    if total == 0:
+        return float("nan"), 0.0
+    return float(weights @ (rho - reference) ** 2 / total), total
 
 
 def _truth_rmse(rho: np.ndarray, catalog: pd.DataFrame, name: str) -> dict[str, float]:
@@ -134,14 +180,10 @@ def table_to_dict(table: pd.DataFrame) -> dict:
 
 def summarize(table: pd.DataFrame) -> dict[str, float]:
     """Flat {"<question> <metric> <model>": value} from an :func:`evaluate` table."""
-    names = {
-        "nll": "NLL", "rmse": "RMSE", "rmse_true": "RMSE vs true p",
-        "rmse_recoverable": "RMSE vs recoverable p",
-    }  # fmt: skip
     out = {}
     for (model, name), row in table.iterrows():
         for metric, value in row.dropna().items():
-            out[f"{name} {names.get(metric, metric)} {model}"] = float(value)
+            out[f"{name} {METRIC_LABELS.get(metric, metric)} {model}"] = float(value)
     return out
 
 

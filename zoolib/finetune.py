@@ -141,31 +141,48 @@ def _round_zero(data: Data, settings: Settings, seed: int) -> tuple[dict, tuple]
 
 
 def _acquire(data, settings, strategy, w, b, labelled, seed, r) -> tuple[np.ndarray, list]:
-    """Pool rows to label next (best first) and their scores ([] for random and oracle)."""
+    """Pool rows to label next (best first) and their scores ([] for unscored rules)."""
     pool = np.setdiff1d(data.pool, labelled)
     size = settings.acquire_per_round
-    if strategy in strategies.RANDOM_LIKE or strategy == "kmeans":  # no scores needed
-        rng = stream(seed, r, "null_acquire" if strategy == "random_null" else "acquire")
-        features = data.features[pool]
-        picks = strategies.select(strategy, len(pool), size, None, rng, features=features)
-        return pool[picks], []
     if strategy == ORACLE:
         return _oracle(data, settings, labelled, pool, seed, r), []
+    spec = strategies.lookup(strategy)
+    pick_rng = stream(seed, r, spec.stream, spec.index)
+    features = data.features[pool]
+    if spec.posterior is None:  # random or kmeans: no model needed
+        return pool[strategies.select(strategy, len(pool), size, None, pick_rng,
+                                      features=features)], []  # fmt: skip
     cols = _scored(settings, data.questions)
-    features = data.views[:, pool] if strategy == "bald_views" else data.features[pool]
-    if strategy == "bald_ensemble":
+    rate, score_rng = settings.head.dropout_rate, stream(seed, r, "score")
+    joint = None
+    if spec.posterior == "ensemble":
         rho = _ensemble_rho(data, settings, labelled, features, seed, r)
+    elif spec.posterior == "shared":
+        rho = heads.sample_rho_shared(features, w, b, settings.n_samples, rate, score_rng)
     else:
-        rho = heads.sample_rho(
-            features, w, b, settings.n_samples, settings.head.dropout_rate, stream(seed, r, "score")
-        )
-    n_pool = _pool_n(data, settings, rho, labelled)[:, cols]
-    score = strategies.scores(strategy, rho[:, cols], n_pool)
-    picks = strategies.select(
-        strategy, len(pool), size, score, stream(seed, r, "acquire"), settings.beta,
-        features=data.features[pool],
-    )  # fmt: skip
-    return pool[picks], [float(score[p]) for p in picks]
+        inputs = data.views[:, pool] if spec.posterior == "views" else features
+        rho = heads.sample_rho(inputs, w, b, settings.n_samples, rate, score_rng)
+    n_pool = _pool_n(data, settings, rho, labelled)
+    if spec.posterior == "shared":
+        every = spec.pick == "variance"
+        joint = _joint(settings, rho, n_pool, data.questions, cols, stream(seed, r, "targets"),
+                       every)  # fmt: skip
+    score = strategies.scores(strategy, rho[:, cols], n_pool[:, cols], joint)
+    picks = strategies.select(strategy, len(pool), size, score, pick_rng, settings.beta,
+                              features=features, joint=joint)  # fmt: skip
+    return pool[picks], [] if score is None else [float(score[p]) for p in picks]
+
+
+def _joint(settings, rho, n_pool, questions, cols, rng, every: bool) -> strategies.Joint:
+    """The scored questions' shared-mask samples of the pool and of its targets: every pool
+    galaxy for ``variance`` (its cost does not grow with them), ``n_targets`` random ones for
+    ``epig``; each target weighted by its predicted chance of being asked each question."""
+    share = strategies.tree_share(rho.mean(axis=-1), questions)[:, cols]
+    targets = np.arange(len(rho))
+    if not every and len(rho) > settings.n_targets:
+        targets = np.sort(rng.choice(len(rho), settings.n_targets, replace=False))
+    pool = rho[:, cols]
+    return strategies.Joint(pool, n_pool[:, cols], pool[targets], share[targets])
 
 
 def _pool_n(data: Data, settings: Settings, rho: np.ndarray, labelled: np.ndarray) -> np.ndarray:
@@ -251,7 +268,7 @@ def run(
     header = run_header(settings, data)
     ids = data.catalog[ID_COLUMN].to_numpy()
     results, new_rounds, zeros = {}, 0, {}
-    jobs = [(seed, s) for seed in settings.seeds for s in settings.strategies]
+    jobs = [(seed, s) for seed in settings.seeds for s in settings.runs]
     for seed, strategy in tqdm(jobs, desc="runs", disable=not progress):
         path = runs.run_file(run_dir, strategy, seed)
         rounds = runs.read_run(path, header)

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from zoolib import savings
 from zoolib.schema import question
 
 
@@ -341,28 +342,34 @@ def showcase_indices(pred_entropy: np.ndarray, mutual_info: np.ndarray, n_show: 
     return dict(list(picks.items())[:n_show])
 
 
-def active_learning_curves(curves: pd.DataFrame, column: str, reference: str = "random"):
-    """Left: test ``column`` (e.g. "all rmse_true") against the labelled-set size, mean over
-    seeds with a 95% bootstrap interval over seeds. Right: the paired difference to
-    ``reference`` (strategy minus reference, seed by seed), with its 95% interval; below zero is
-    better. ``curves`` has one row per (strategy, seed, round), as from :func:`zoolib.runs.curves`.
+def active_learning_curves(curves: pd.DataFrame, column: str):
+    """Left: test ``column`` (e.g. "all rmse_asked") against the labelled-set size, mean over
+    seeds with a 95% bootstrap interval over seeds; random's runs are shown as their mean, the
+    reference (:func:`zoolib.savings.reference_runs`). Right: the paired difference to the
+    reference (strategy minus reference, seed by seed), with its 95% interval; below zero is
+    better. ``curves`` has one row per (strategy, seed, round), as from
+    :func:`zoolib.runs.curves`.
     """
+    runs = savings.reference_runs(curves)
+    label = runs[0] if len(runs) == 1 else f"{runs[0]} (mean of {len(runs)})"
+    ref = (curves[curves.strategy.isin(runs)].groupby(["seed", "n_labelled"], as_index=False)
+           [column].mean().assign(strategy=label))  # fmt: skip
+    others = curves[~curves.strategy.isin(runs)]
+    shown = pd.concat([ref, others[["seed", "n_labelled", column, "strategy"]]], ignore_index=True)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    names = list(dict.fromkeys(curves["strategy"]))  # one colour per strategy in both panels
+    names = list(dict.fromkeys(shown["strategy"]))  # one colour per strategy in both panels
     palette = dict(zip(names, sns.color_palette(n_colors=len(names)), strict=True))
     style = dict(x="n_labelled", hue="strategy", errorbar=("ci", 95), n_boot=1000, seed=0,
                  palette=palette)  # fmt: skip
-    sns.lineplot(data=curves, y=column, ax=axes[0], **style)
+    sns.lineplot(data=shown, y=column, ax=axes[0], **style)
     axes[0].set(xlabel="labelled galaxies", ylabel=f"test {column}", title="learning curves")
-    ref = curves[curves.strategy == reference][["seed", "n_labelled", column]]
-    paired = curves[curves.strategy != reference].merge(
-        ref, on=["seed", "n_labelled"], suffixes=("", " reference")
-    )
+    paired = others.merge(ref[["seed", "n_labelled", column]], on=["seed", "n_labelled"],
+                          suffixes=("", " reference"))  # fmt: skip
     paired["difference"] = paired[column] - paired[f"{column} reference"]
     sns.lineplot(data=paired, y="difference", ax=axes[1], **style)
     axes[1].axhline(0, color="black", lw=0.8)
-    axes[1].set(xlabel="labelled galaxies", ylabel=f"{column} minus {reference}",
-                title=f"paired difference to {reference} (below 0: better)")  # fmt: skip
+    axes[1].set(xlabel="labelled galaxies", ylabel=f"{column} minus {label}",
+                title=f"paired difference to {label} (below 0: better)")  # fmt: skip
     fig.tight_layout()
     return fig
 

@@ -23,16 +23,10 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from zoolib import files
+from zoolib import evaluation, files
 
 KEY_FIGURE_TAG = "key-figure"
 THUMBNAIL_PX = 800  # longest side of a thumbnail; shown at about half that
-METRIC_LABELS = {
-    "nll": "NLL",
-    "rmse": "RMSE",
-    "rmse_true": "RMSE vs true p",
-    "rmse_recoverable": "RMSE vs recoverable p",
-}
 STYLE = (
     "body{font-family:sans-serif;max-width:64em;margin:auto;padding:0 1em 2em;color:#222}"
     "section{border-top:1px solid #ccc;padding:.3em 0 1em;overflow:auto}"
@@ -194,7 +188,7 @@ def models_table(metrics: dict) -> str:
         + [" / ".join(number(test[m].get(q, {}).get(k, "-")) for m in models) for k in names]
         for q in questions
     ]
-    header = ["question"] + [METRIC_LABELS.get(k, k) for k in names]
+    header = ["question"] + [evaluation.METRIC_LABELS.get(k, k) for k in names]
     return table(header, rows, f"test set: {' / '.join(models)}")
 
 

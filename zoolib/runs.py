@@ -27,13 +27,13 @@ import pandas as pd
 from zoolib import files
 from zoolib.heads import HeadSettings
 from zoolib.schema import ID_COLUMN, SPLIT_COLUMN
-from zoolib.strategies import STRATEGIES
+from zoolib.strategies import STRATEGIES, reference_names
 
 REGIMES = ("finetune", "scratch")
-METRICS = ("rmse_true", "rmse", "nll")
+METRICS = ("rmse_asked", "rmse_true", "rmse", "nll")
 ORACLE = "oracle"
 PURPOSES = ("initial", "train", "evaluate", "score", "acquire", "null_acquire", "oracle", "views",
-            "ensemble")  # fmt: skip
+            "ensemble", "targets")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -42,19 +42,21 @@ class Settings:
     notebook 04's parameter cell sets them by keyword."""
 
     regime: str = "finetune"  # "finetune": heads on the pretrained trunk; "scratch": the paper's
-    question: str = "smooth-or-featured"  # ranks the pool and is measured; "all": every question
-    metric: str = "rmse_true"  # headline: rmse_true (simulations), rmse (vs k/N) or nll
+    question: str = "all"  # ranks the pool and is measured; "all": every question
+    metric: str = "rmse_asked"  # headline: rmse_asked, rmse_true (simulations), rmse (k/N) or nll
     strategies: tuple[str, ...] = ("random", "random_null", "bald", "power_bald", ORACLE)
-    n_initial: int = 64  # galaxies labelled at random before round 1
+    n_initial: int = 32  # galaxies labelled at random before round 1
     acquire_per_round: int = 32  # galaxies acquired per round
     n_rounds: int = 15  # acquisition rounds after round 0
     n_seeds: int = 20  # paired repeats: seeds seed, seed + 1, ...
+    random_streams: int = 3  # random runs per seed whose mean is the reference of every gap
     seed: int = 0
     n_samples: int = 30  # T, MC-dropout samples for scoring and evaluation
     expected_votes: dict = field(default_factory=dict)  # {question: N} for the pool
     tree_votes: bool = True  # later questions' N from the decision tree
-    beta: float = 1.0  # power_bald exponent
-    oracle_candidates: int = 16  # random batches the look-ahead oracle tries per round
+    beta: float = 1.0  # power_bald and power_epig exponent
+    n_targets: int = 256  # epig: target galaxies drawn from the unlabelled pool per round
+    oracle_candidates: int = 8  # random batches the look-ahead oracle tries per round
     gate_margin: float = 0.05  # round 0 must beat the constant by this fraction (validation)
     ensemble_heads: int = 8  # bald_ensemble: K bootstrap heads
     head: HeadSettings = field(default_factory=HeadSettings)  # finetune: how heads train
@@ -76,7 +78,8 @@ class Settings:
         unknown = [s for s in self.strategies if s not in STRATEGIES + (ORACLE,)]
         if unknown or "random" not in self.strategies:
             bad("strategies", f"must include 'random'; choose from {STRATEGIES + (ORACLE,)}")
-        for name in ("n_initial", "acquire_per_round", "n_rounds", "n_seeds", "n_samples"):
+        for name in ("n_initial", "acquire_per_round", "n_rounds", "n_seeds", "n_samples",
+                     "random_streams", "n_targets"):  # fmt: skip
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 bad(name, "must be a whole number >= 1")
         if self.oracle_candidates < 1 or not 0 <= self.gate_margin < 1:
@@ -106,6 +109,14 @@ class Settings:
         return hashlib.sha256(text.encode()).hexdigest()[:10]
 
     @property
+    def runs(self) -> tuple[str, ...]:
+        """Every run of a seed: the strategies, with random's extra reference streams after
+        random (random_2, ...: :func:`zoolib.strategies.reference_names`)."""
+        extra = reference_names(self.random_streams)[1:]
+        at = self.strategies.index("random") + 1
+        return self.strategies[:at] + extra + self.strategies[at:]
+
+    @property
     def seeds(self) -> list[int]:
         return [self.seed + s for s in range(self.n_seeds)]
 
@@ -127,11 +138,13 @@ def gate(ours: float, constant: float, settings: Settings, seed: int, raise_what
         )
 
 
-def stream(seed: int, round_: int, purpose: str) -> np.random.Generator:
-    """The independent random stream of (seed, round, purpose)."""
+def stream(seed: int, round_: int, purpose: str, index: int = 0) -> np.random.Generator:
+    """The independent random stream of (seed, round, purpose); ``index`` > 0 gives further
+    independent repeats of it (random's extra reference streams)."""
     if purpose not in PURPOSES:
         raise ValueError(f"unknown stream purpose {purpose!r}; choose from {PURPOSES}")
-    return np.random.default_rng(np.random.SeedSequence([seed, round_, PURPOSES.index(purpose)]))
+    entropy = [seed, round_, PURPOSES.index(purpose)] + ([index] if index else [])
+    return np.random.default_rng(np.random.SeedSequence(entropy))
 
 
 def catalog_fingerprint(catalog: pd.DataFrame) -> str:

@@ -2,10 +2,13 @@ r"""How much better than random is a strategy? Paired statistics over seeds, wit
 
 Learning curves come as a table with columns ``strategy``, ``seed``, ``n_labelled`` and one
 column per metric (lower is better: NLL, RMSE). Seed ``s`` of a strategy is paired with seed
-``s`` of ``random`` (same test set, same initial labels). ``random_null`` is a second random
-strategy that differs from ``random`` only in its acquisition stream (:mod:`zoolib.runs`):
-measured by the same code, it is the noise floor that every table and figure stands beside (its
-intervals should cover zero).
+``s`` of the **reference**: the mean curve of the random runs of that seed, ``random`` and its
+extra streams ``random_2``, ``random_3``... where the curves have them
+(:func:`zoolib.strategies.reference_names`). Averaging R independent random streams divides
+the reference's own acquisition luck, which shifts every comparison of a seed at once, by R.
+``random_null`` is one more random run on its own stream (:mod:`zoolib.runs`): measured against
+the same reference by the same code, it is the noise floor that every table and figure stands
+beside (its intervals should cover zero).
 
 **Paired curve gap** (the primary statistic). Per seed, the mean over the acquisition rounds
 (round 0 is shared, so it is left out) of strategy minus random:
@@ -35,7 +38,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-REFERENCE = "random"
+from zoolib.strategies import REFERENCE, lookup
+
 NULL = "random_null"
 N_BOOT = 4000
 LEVEL = 0.95
@@ -79,9 +83,41 @@ def curve_matrix(curves: pd.DataFrame, strategy: str, metric: str) -> tuple[np.n
     return wide.index.to_numpy(), wide.to_numpy(dtype=np.float64)
 
 
+def reference_runs(curves: pd.DataFrame) -> list[str]:
+    """The random runs whose mean is the reference: ``random`` and its extra streams."""
+    names = [s for s in dict.fromkeys(curves["strategy"]) if s != NULL and _is_reference(s)]
+    if REFERENCE not in names:
+        raise ValueError(f"no curves for strategy {REFERENCE!r}, the reference")
+    return names
+
+
+def _is_reference(name: str) -> bool:
+    try:
+        spec = lookup(name)
+    except ValueError:  # the oracle and other non-rules
+        return False
+    return spec.random_like and spec.stream == "acquire"
+
+
+def reference_matrix(curves: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """(seeds,) and (seeds, rounds) of the reference: per seed, the mean curve of the random
+    runs (:func:`reference_runs`); seeds that lack one of them are left out."""
+    parts = [curve_matrix(curves, s, metric) for s in reference_runs(curves)]
+    common = parts[0][0]
+    for seeds, _ in parts[1:]:
+        common = np.intersect1d(common, seeds)
+    if any(m.shape[1] != parts[0][1].shape[1] for _, m in parts):
+        raise ValueError("the random runs were measured at different labelled sizes")
+    mean = np.mean([m[np.isin(seeds, common)] for seeds, m in parts], axis=0)
+    return common, mean
+
+
 def _pair(curves, strategy, metric, reference):
     seeds, ours = curve_matrix(curves, strategy, metric)
-    ref_seeds, ref = curve_matrix(curves, reference, metric)
+    if reference == REFERENCE:
+        ref_seeds, ref = reference_matrix(curves, metric)
+    else:
+        ref_seeds, ref = curve_matrix(curves, reference, metric)
     common = np.intersect1d(seeds, ref_seeds)
     if len(common) == 0:
         raise ValueError(f"{strategy!r} and {reference!r} share no seed to pair")
@@ -115,8 +151,8 @@ def curve_gap(
 
 
 def targets(curves: pd.DataFrame, metric: str, fractions=(0.25, 0.5, 1.0)) -> dict[float, float]:
-    """{f: the metric of random's seed-mean curve at a fraction f of the label budget}."""
-    _, ref = curve_matrix(curves, REFERENCE, metric)
+    """{f: the metric of the reference's seed-mean curve at a fraction f of the label budget}."""
+    _, ref = reference_matrix(curves, metric)
     sizes = np.sort(curves.loc[curves["strategy"] == REFERENCE, "n_labelled"].unique())
     mean = ref.mean(axis=0)
     out = {}
@@ -160,9 +196,11 @@ def summary(
     curves: pd.DataFrame, metric: str, fractions=(0.25, 0.5, 1.0), seed: int = 0
 ) -> tuple[dict, dict]:
     """``savings`` {strategy: {f"{fraction:.0%}": saving_at(...)}} and ``curve_gap``
-    {strategy: curve_gap(...)} for every strategy but random (``random_null`` included)."""
+    {strategy: curve_gap(...)} for every strategy but the reference's random runs
+    (``random_null`` included)."""
     goals = targets(curves, metric, fractions)
-    strategies = [s for s in curves["strategy"].unique() if s != REFERENCE]
+    reference = set(reference_runs(curves))
+    strategies = [s for s in curves["strategy"].unique() if s not in reference]
     saves = {
         s: {f"{f:.0%}": saving_at(curves, s, metric, t, seed) for f, t in goals.items()}
         for s in strategies

@@ -70,6 +70,30 @@ def question(name: str) -> Question:
         raise ValueError(f"unknown question {name!r}; known: {sorted(QUESTIONS)}") from None
 
 
+def ancestors(name: str) -> list[tuple[str, str]]:
+    """The (question, answer) pairs that lead volunteers to ``name``, nearest first ([] for a
+    question everyone is asked)."""
+    out, here = [], question(name).asked_if
+    while here is not None:
+        out.append(here)
+        here = question(here[0]).asked_if
+    return out
+
+
+def share_asked(name: str, yes_probability) -> np.ndarray:
+    r"""Share of a galaxy's volunteers who are asked ``name``: the product, over the answers
+    leading to it, of each answer's probability,
+    :math:`w_\text{bar} = (1 - p_\text{smooth})(1 - p_\text{edge-on})` (1 for the first
+    question). ``yes_probability(q)`` gives the (G,) probabilities of question q's "yes"; a
+    leading answer other than "yes" takes 1 - p (for smooth-or-featured this lumps artifact
+    with featured, as :func:`zoolib.strategies.tree_votes` does)."""
+    share = np.float64(1.0)
+    for parent, answer in ancestors(name):
+        p = np.asarray(yes_probability(parent), dtype=np.float64)
+        share = share * (p if question(parent).yes == answer else 1.0 - p)
+    return share
+
+
 def vote_columns(names: list[str] | None = None) -> list[str]:
     """All answer and total columns of the named questions (default: all), in schema order."""
     cols = []

@@ -19,8 +19,20 @@ r"""Acquisition strategies: which pool galaxies to label next (small and separat
 * ``diverse_bald``: the ``prefilter`` x k highest-MI galaxies, clustered by k-means into k
   groups, and the highest-MI galaxy of each group (Zhdanov 2019, "diverse mini-batch active
   learning"): BALD without a batch of near-duplicates;
+* ``epig``: the top expected predictive information gain about the votes on target galaxies
+  drawn from the unlabelled pool (Bickford Smith et al. 2023; :mod:`zoolib.targeted`), from
+  dropout samples whose masks are shared by every galaxy; ``power_epig``: the same sampled by
+  Gumbel-top-k, as ``power_bald``;
+* ``variance``: a greedy joint batch by expected reduction of the targets' variance of rho
+  (BAIT-like, a Gaussian approximation on the same shared-mask samples; :mod:`zoolib.targeted`);
 * ``oracle`` (simulations only) is not a rule of this module: it looks ahead with the truth
   (see :mod:`zoolib.finetune`), a bound on what any rule could reach.
+
+One table, :data:`TABLE`, says of each strategy which posterior it needs (``dropout``: a mask
+per galaxy and sample; ``shared``: one mask per sample for all galaxies; ``views``; ``ensemble``;
+none), what it scores, how it picks, which regimes run it and which random stream it draws.
+The reference of every comparison is the mean of ``random`` and its extra streams
+``random_2``, ``random_3``, ... (:func:`reference_names`), the same rule on independent streams.
 
 The pool's votes are unknown before labelling, so scores use an expected N per question
 (:func:`expected_votes`, or per galaxy from the decision tree: :func:`tree_votes`).
@@ -28,40 +40,112 @@ The pool's votes are unknown before labelling, so scores use an expected N per q
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
-from zoolib import acquisition
+from zoolib import acquisition, targeted
 from zoolib.schema import QUESTIONS, question
 
-RANDOM_LIKE = ("random", "random_null")
-SCORED = {"bald": "mi", "bald_views": "mi", "power_bald": "mi", "entropy": "entropy",
-          "diverse_bald": "mi", "bald_ensemble": "mi"}  # fmt: skip
-FEATURE_BASED = ("kmeans", "diverse_bald")  # need the pool's features (fine-tuning regime)
-FINETUNE_ONLY = FEATURE_BASED + ("bald_ensemble",)
-STRATEGIES = RANDOM_LIKE + tuple(SCORED) + ("kmeans",)
+BOTH = ("finetune", "scratch")
+FINETUNE = ("finetune",)
 PREFILTER = 10  # diverse_bald clusters the PREFILTER x k highest-MI galaxies
+N_TARGETS = 256  # epig: target galaxies drawn from the unlabelled pool each round
 
 
-def scores(strategy: str, rho_samples: np.ndarray | None, expected_n) -> np.ndarray | None:
+@dataclass(frozen=True)
+class Strategy:
+    """One acquisition rule: the posterior it needs, its score, how it picks, where it runs."""
+
+    name: str
+    posterior: str | None  # None, "dropout", "shared", "views" or "ensemble"
+    score: str | None  # None, "mi", "entropy" or "epig"
+    pick: str  # "uniform", "top", "gumbel", "kmeans", "diverse" or "variance"
+    regimes: tuple[str, ...] = BOTH
+    stream: str = "acquire"  # the random stream of its picks (zoolib.runs.stream)
+    index: int = 0  # which of that stream's repeats (random's extra reference streams)
+
+    @property
+    def needs_features(self) -> bool:
+        return self.pick in ("kmeans", "diverse")
+
+    @property
+    def random_like(self) -> bool:
+        return self.pick == "uniform"
+
+
+TABLE: dict[str, Strategy] = {
+    s.name: s
+    for s in (
+        Strategy("random", None, None, "uniform"),
+        Strategy("random_null", None, None, "uniform", stream="null_acquire"),
+        Strategy("bald", "dropout", "mi", "top"),
+        Strategy("bald_views", "views", "mi", "top"),
+        Strategy("power_bald", "dropout", "mi", "gumbel"),
+        Strategy("entropy", "dropout", "entropy", "top"),
+        Strategy("diverse_bald", "dropout", "mi", "diverse", FINETUNE),
+        Strategy("bald_ensemble", "ensemble", "mi", "top", FINETUNE),
+        Strategy("kmeans", None, None, "kmeans", FINETUNE),
+        Strategy("epig", "shared", "epig", "top", FINETUNE),
+        Strategy("power_epig", "shared", "epig", "gumbel", FINETUNE),
+        Strategy("variance", "shared", None, "variance", FINETUNE),
+    )
+}
+STRATEGIES = tuple(TABLE)
+REFERENCE = "random"
+
+
+def reference_names(count: int) -> tuple[str, ...]:
+    """The ``count`` random runs averaged into the reference: random, random_2, ..."""
+    return (REFERENCE,) + tuple(f"{REFERENCE}_{i}" for i in range(2, count + 1))
+
+
+def lookup(name: str) -> Strategy:
+    """The table's entry for ``name`` (random_2, random_3, ...: random on stream repeat 1, 2...)."""
+    if name in TABLE:
+        return TABLE[name]
+    extra = re.fullmatch(rf"{REFERENCE}_(\d+)", name)
+    if extra and int(extra.group(1)) >= 2:
+        return Strategy(name, None, None, "uniform", index=int(extra.group(1)) - 1)
+    raise ValueError(f"unknown strategy {name!r}; choose from {STRATEGIES}")
+
+
+class Joint(NamedTuple):
+    """Shared-mask samples of the pool and its targets, for ``epig`` and ``variance``."""
+
+    rho: np.ndarray  # (P, Q, T) the pool
+    n: np.ndarray  # (P, Q) whole expected votes of the pool
+    targets: np.ndarray  # (M, Q, T) the targets, from the same T networks
+    weights: np.ndarray  # (M, Q) the targets' chance of being asked each question
+
+
+def scores(strategy: str, rho_samples: np.ndarray | None, expected_n,
+           joint: Joint | None = None) -> np.ndarray | None:  # fmt: skip
     """Per-galaxy scores, summed over questions; None for strategies that need none.
 
     Args:
         rho_samples: (pool, Q, T) MC-dropout samples.
         expected_n: (Q,) expected number of votes per question, or (pool, Q) per galaxy
             (whole numbers).
+        joint: the targets, for ``epig`` (``rho_samples`` must then be shared-mask samples).
     """
-    if strategy in RANDOM_LIKE or strategy == "kmeans":
+    spec = lookup(strategy)
+    if spec.score is None:
         return None
     if rho_samples is None:
         raise ValueError(f"strategy {strategy!r} needs MC-dropout samples of the pool")
     n = np.broadcast_to(np.asarray(expected_n, dtype=np.float64), rho_samples.shape[:-1])
-    if SCORED.get(strategy) == "mi":
+    if spec.score == "mi":
         per_question = acquisition.mutual_information(rho_samples, n)
-    elif SCORED.get(strategy) == "entropy":
+    elif spec.score == "entropy":
         per_question = acquisition.predictive_entropy(rho_samples, n)
     else:
-        raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
+        if joint is None:
+            raise ValueError(f"strategy {strategy!r} needs target samples (joint=)")
+        per_question = targeted.epig(rho_samples, n, joint.targets, joint.weights)
     return acquisition.sum_over_questions(per_question)
 
 
@@ -73,29 +157,34 @@ def select(
     seed,
     beta: float = 1.0,
     features: np.ndarray | None = None,
+    joint: Joint | None = None,
 ) -> np.ndarray:
     """Positions (into the pool) of the k galaxies to acquire, best first. ``seed``: an int or
-    a ``numpy.random.Generator``; ``features`` (pool, F) for :data:`FEATURE_BASED` strategies."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
+    a ``numpy.random.Generator``; ``features`` (pool, F) for ``kmeans`` and ``diverse_bald``;
+    ``joint`` for ``variance``."""
+    spec = lookup(strategy)
     rng = np.random.default_rng(seed)
-    if strategy in FEATURE_BASED and features is None:
+    if spec.needs_features and features is None:
         raise ValueError(f"strategy {strategy!r} needs the pool's features (regime 'finetune')")
-    if strategy == "kmeans":
+    if spec.pick == "kmeans":
         return nearest_to_centres(features, k, rng)
-    if strategy == "diverse_bald":
+    if spec.pick == "diverse":
         return diverse_top(score, features, k, rng)
-    if strategy in RANDOM_LIKE:  # the caller gives random_null its own stream
+    if spec.pick == "uniform":  # the caller gives each random run its own stream
         return acquisition.select_top(rng.random(n_pool), k)
-    if strategy in ("bald", "bald_views", "bald_ensemble", "entropy"):
+    if spec.pick == "top":
         return acquisition.select_top(score, k)
+    if spec.pick == "variance":
+        if joint is None:
+            raise ValueError(f"strategy {strategy!r} needs shared-mask samples (joint=)")
+        return targeted.variance_batch(joint.rho, joint.n, joint.targets, k, joint.weights)[0]
     if beta < 0:
         raise ValueError(f"beta must be >= 0, got {beta!r}")
     gumbel = rng.gumbel(size=n_pool)
     if beta == 0:
         return acquisition.select_top(gumbel, k)
-    log_mi = np.log(np.maximum(score, np.finfo(float).tiny))
-    return acquisition.select_top(beta * log_mi + gumbel, k)
+    log_score = np.log(np.maximum(score, np.finfo(float).tiny))
+    return acquisition.select_top(beta * log_score + gumbel, k)
 
 
 def expected_votes(labelled: pd.DataFrame, total_columns: list[str]) -> np.ndarray:
@@ -131,10 +220,23 @@ def tree_votes(mean_rho: np.ndarray, questions: list[str], n_flat) -> np.ndarray
     Returns:
         float64 (G, Q) whole numbers.
     """
+    return np.rint(_down_the_tree(mean_rho, questions, n_flat))  # rounded once at the end
+
+
+def tree_share(mean_rho: np.ndarray, questions: list[str]) -> np.ndarray:
+    """(G, Q) share of a galaxy's volunteers who reach each question, from the model's
+    probabilities of the answers leading there (:func:`tree_votes` before N and rounding; 1 for
+    questions with no parent among ``questions``): the targets' weights of ``epig`` and
+    ``variance``."""
+    return _down_the_tree(mean_rho, questions, np.ones(len(questions)))
+
+
+def _down_the_tree(mean_rho, questions: list[str], start) -> np.ndarray:
+    """``start`` (Q,) multiplied down the decision tree by the answers' probabilities."""
     mean_rho = np.asarray(mean_rho, dtype=np.float64)
     if mean_rho.ndim != 2 or mean_rho.shape[1] != len(questions):
         raise ValueError(f"mean_rho must be (galaxies, {len(questions)}); got {mean_rho.shape}")
-    exact = np.broadcast_to(np.asarray(n_flat, dtype=np.float64), mean_rho.shape).copy()
+    exact = np.broadcast_to(np.asarray(start, dtype=np.float64), mean_rho.shape).copy()
     for name in sorted(questions, key=list(QUESTIONS).index):  # parents before children
         j, parent = questions.index(name), question(name).asked_if
         if parent is None or parent[0] not in questions:
@@ -142,7 +244,7 @@ def tree_votes(mean_rho: np.ndarray, questions: list[str], n_flat) -> np.ndarray
         p = questions.index(parent[0])
         yes = question(parent[0]).yes == parent[1]
         exact[:, j] = exact[:, p] * (mean_rho[:, p] if yes else 1.0 - mean_rho[:, p])
-    return np.rint(exact)  # rounded once at the end, so rounding does not compound
+    return exact
 
 
 def pool_votes(rho: np.ndarray, questions: list[str], n_exp: np.ndarray, tree: bool):
