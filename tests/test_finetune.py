@@ -42,6 +42,7 @@ SMALL = dict(
     n_samples=8,
     head=heads.HeadSettings(steps=150),
     oracle_candidates=4,
+    strategies=("random", "random_null", "bald", "power_bald", "oracle"),
 )
 
 

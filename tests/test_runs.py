@@ -40,3 +40,28 @@ def test_streams_repeat_and_differ_by_seed_round_and_purpose():
     assert not np.allclose(draw(0, 1, "train"), draw(1, 0, "train"))
     with pytest.raises(ValueError, match="purpose"):
         runs.stream(0, 0, "fun")
+
+
+def test_settings_defaults_are_notebook_04s_parameter_cell():
+    """What a student runs in notebook 04 is what Settings() and HeadSettings() mean, so the
+    experiments that import them run the notebook's settings (precision: the notebook's auto is
+    resolved before it reaches Settings)."""
+    import ast
+    import json
+    from dataclasses import fields
+
+    from zoolib import paths
+
+    nb = json.loads((paths.NOTEBOOKS_DIR / "04_active_learning.ipynb").read_text())
+    (cell,) = [c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", [])]
+    values = {node.target.id: ast.literal_eval(node.value)
+              for node in ast.parse("".join(cell["source"])).body}  # fmt: skip
+    defaults, head = runs.Settings(), heads.HeadSettings()
+    head_names = {"head_steps": "steps", "head_learning_rate": "learning_rate", "head_l2": "l2"}
+    for name, field_name in head_names.items():
+        assert values[name] == getattr(head, field_name), name
+    compared = [f.name for f in fields(runs.Settings) if f.name in values and f.name != "precision"]
+    assert len(compared) >= 20
+    for name in compared:
+        want = tuple(values[name]) if name == "strategies" else values[name]
+        assert getattr(defaults, name) == want, name
