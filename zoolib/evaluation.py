@@ -91,7 +91,7 @@ def question_metrics(rho_samples, catalog, questions, baseline=None) -> dict:
     """:func:`evaluate` as {model: {question: {metric: value}}}, each model with an ``all``
     entry: every metric's mean over the questions."""
     out = table_to_dict(evaluate(rho_samples, catalog, questions, baseline))
-    weight = np.array([_asked_sums(np.zeros(len(catalog)), catalog, q)[1] for q in questions])
+    weight = np.array([asked_weights(catalog, q)[0].sum() for q in questions])
     for per_question in out.values():
         first = per_question[questions[0]]
         per_question["all"] = {

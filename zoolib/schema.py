@@ -89,9 +89,15 @@ def share_asked(name: str, yes_probability) -> np.ndarray:
     with featured, as :func:`zoolib.strategies.tree_votes` does)."""
     share = np.float64(1.0)
     for parent, answer in ancestors(name):
-        p = np.asarray(yes_probability(parent), dtype=np.float64)
-        share = share * (p if question(parent).yes == answer else 1.0 - p)
+        share = share * answer_probability(parent, answer, yes_probability(parent))
     return share
+
+
+def answer_probability(name: str, answer: str, yes_probability) -> np.ndarray:
+    """Probability of ``answer`` to question ``name`` given the probability of its "yes": p
+    itself, or 1 - p for any other answer (the binary reduction of the module docstring)."""
+    p = np.asarray(yes_probability, dtype=np.float64)
+    return p if question(name).yes == answer else 1.0 - p
 
 
 def vote_columns(names: list[str] | None = None) -> list[str]:

@@ -48,12 +48,11 @@ import numpy as np
 import pandas as pd
 
 from zoolib import acquisition, targeted
-from zoolib.schema import QUESTIONS, question
+from zoolib.schema import QUESTIONS, answer_probability, question
 
 BOTH = ("finetune", "scratch")
 FINETUNE = ("finetune",)
 PREFILTER = 10  # diverse_bald clusters the PREFILTER x k highest-MI galaxies
-N_TARGETS = 256  # epig: target galaxies drawn from the unlabelled pool each round
 
 
 @dataclass(frozen=True)
@@ -242,8 +241,7 @@ def _down_the_tree(mean_rho, questions: list[str], start) -> np.ndarray:
         if parent is None or parent[0] not in questions:
             continue
         p = questions.index(parent[0])
-        yes = question(parent[0]).yes == parent[1]
-        exact[:, j] = exact[:, p] * (mean_rho[:, p] if yes else 1.0 - mean_rho[:, p])
+        exact[:, j] = exact[:, p] * answer_probability(*parent, mean_rho[:, p])
     return exact
 
 
