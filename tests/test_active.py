@@ -54,10 +54,13 @@ def test_resume_after_a_kill_is_identical(tmp_path, universe):
 
 def test_the_gate_and_the_oracle_are_checked(tmp_path, universe):
     images, cat = universe
-    with pytest.raises(ValueError, match="without the oracle"):
+    with pytest.raises(ValueError, match=r"cannot run strategies \['oracle'\]"):
         active.run(
             runs.Settings(**{**SMALL, "strategies": ("random", "oracle")}), images, cat, Q, tmp_path
         )
+    # the one loop checks the question for both regimes (a bare "not in list" before)
+    with pytest.raises(ValueError, match="question='bar' is not learned"):
+        active.run(runs.Settings(**{**SMALL, "question": "bar"}), images, cat, Q, tmp_path)
     with pytest.raises(ValueError, match="learning gate: round 0 of seed 0"):
         active.run(
             runs.Settings(**{**SMALL, "gate_margin": 0.99, "n_rounds": 1}),

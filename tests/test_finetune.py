@@ -42,7 +42,7 @@ SMALL = dict(
     n_samples=8,
     head=heads.HeadSettings(steps=150),
     oracle_candidates=4,
-    strategies=("random", "random_null", "bald", "power_bald", "oracle"),
+    strategies=("random", "random_null", "bald", "power_bald", "power_bald_lure", "oracle"),
 )
 
 
@@ -55,8 +55,8 @@ def test_book_keeping_and_resume_after_a_kill_are_identical(tmp_path):
     pd.testing.assert_frame_equal(full, resumed)
     pd.testing.assert_frame_equal(picks, picks2)
     assert settings.runs == ("random", "random_2", "random_3", "random_null", "bald",
-                             "power_bald", "oracle")  # fmt: skip
-    assert len(full) == 7 * 2 * 4 and sorted(full.n_labelled.unique()) == [16, 24, 32, 40]
+                             "power_bald", "power_bald_lure", "oracle")  # fmt: skip
+    assert len(full) == 8 * 2 * 4 and sorted(full.n_labelled.unique()) == [16, 24, 32, 40]
     test_ids = set(cat.id_str[cat.split != "train"])  # val and test are never acquired
     for _, rows in picks.groupby(["strategy", "seed"]):
         assert not set(rows.id_str) & test_ids and rows.id_str.is_unique
@@ -176,6 +176,8 @@ def test_every_finetune_strategy_runs_and_ensemble_samples_are_bootstrap_heads(t
         "epig",
         "power_epig",
         "variance",
+        "power_bald_lure",
+        "power_epig_lure",
     )
     settings = runs.Settings(**{**SMALL, "strategies": every, "n_seeds": 1, "n_rounds": 2,
                                 "random_streams": 1})  # fmt: skip
@@ -198,3 +200,23 @@ def test_other_data_under_the_same_settings_is_refused(tmp_path):
     finetune.run(settings, x, cat, [Q], tmp_path, progress=False)
     with pytest.raises(ValueError, match=r"other settings \(data: "):
         finetune.run(settings, x * 1.01, cat, [Q], tmp_path, progress=False)  # new features
+
+
+def test_lure_runs_record_their_pick_probabilities_and_train_on_their_weights(tmp_path):
+    x, cat = toy()
+    settings = runs.Settings(**{**SMALL, "strategies": ("random", "power_bald", "power_bald_lure"),
+                                "n_seeds": 1, "random_streams": 1})  # fmt: skip
+    curves, picks = finetune.run(settings, x, cat, [Q], tmp_path, progress=False)
+    header = _header(settings, cat)
+    lure = runs.read_run(runs.run_file(tmp_path, "power_bald_lure", 0), header)
+    plain = runs.read_run(runs.run_file(tmp_path, "power_bald", 0), header)
+    # the same stream picks the same first batch; only LURE records its probabilities
+    assert lure[0]["acquired"] == plain[0]["acquired"] and "probabilities" not in plain[0]
+    q = np.array(lure[0]["probabilities"])
+    n_pool = int((cat.split == "train").sum())
+    assert len(q) == 8 and np.all((q > 0) & (q < 1))
+    assert not np.allclose(q, 1 / (n_pool - 16 - np.arange(8)))  # not uniform: MI-weighted
+    # round 1 of the LURE run differs (weighted training), its round 0 does not
+    a, b = (curves[(curves.strategy == s)].set_index("round")[f"{Q} nll"]
+            for s in ("power_bald", "power_bald_lure"))  # fmt: skip
+    assert a[0] == b[0] and a[1] != b[1]

@@ -69,6 +69,24 @@ def test_without_dropout_training_finds_the_maximum_likelihood():
     np.testing.assert_allclose(np.r_[w.ravel(), b], best.x, atol=0.02)
 
 
+def test_weighted_training_finds_the_weighted_maximum_likelihood():
+    x, k, n = toy()
+    v = np.random.default_rng(3).uniform(0.2, 3.0, len(x))
+    settings = heads.HeadSettings(dropout_rate=0.0, steps=3000, learning_rate=0.05, l2=0.0)
+    w, b = heads.fit(x, k, n, settings, np.random.default_rng(0), weights=v)
+
+    def loss(theta):  # independent: scipy on (1/G) sum_g v_g l_g
+        z = x @ theta[:-2].reshape(6, 2) + theta[-2:]
+        return np.mean(v * np.sum(n * np.logaddexp(0, z) - k * z, axis=-1))
+
+    best = optimize.minimize(loss, np.zeros(14), method="BFGS", options={"gtol": 1e-9})
+    np.testing.assert_allclose(np.r_[w.ravel(), b], best.x, atol=0.02)
+    plain = heads.fit(x, k, n, settings, np.random.default_rng(0))
+    assert np.abs(plain[0] - w).max() > 0.05  # the weights matter
+    ones = heads.fit(x, k, n, settings, np.random.default_rng(0), weights=np.ones(len(x)))
+    np.testing.assert_array_equal(ones[0], plain[0])  # weights of 1 change nothing
+
+
 def test_heads_trained_together_each_find_their_own_maximum():
     sets = [toy(seed) for seed in (1, 2, 3)]
     x, k, n = (np.stack([s[i] for s in sets]) for i in range(3))

@@ -41,6 +41,7 @@ Uses
     * :mod:`zoolib.evaluation` - test-set metrics against baselines, metrics files
     * :mod:`zoolib.pretrained` - the shipped pretrained CNN: made, checked, loaded
     * :mod:`zoolib.runs` - active-learning run state: settings, random streams, run files
+    * :mod:`zoolib.loop` - the one round loop of both regimes: resume, fit, acquire, write
     * :mod:`zoolib.finetune` - active learning with heads on the pretrained trunk's features
     * :mod:`zoolib.active` - active learning in the paper's regime: CNNs trained on images
     * :mod:`zoolib.predict` - MC-dropout prediction of whole catalogues, in shards

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from zoolib import evaluation, runs, strategies
-from zoolib.runs import ORACLE, Settings, stream
+from zoolib import loop, runs
+from zoolib.runs import Settings, stream
 from zoolib.schema import ID_COLUMN, SPLIT_COLUMN, counts
 
 
@@ -40,12 +40,63 @@ def model_file(run_dir, strategy: str, seed: int, round_: int) -> Path:
     return Path(run_dir) / f"{name}.keras"
 
 
-def _metrics(model, images, catalog, questions, settings, rng_seed, baseline=None) -> dict:
-    from zoolib import posteriors
+class CnnLearner:
+    """The paper's regime's learner for :func:`zoolib.loop.run`: a model is the Keras CNN of a
+    round, trained on the labelled images (warm-started from the last round's model when
+    ``settings.warm_start``) and saved as :func:`model_file` so a resumed run reloads it."""
 
-    rho = posteriors.sample_rho(model, images, settings.n_samples, seed=rng_seed)
-    out = evaluation.question_metrics(rho, catalog, questions, baseline)
-    return out if baseline is not None else out["cnn"]
+    regime = "scratch"
+
+    def __init__(self, images: np.ndarray, catalog: pd.DataFrame, questions, settings, run_dir):
+        self.images, self.settings, self.run_dir = images, settings, Path(run_dir)
+        self.catalog, self.questions = catalog.reset_index(drop=True), list(questions)
+        split = self.catalog[SPLIT_COLUMN].to_numpy()
+        self.pool, self.val, self.test = (np.flatnonzero(split == s)
+                                          for s in ("train", "val", "test"))  # fmt: skip
+        self.position = {i: p for p, i in enumerate(self.catalog[ID_COLUMN])}
+        self.gate_hint = (f"n_initial (now {settings.n_initial}) or initial_steps "
+                          f"({settings.initial_steps})")  # fmt: skip
+
+    def rows(self, ids) -> np.ndarray:
+        return np.array([self.position[i] for i in ids], dtype=int)
+
+    def header(self) -> dict:
+        k, n = counts(self.catalog, self.questions)
+        truth = runs.truth(self.catalog, self.questions)
+        return {
+            "settings": self.settings.to_dict(), "questions": self.questions,
+            "catalog": runs.catalog_fingerprint(self.catalog),
+            "data": runs.array_digest(self.images, k, n, truth),
+        }  # fmt: skip
+
+    def fit(self, rows, seed: int, r: int, strategy, weights=None):
+        from zoolib import models, precision
+        from zoolib.files import save_model
+
+        if weights is not None:
+            raise ValueError("the scratch regime does not train on LURE weights")
+        target = model_file(self.run_dir, strategy, seed, r)
+        if target.exists():  # a round before a kill
+            return precision.apply(models.load_model(target), self.settings.precision)
+        start = None
+        if r and self.settings.warm_start:
+            start = model_file(self.run_dir, strategy, seed, r - 1)
+        model = _train(self.images, self.catalog, rows, self.questions, self.settings, seed, r,
+                       start)  # fmt: skip
+        save_model(model, target)
+        return model
+
+    def rho(self, model, rows, posterior: str, rng) -> np.ndarray:
+        from zoolib import posteriors
+
+        if posterior not in ("dropout", "views"):
+            raise ValueError(f"the scratch regime samples no {posterior!r} posterior")
+        return posteriors.sample_rho(model, self.images[rows], self.settings.n_samples,
+                                     seed=int(rng.integers(2**31)),
+                                     augment=posterior == "views")  # fmt: skip
+
+    def features(self, rows):
+        raise ValueError("the scratch regime has no cached features (kmeans, diverse_bald)")
 
 
 def _train(images, catalog, rows, questions, settings, seed, r, start):
@@ -71,14 +122,6 @@ def _train(images, catalog, rows, questions, settings, seed, r, start):
     return training.train(build, ds, None, epochs, seed=train_seed, precision=settings.precision)[2]
 
 
-def _gate(model, images, catalog, val, labelled, questions, settings, seed) -> None:
-    base = evaluation.baseline_fractions(catalog.iloc[labelled], questions)
-    val_metrics = _metrics(model, images[val], catalog.iloc[val], questions, settings, seed, base)
-    pick = lambda m: float(m[settings.question][settings.metric])  # noqa: E731
-    raise_what = f"n_initial (now {settings.n_initial}) or initial_steps ({settings.initial_steps})"
-    runs.gate(pick(val_metrics["cnn"]), pick(val_metrics["baseline"]), settings, seed, raise_what)
-
-
 def run(
     settings: Settings,
     images: np.ndarray,
@@ -89,104 +132,11 @@ def run(
     stop_after: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run (or resume) every strategy and seed of ``settings`` on the images; return (curves,
-    acquisitions) as :func:`zoolib.finetune.run` does. Turns on TensorFlow's op determinism
-    for the rest of the process (resume gives identical results)."""
+    acquisitions) as :func:`zoolib.finetune.run` does, through the same round loop
+    (:func:`zoolib.loop.run`). Turns on TensorFlow's op determinism for the rest of the process
+    (resume gives identical results)."""
     import tensorflow as tf
-    from tqdm.auto import tqdm
 
-    from zoolib import models, posteriors, precision
-    from zoolib.files import save_model
-
-    unsupported = [s for s in settings.strategies
-                   if s == ORACLE or "scratch" not in strategies.lookup(s).regimes]  # fmt: skip
-    if settings.regime != "scratch" or unsupported:
-        raise ValueError(
-            f"active.run runs regime 'scratch', without the oracle and the strategies that "
-            f"need the pretrained trunk's features or shared masks: remove {unsupported}"
-        )
     tf.config.experimental.enable_op_determinism()
-    catalog = catalog.reset_index(drop=True)
-    split = catalog[SPLIT_COLUMN].to_numpy()
-    pool, val, test = (np.flatnonzero(split == s) for s in ("train", "val", "test"))
-    if settings.budget[-1] > len(pool):
-        raise ValueError(f"the label budget {settings.budget[-1]} exceeds the pool of {len(pool)}")
-    cols = (
-        list(range(len(questions)))
-        if settings.question == "all"
-        else [questions.index(settings.question)]
-    )
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    k, n = counts(catalog, questions)
-    header = {
-        "settings": settings.to_dict(), "catalog": runs.catalog_fingerprint(catalog),
-        "questions": list(questions),
-        "data": runs.array_digest(images, k, n, runs.truth(catalog, questions)),
-    }  # fmt: skip
-    ids = catalog[ID_COLUMN].to_numpy()
-    position = {i: p for p, i in enumerate(ids)}
-    results, new_rounds = {}, 0
-    for seed in tqdm(settings.seeds, desc="seeds", disable=not progress):
-        for strategy in settings.runs:
-            path = runs.run_file(run_dir, strategy, seed)
-            rounds = runs.read_run(path, header)
-            while len(rounds) <= settings.n_rounds:
-                if stop_after is not None and new_rounds >= stop_after:
-                    return runs.curves(results | {(strategy, seed): rounds}), runs.acquisitions(
-                        results
-                    )
-                r = len(rounds)
-                if r == 0:
-                    pick = stream(seed, 0, "initial").choice(
-                        len(pool), settings.n_initial, replace=False
-                    )
-                    labelled = pool[np.sort(pick)]
-                    record = {"round": 0, "labelled": ids[labelled].tolist()}
-                else:
-                    labelled = np.array([position[i] for i in runs.labelled_after(rounds)])
-                    record = {"round": r}
-                record["n_labelled"] = len(labelled)
-                target = model_file(run_dir, strategy, seed, r)
-                if target.exists():  # round 0 of another strategy, or a round before a kill
-                    model = precision.apply(models.load_model(target), settings.precision)
-                else:
-                    start = (
-                        model_file(run_dir, strategy, seed, r - 1)
-                        if r and settings.warm_start
-                        else None
-                    )
-                    model = _train(images, catalog, labelled, questions, settings, seed, r, start)
-                    if r == 0:
-                        _gate(model, images, catalog, val, labelled, questions, settings, seed)
-                    save_model(model, target)
-                eval_seed = int(stream(seed, r, "evaluate").integers(2**31))
-                record["test"] = _metrics(
-                    model, images[test], catalog.iloc[test], questions, settings, eval_seed
-                )
-                record["acquired"], record["scores"] = [], []
-                if r < settings.n_rounds:
-                    rest = np.setdiff1d(pool, labelled)
-                    score = None
-                    spec = strategies.lookup(strategy)
-                    if not spec.random_like:
-                        rho = posteriors.sample_rho(
-                            model, images[rest], settings.n_samples,
-                            seed=int(stream(seed, r, "score").integers(2**31)),
-                            augment=strategy == "bald_views",
-                        )  # fmt: skip
-                        n_pool = strategies.pool_n(
-                            rho, catalog.iloc[labelled], questions,
-                            settings.expected_votes, settings.tree_votes,
-                        )  # fmt: skip
-                        score = strategies.scores(strategy, rho[:, cols], n_pool[:, cols])
-                    picks = strategies.select(
-                        strategy, len(rest), settings.acquire_per_round, score,
-                        stream(seed, r, spec.stream, spec.index), settings.beta,
-                    )  # fmt: skip
-                    record["acquired"] = ids[rest[picks]].tolist()
-                    record["scores"] = [] if score is None else [float(score[p]) for p in picks]
-                rounds.append(record)
-                runs.write_run(path, header, rounds)
-                new_rounds += 1
-            results[(strategy, seed)] = rounds
-    return runs.curves(results), runs.acquisitions(results)
+    learner = CnnLearner(images, catalog, questions, settings, run_dir)
+    return loop.run(settings, learner, run_dir, progress, stop_after)

@@ -24,13 +24,12 @@ settings to raise: acquisition is not worth measuring on a model that has not le
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import special
 
-from zoolib import evaluation, heads, runs, strategies
+from zoolib import heads, loop, runs, strategies
 from zoolib.runs import ORACLE, Settings, stream
 from zoolib.schema import ID_COLUMN, SPLIT_COLUMN, counts
 
@@ -81,145 +80,80 @@ class Data:
         return np.array([self.position[i] for i in ids], dtype=int)
 
 
-def _scored(settings: Settings, questions: list[str]) -> list[int]:
-    if settings.question == "all":
-        return list(range(len(questions)))
-    if settings.question not in questions:
-        raise ValueError(f"question {settings.question!r} is not learned; choose from {questions}")
-    return [questions.index(settings.question)]
+class HeadLearner:
+    """The fine-tuning regime's learner for :func:`zoolib.loop.run`: a model is a head
+    (weights (F, Q), bias (Q,)) trained by :func:`zoolib.heads.fit` on the cached features."""
 
+    regime = "finetune"
 
-def _check_truth(settings: Settings, data: Data) -> None:
-    missing = [q for q in data.questions if f"true_p_{q}" not in data.catalog.columns]
-    if missing and settings.metric == "rmse_true":
-        raise ValueError(
-            f"metric 'rmse_true' needs the true p of a simulation ({missing} have "
-            "none): use metric 'rmse' (against k/N) or 'nll' on real catalogues"
-        )
-    if missing and ORACLE in settings.strategies:
-        raise ValueError(
-            "the look-ahead oracle needs the true p of a simulation; remove 'oracle' "
-            "from the strategies for a real catalogue"
-        )
+    def __init__(self, data: Data, settings: Settings):
+        self.data, self.settings = data, settings
+        self.catalog, self.questions = data.catalog, data.questions
+        self.pool, self.val, self.test = data.pool, data.val, data.test
+        self.rows = data.rows
+        head = settings.head
+        self.gate_hint = (f"n_initial (now {settings.n_initial}), the head's steps "
+                          f"({head.steps}) or learning_rate ({head.learning_rate})")  # fmt: skip
 
+    def header(self) -> dict:
+        """What a run file must match to be resumed: the settings, which galaxies are in which
+        split, and a digest of the features, votes and truth the run was computed on."""
+        data = self.data
+        truth = runs.truth(data.catalog, data.questions)
+        return {
+            "settings": self.settings.to_dict(), "questions": list(data.questions),
+            "catalog": runs.catalog_fingerprint(data.catalog),
+            "data": runs.array_digest(data.features, data.views, data.k, data.n, truth),
+        }  # fmt: skip
 
-def _fit(data: Data, settings: Settings, rows_sets: list[np.ndarray], rng):
-    """Heads trained on each labelled set (all of one size), together: (H, F, Q), (H, Q)."""
-    idx = np.stack(rows_sets)
-    return heads.fit(data.features[idx], data.k[idx], data.n[idx], settings.head, rng)
+    def fit_many(self, rows_sets: list[np.ndarray], rng, weights=None):
+        """Heads trained on each labelled set (all of one size), together: (H, F, Q), (H, Q)."""
+        idx = np.stack(rows_sets)
+        d = self.data
+        return heads.fit(d.features[idx], d.k[idx], d.n[idx], self.settings.head, rng,
+                         weights=None if weights is None else np.stack(weights))  # fmt: skip
 
+    def fit(self, rows, seed: int, r: int, strategy, weights=None):
+        w, b = self.fit_many([rows], stream(seed, r, "train"),
+                             None if weights is None else [weights])  # fmt: skip
+        return w[0], b[0]
 
-def _metrics(data, settings, rows, w, b, rng, baseline=None) -> dict:
-    """{question: {nll, rmse, rmse_true, ...}} of one head on ``rows`` (``all``: the means);
-    with ``baseline`` fractions, {"cnn": ..., "baseline": ...}."""
-    rho = heads.sample_rho(
-        data.features[rows], w, b, settings.n_samples, settings.head.dropout_rate, rng
-    )
-    out = evaluation.question_metrics(rho, data.catalog.iloc[rows], data.questions, baseline)
-    return out if baseline is not None else out["cnn"]
+    def rho(self, model, rows, posterior: str, rng) -> np.ndarray:
+        w, b = model
+        rate, t = self.settings.head.dropout_rate, self.settings.n_samples
+        if posterior == "shared":
+            return heads.sample_rho_shared(self.data.features[rows], w, b, t, rate, rng)
+        inputs = self.data.views[:, rows] if posterior == "views" else self.data.features[rows]
+        return heads.sample_rho(inputs, w, b, t, rate, rng)
 
+    def features(self, rows) -> np.ndarray:
+        return self.data.features[rows]
 
-def _headline(metrics: dict, settings: Settings) -> float:
-    return float(metrics[settings.question][settings.metric])
+    def ensemble_rho(self, labelled, rows, seed: int, r: int) -> np.ndarray:
+        """(pool, Q, K) predictions of K heads, each trained on a bootstrap resample of the
+        labelled set; each predicts deterministically (dropout's mean, the weights as they are)."""
+        rng = stream(seed, r, "ensemble")
+        count = self.settings.ensemble_heads
+        resamples = [rng.choice(labelled, len(labelled)) for _ in range(count)]
+        w, b = self.fit_many(resamples, rng)
+        logits = np.einsum("gf,hfq->ghq", self.data.features[rows].astype(np.float64), w) + b[None]
+        return np.clip(special.expit(np.moveaxis(logits, 1, 2)), heads.RHO_CLIP,
+                       1 - heads.RHO_CLIP)  # fmt: skip
 
-
-def _round_zero(data: Data, settings: Settings, seed: int) -> tuple[dict, tuple]:
-    """Round 0's record (before test metrics) and head (weights, bias), after the gate."""
-    pick = stream(seed, 0, "initial").choice(len(data.pool), settings.n_initial, replace=False)
-    labelled = data.pool[np.sort(pick)]
-    w, b = _fit(data, settings, [labelled], stream(seed, 0, "train"))
-    base = evaluation.baseline_fractions(data.catalog.iloc[labelled], data.questions)
-    val = _metrics(data, settings, data.val, w[0], b[0], stream(seed, 0, "evaluate"), base)
-    constant = _headline(val["baseline"], settings)
-    runs.gate(_headline(val["cnn"], settings), constant, settings, seed,
-         f"n_initial (now {settings.n_initial}), the head's steps ({settings.head.steps}) or "
-         f"learning_rate ({settings.head.learning_rate})")  # fmt: skip
-    ids = data.catalog[ID_COLUMN].to_numpy()
-    record = {"round": 0, "n_labelled": len(labelled), "labelled": ids[labelled].tolist(),
-              "val_constant": constant}  # fmt: skip
-    return record, (w[0], b[0])
-
-
-def _acquire(data, settings, strategy, w, b, labelled, seed, r) -> tuple[np.ndarray, list]:
-    """Pool rows to label next (best first) and their scores ([] for unscored rules)."""
-    pool = np.setdiff1d(data.pool, labelled)
-    size = settings.acquire_per_round
-    if strategy == ORACLE:
-        return _oracle(data, settings, labelled, pool, seed, r), []
-    spec = strategies.lookup(strategy)
-    pick_rng = stream(seed, r, spec.stream, spec.index)
-    features = data.features[pool]
-    if spec.posterior is None:  # random or kmeans: no model needed
-        return pool[strategies.select(strategy, len(pool), size, None, pick_rng,
-                                      features=features)], []  # fmt: skip
-    cols = _scored(settings, data.questions)
-    rate, score_rng = settings.head.dropout_rate, stream(seed, r, "score")
-    joint = None
-    if spec.posterior == "ensemble":
-        rho = _ensemble_rho(data, settings, labelled, features, seed, r)
-    elif spec.posterior == "shared":
-        rho = heads.sample_rho_shared(features, w, b, settings.n_samples, rate, score_rng)
-    else:
-        inputs = data.views[:, pool] if spec.posterior == "views" else features
-        rho = heads.sample_rho(inputs, w, b, settings.n_samples, rate, score_rng)
-    n_pool = _pool_n(data, settings, rho, labelled)
-    if spec.posterior == "shared":
-        every = spec.pick == "variance"
-        joint = _joint(settings, rho, n_pool, data.questions, cols, stream(seed, r, "targets"),
-                       every)  # fmt: skip
-    score = strategies.scores(strategy, rho[:, cols], n_pool[:, cols], joint)
-    picks = strategies.select(strategy, len(pool), size, score, pick_rng, settings.beta,
-                              features=features, joint=joint)  # fmt: skip
-    return pool[picks], [] if score is None else [float(score[p]) for p in picks]
-
-
-def _joint(settings, rho, n_pool, questions, cols, rng, every: bool) -> strategies.Joint:
-    """The scored questions' shared-mask samples of the pool and of its targets: every pool
-    galaxy for ``variance`` (its cost does not grow with them), ``n_targets`` random ones for
-    ``epig``; each target weighted by its predicted chance of being asked each question."""
-    share = strategies.tree_share(rho.mean(axis=-1), questions)[:, cols]
-    targets = np.arange(len(rho))
-    if not every and len(rho) > settings.n_targets:
-        targets = np.sort(rng.choice(len(rho), settings.n_targets, replace=False))
-    pool = rho[:, cols]
-    return strategies.Joint(pool, n_pool[:, cols], pool[targets], share[targets])
-
-
-def _pool_n(data: Data, settings: Settings, rho: np.ndarray, labelled: np.ndarray) -> np.ndarray:
-    return strategies.pool_n(rho, data.catalog.iloc[labelled], data.questions,
-                             settings.expected_votes, settings.tree_votes)  # fmt: skip
-
-
-def _ensemble_rho(data, settings, labelled, features, seed, r) -> np.ndarray:
-    """(pool, Q, K) predictions of K heads, each trained on a bootstrap resample of the
-    labelled set; each head predicts deterministically (dropout's mean, the weights as they are)."""
-    rng = stream(seed, r, "ensemble")
-    resamples = [rng.choice(labelled, len(labelled)) for _ in range(settings.ensemble_heads)]
-    w, b = _fit(data, settings, resamples, rng)
-    logits = np.einsum("gf,hfq->ghq", features.astype(np.float64), w) + b[None]
-    return np.clip(special.expit(np.moveaxis(logits, 1, 2)), heads.RHO_CLIP, 1 - heads.RHO_CLIP)
-
-
-def _oracle(data, settings, labelled, pool, seed, r) -> np.ndarray:
-    """The random candidate batch whose next-round head is best on validation (true p)."""
-    rng = stream(seed, r, "oracle")
-    size = settings.acquire_per_round
-    batches = [
-        pool[rng.choice(len(pool), size, replace=False)] for _ in range(settings.oracle_candidates)
-    ]
-    w, b = _fit(
-        data,
-        settings,
-        [np.concatenate([labelled, c]) for c in batches],
-        stream(seed, r + 1, "train"),
-    )
-    scores = [
-        _headline(
-            _metrics(data, settings, data.val, w[c], b[c], stream(seed, r, "evaluate")), settings
-        )
-        for c in range(len(batches))
-    ]
-    return batches[int(np.argmin(scores))]
+    def oracle(self, labelled, pool, seed: int, r: int) -> np.ndarray:
+        """The random candidate batch whose next-round head is best on validation (true p)."""
+        rng, settings = stream(seed, r, "oracle"), self.settings
+        size = settings.acquire_per_round
+        batches = [pool[rng.choice(len(pool), size, replace=False)]
+                   for _ in range(settings.oracle_candidates)]  # fmt: skip
+        w, b = self.fit_many([np.concatenate([labelled, c]) for c in batches],
+                             stream(seed, r + 1, "train"))  # fmt: skip
+        scores = [
+            loop.headline(loop.metrics(self, (w[c], b[c]), self.val,
+                                       stream(seed, r, "evaluate")), settings)  # fmt: skip
+            for c in range(len(batches))
+        ]
+        return batches[int(np.argmin(scores))]
 
 
 def run(
@@ -247,70 +181,19 @@ def run(
         stop_after: stop after computing this many new rounds (to simulate a kill in tests).
 
     Returns:
-        curves (:func:`zoolib.runs.curves`) and acquisitions (:func:`zoolib.runs.acquisitions`).
+        curves (:func:`zoolib.runs.curves`) and acquisitions (:func:`zoolib.runs.acquisitions`),
+        from the round loop :func:`zoolib.loop.run`.
     """
-    from tqdm.auto import tqdm
-
-    if settings.regime != "finetune":
-        raise ValueError(f"finetune.run runs regime 'finetune', not {settings.regime!r}")
     if "bald_views" in settings.strategies and views is None:
         raise ValueError("strategy 'bald_views' needs views=, the trunk features of the 8 flips "
                          "and rotations (posteriors.trunk_features(..., views=True))")  # fmt: skip
-    data = Data.build(features, catalog, questions, views)
-    _check_truth(settings, data)
-    _scored(settings, data.questions)
-    if settings.n_initial + settings.n_rounds * settings.acquire_per_round > len(data.pool):
-        raise ValueError(
-            f"the label budget {settings.budget[-1]} exceeds the pool of {len(data.pool)}"
-        )
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    header = run_header(settings, data)
-    ids = data.catalog[ID_COLUMN].to_numpy()
-    results, new_rounds, zeros = {}, 0, {}
-    jobs = [(seed, s) for seed in settings.seeds for s in settings.runs]
-    for seed, strategy in tqdm(jobs, desc="runs", disable=not progress):
-        path = runs.run_file(run_dir, strategy, seed)
-        rounds = runs.read_run(path, header)
-        while len(rounds) <= settings.n_rounds:
-            if stop_after is not None and new_rounds >= stop_after:
-                return _results(results | {(strategy, seed): rounds})
-            r = len(rounds)
-            if r == 0:  # the same for every strategy of a seed: computed once
-                if seed not in zeros:
-                    zeros[seed] = _round_zero(data, settings, seed)
-                record, (w, b) = dict(zeros[seed][0]), zeros[seed][1]
-                labelled = data.rows(record["labelled"])
-            else:
-                labelled = data.rows(runs.labelled_after(rounds))
-                fitted = _fit(data, settings, [labelled], stream(seed, r, "train"))
-                w, b = fitted[0][0], fitted[1][0]
-                record = {"round": r, "n_labelled": len(labelled)}
-            record["test"] = _metrics(data, settings, data.test, w, b, stream(seed, r, "evaluate"))
-            record["acquired"], record["scores"] = [], []
-            if r < settings.n_rounds:
-                picks, scores = _acquire(data, settings, strategy, w, b, labelled, seed, r)
-                record["acquired"], record["scores"] = ids[picks].tolist(), scores
-            rounds.append(record)
-            runs.write_run(path, header, rounds)
-            new_rounds += 1
-        results[(strategy, seed)] = rounds
-    return _results(results)
+    learner = HeadLearner(Data.build(features, catalog, questions, views), settings)
+    return loop.run(settings, learner, run_dir, progress, stop_after)
 
 
 def run_header(settings: Settings, data: Data) -> dict:
-    """What a run file must match to be resumed: the settings, which galaxies are in which
-    split, and a digest of the features, votes and truth the run was computed on."""
-    truth = runs.truth(data.catalog, data.questions)
-    return {
-        "settings": settings.to_dict(), "catalog": runs.catalog_fingerprint(data.catalog),
-        "questions": list(data.questions),
-        "data": runs.array_digest(data.features, data.views, data.k, data.n, truth),
-    }  # fmt: skip
-
-
-def _results(results: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return runs.curves(results), runs.acquisitions(results)
+    """The header of the run files of ``settings`` on ``data`` (:meth:`HeadLearner.header`)."""
+    return HeadLearner(data, settings).header()
 
 
 def pool_scores(
@@ -340,18 +223,20 @@ def pool_scores(
     if round_ >= min(len(rounds), settings.n_rounds):
         raise ValueError(f"round {round_} of {strategy} seed {seed} did not score a pool")
     labelled = data.rows(runs.labelled_after(rounds[:round_]) if round_ else rounds[0]["labelled"])
-    w, b = _fit(data, settings, [labelled], stream(seed, round_, "train"))
+    learner = HeadLearner(data, settings)
+    weights = None
+    if round_ and strategy != ORACLE and strategies.lookup(strategy).lure:
+        weights = loop.lure_weights(rounds[:round_], len(data.pool))
+    model = learner.fit(labelled, seed, round_, strategy, weights)
     pool = np.setdiff1d(data.pool, labelled)
-    rho = heads.sample_rho(
-        data.features[pool], w[0], b[0], settings.n_samples, settings.head.dropout_rate,
-        stream(seed, round_, "score"),
-    )  # fmt: skip
-    n = _pool_n(data, settings, rho, labelled)
+    rho = learner.rho(model, pool, "dropout", stream(seed, round_, "score"))
+    n = strategies.pool_n(rho, data.catalog.iloc[labelled], data.questions,
+                          settings.expected_votes, settings.tree_votes)  # fmt: skip
     entropy, expected = acquisition.entropies(rho, n)
     mi = acquisition.bald_from_entropies(entropy, expected)
     out = pd.DataFrame({ID_COLUMN: data.catalog[ID_COLUMN].to_numpy()[pool]})
     for j, q in enumerate(questions):
         out[f"rho {q}"], out[f"n {q}"] = rho[:, j].mean(axis=-1), n[:, j]
         out[f"entropy {q}"], out[f"mi {q}"] = entropy[:, j], mi[:, j]
-    out["mi"] = mi[:, _scored(settings, list(questions))].sum(axis=1)
+    out["mi"] = mi[:, loop.scored(settings, list(questions))].sum(axis=1)
     return out

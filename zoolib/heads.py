@@ -70,7 +70,7 @@ def initial_bias(k: np.ndarray, n: np.ndarray) -> np.ndarray:
     return special.logit((k.sum(axis=-2) + 0.5) / (n.sum(axis=-2) + 1.0))
 
 
-def fit(features, k, n, settings: HeadSettings, rng: np.random.Generator):
+def fit(features, k, n, settings: HeadSettings, rng: np.random.Generator, weights=None):
     """Train heads from zero weights: returns (weights (H, F, Q), bias (H, Q)) in float64.
 
     Args:
@@ -79,6 +79,8 @@ def fit(features, k, n, settings: HeadSettings, rng: np.random.Generator):
         k, n: (H, G, Q) or (G, Q) yes votes and volunteers per question (N = 0: no answer).
         settings: steps, learning rate, L2 and dropout.
         rng: the stream of dropout masks.
+        weights: (H, G) or (G,) per-galaxy loss weights (LURE, :func:`zoolib.loop.lure_weights`):
+            the loss becomes the weighted mean (1/G) sum_g v_g l_g; None: all 1.
     """
     x = np.asarray(features, dtype=np.float32)
     single = x.ndim == 2
@@ -88,6 +90,9 @@ def fit(features, k, n, settings: HeadSettings, rng: np.random.Generator):
     if x.ndim != 3 or k.shape != n.shape or k.shape[:2] != x.shape[:2]:
         raise ValueError(f"features (H, G, F) and k, n (H, G, Q) needed; got {x.shape}, {k.shape}")
     heads, galaxies, n_features = x.shape
+    v = np.ones((heads, galaxies, 1), dtype=np.float32)
+    if weights is not None:
+        v = np.asarray(weights, dtype=np.float32).reshape(heads, galaxies, 1)
     w = np.zeros((heads, n_features, k.shape[-1]), dtype=np.float32)
     b = initial_bias(k, n).astype(np.float32)
     params = [w, b]
@@ -97,7 +102,7 @@ def fit(features, k, n, settings: HeadSettings, rng: np.random.Generator):
     for step in range(1, settings.steps + 1):
         xm = x * masks(rng, x.shape, settings.dropout_rate)
         z = xm @ w + b[:, None, :]
-        dz = (n * special.expit(z) - k) / galaxies  # d(mean loss)/dz
+        dz = v * (n * special.expit(z) - k) / galaxies  # d(weighted mean loss)/dz
         grads = [np.swapaxes(xm, 1, 2) @ dz + settings.l2 * w, dz.sum(axis=1)]
         for p, g, m1, m2 in zip(params, grads, first, second, strict=True):
             m1 *= beta1

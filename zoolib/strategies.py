@@ -66,6 +66,7 @@ class Strategy:
     regimes: tuple[str, ...] = BOTH
     stream: str = "acquire"  # the random stream of its picks (zoolib.runs.stream)
     index: int = 0  # which of that stream's repeats (random's extra reference streams)
+    lure: bool = False  # train on LURE weights of the picks (zoolib.loop.lure_weights)
 
     @property
     def needs_features(self) -> bool:
@@ -91,6 +92,8 @@ TABLE: dict[str, Strategy] = {
         Strategy("epig", "shared", "epig", "top", FINETUNE),
         Strategy("power_epig", "shared", "epig", "gumbel", FINETUNE),
         Strategy("variance", "shared", None, "variance", FINETUNE),
+        Strategy("power_bald_lure", "dropout", "mi", "gumbel", FINETUNE, lure=True),
+        Strategy("power_epig_lure", "shared", "epig", "gumbel", FINETUNE, lure=True),
     )
 }
 STRATEGIES = tuple(TABLE)
@@ -184,6 +187,20 @@ def select(
         return acquisition.select_top(gumbel, k)
     log_score = np.log(np.maximum(score, np.finfo(float).tiny))
     return acquisition.select_top(beta * log_score + gumbel, k)
+
+
+def sequential_probabilities(score: np.ndarray, picks: np.ndarray, beta: float) -> np.ndarray:
+    r"""The probability with which each of ``picks`` (in pick order) was drawn by ``gumbel``.
+
+    Top-k of :math:`\beta \log s_i + G_i` (Gumbel noise) is a draw of k galaxies one at a time
+    without replacement, each with probability proportional to :math:`s_i^\beta` among those
+    not yet drawn (Kool et al. 2019), so the m-th pick's probability is
+    :math:`s_{p_m}^\beta / (\sum_i s_i^\beta - \sum_{j<m} s_{p_j}^\beta)`.
+    """
+    log_w = beta * np.log(np.maximum(np.asarray(score, dtype=np.float64), np.finfo(float).tiny))
+    w = np.exp(log_w - log_w.max())
+    taken = np.concatenate([[0.0], np.cumsum(w[picks])[:-1]])
+    return w[picks] / (w.sum() - taken)
 
 
 def expected_votes(labelled: pd.DataFrame, total_columns: list[str]) -> np.ndarray:
