@@ -21,7 +21,8 @@ import pandas as pd
 from zoolib import data, finetune, paths, posteriors, pretrained, runs, savings
 
 STRATEGIES = ("random", "random_null", "power_bald", "entropy", "kmeans", "diverse_bald",
-              "bald_ensemble", "bald", "epig", "power_epig", "variance")  # fmt: skip
+              "bald_ensemble", "bald", "epig", "power_epig", "variance", "power_bald_lure",
+              "power_epig_lure")  # fmt: skip
 
 
 def validation_copy(catalog: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
