@@ -108,3 +108,42 @@ def test_the_reference_is_the_mean_of_randoms_streams_and_steadies_the_floor():
     single = np.std(savings.curve_gap(curves.query("strategy != ['random_2', 'random_3']"),
                                       "random_null", "m")["per_seed"])  # fmt: skip
     assert spread < single  # one stream against one: more luck in every gap
+
+
+def _gap(mean, low, high, n=20):
+    return {"mean": mean, "ci_low": low, "ci_high": high, "n_seeds": n}
+
+
+def _saves(*values):
+    return {f"{t}%": {"saving": v, "ci_low": v - 0.1, "ci_high": v + 0.1}
+            for t, v in zip((25, 50, 75), values, strict=True)}  # fmt: skip
+
+
+def test_verdicts_say_too_few_seeds_and_qualify_better_with_negative_savings():
+    assert "too few for an interval" in savings.verdict(_gap(-0.02, -0.03, -0.01, n=2))
+    assert "better than random" not in savings.verdict(_gap(-0.02, -0.03, -0.01, n=2))
+    assert savings.verdict(_gap(-0.01, -0.02, -0.005), _saves(0.2, 0.3, 0.3)).startswith(
+        "better than random")
+    mixed = savings.verdict(_gap(-0.01, -0.02, -0.005), _saves(-0.01, 0.3, 0.3))
+    assert "better than random" not in mixed and "25%: -1%" in mixed
+    assert savings.verdict(_gap(0.01, 0.005, 0.02)).startswith("worse than random")
+    assert savings.verdict(_gap(0.0, -0.01, 0.01)).startswith("not distinguishable")
+
+
+def test_the_conclusion_measures_headroom_against_the_best_rule_not_bald():
+    gaps = {"random_null": _gap(0.0, -0.001, 0.001), "bald": _gap(-0.0217, -0.03, -0.01),
+            "power_bald": _gap(-0.001, -0.002, 0.0), "oracle": _gap(-0.0037, -0.005, -0.002)}
+    saves = {s: _saves(0.1, 0.1, 0.1) for s in gaps}
+    text = "\n".join(savings.conclusion(saves, gaps, "all rmse_asked", [32, 512]))
+    assert "best rule, bald (-0.0217), does better than the oracle (-0.0037)" in text
+    assert "noise floor's interval covers zero" in text
+    gaps["bald"] = _gap(-0.0012, -0.002, -0.001)
+    text = "\n".join(savings.conclusion(saves, gaps, "all rmse_asked", [32, 512]))
+    assert "the best rule, bald (-0.0012), reaches 32% of it" in text
+    gaps["bald"] = _gap(0.002, 0.001, 0.003)
+    gaps["power_bald"] = _gap(0.001, 0.0, 0.002)
+    text = "\n".join(savings.conclusion(saves, gaps, "all rmse_asked", [32, 512]))
+    assert "no rule tried reaches any of (the best: power_bald" in text
+    few = {s: {**g, "n_seeds": 2} for s, g in gaps.items()}
+    text = "\n".join(savings.conclusion(saves, few, "all rmse_asked", [32, 512]))
+    assert "noise floor" not in text and text.count("too few for an interval") == 4

@@ -207,3 +207,66 @@ def summary(
     }
     gaps = {s: curve_gap(curves, s, metric, seed=seed) for s in strategies}
     return saves, gaps
+
+
+MIN_SEEDS = 5  # fewer paired seeds: bootstrap intervals are too narrow to mean anything
+
+
+def _interval(g: dict) -> str:
+    return f"{g['mean']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}]"
+
+
+def verdict(gap: dict, saves: dict | None = None) -> str:
+    """How one strategy compares with random, in words, from its :func:`curve_gap` (and its
+    savings, {target: :func:`saving_at`}): too few seeds, better, worse or indistinguishable.
+    "Better" is qualified when a saving is not positive (a lower curve on average, yet more
+    labels needed at that target)."""
+    if gap["n_seeds"] < MIN_SEEDS:
+        return (f"measured on {gap['n_seeds']} seed(s), too few for an interval (curve gap "
+                f"{gap['mean']:+.4f}; run n_seeds >= {MIN_SEEDS} to tell)")  # fmt: skip
+    if gap["ci_high"] < 0:
+        worse = {t: v for t, v in (saves or {}).items() if v["saving"] <= 0}
+        if worse:
+            at = ", ".join(f"{t}: {v['saving']:+.0%}" for t, v in worse.items())
+            return (f"below random's curve on average (curve gap {_interval(gap)}), yet it "
+                    f"saves no labels at every target ({at}): not a clear win")  # fmt: skip
+        return f"better than random (curve gap {_interval(gap)})"
+    if gap["ci_low"] > 0:
+        return f"worse than random (curve gap {_interval(gap)})"
+    return f"not distinguishable from random (curve gap {_interval(gap)})"
+
+
+def conclusion(saves: dict, gaps: dict, column: str, budget: list[int]) -> list[str]:
+    """Notebook 04's written verdict: a line per strategy (:func:`verdict` and its savings), the
+    noise floor, and how much of the oracle's headroom the best rule reaches."""
+    n_seeds = max(g["n_seeds"] for g in gaps.values())
+    lines = [f"On {column}, {n_seeds} paired seeds, {budget[0]} -> {budget[-1]} labels:"]
+    for s, g in gaps.items():
+        at = ", ".join(f"{t}: {v['saving']:+.0%} [{v['ci_low']:+.0%}, {v['ci_high']:+.0%}]"
+                       for t, v in saves[s].items())  # fmt: skip
+        lines.append(f"* **{s}** is {verdict(g, saves[s])}; savings {at}.")
+    null = gaps.get(NULL)
+    if null and null["n_seeds"] >= MIN_SEEDS:
+        covers = null["ci_low"] <= 0 <= null["ci_high"]
+        lines.append(f"\nThe noise floor's interval {'covers' if covers else 'does NOT cover'} "
+                     "zero: strategies whose intervals sit inside it cannot be told from "
+                     "random.")  # fmt: skip
+    rules = {s: g for s, g in gaps.items() if s not in (NULL, "oracle")}
+    if "oracle" in gaps and rules:
+        oracle = gaps["oracle"]["mean"]
+        best = min(rules, key=lambda s: rules[s]["mean"])
+        if oracle >= 0:
+            lines.append(f"The oracle's gap ({oracle:+.4f}) shows no headroom over random here.")
+        elif rules[best]["mean"] >= 0:
+            lines.append(f"The oracle's gap ({oracle:+.4f}) is headroom that no rule tried "
+                         f"reaches any of (the best: {best}, {rules[best]['mean']:+.4f}).")
+        elif rules[best]["mean"] <= oracle:
+            lines.append(f"The best rule, {best} ({rules[best]['mean']:+.4f}), does better than "
+                         f"the oracle ({oracle:+.4f}), which searches only a few random "
+                         "batches: a bound on random batches, not on every rule.")  # fmt: skip
+        else:
+            share = rules[best]["mean"] / oracle
+            lines.append(f"The oracle's gap ({oracle:+.4f}) bounds what labels chosen well can "
+                         f"do; the best rule, {best} ({rules[best]['mean']:+.4f}), reaches "
+                         f"{share:.0%} of it.")  # fmt: skip
+    return lines
