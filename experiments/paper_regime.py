@@ -18,7 +18,8 @@ the seed code's README runs it: each round continues from the last round's model
 labels and 8 rounds of 128, strategies random (and its extra reference streams), random_null and
 bald, and prints the paired curve gaps against the mean of random's streams with 95% intervals
 (bootstrap over seeds, :mod:`zoolib.savings`) in the test NLL (the paper's metric) and the RMSE
-against true p, and the wall time. Results: ``docs/active-learning.md#the-papers-regime``.
+against true p, and the wall time. Results: ``docs/active-learning.md``, "The paper's regime at
+32 px".
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ import pandas as pd
 from scipy import special
 
 from zoolib import heads, loop, runs, strategies
-from zoolib.runs import ORACLE, Settings, stream
+from zoolib.runs import Settings, stream
 from zoolib.schema import ID_COLUMN, SPLIT_COLUMN, counts
 
 
@@ -224,9 +224,7 @@ def pool_scores(
         raise ValueError(f"round {round_} of {strategy} seed {seed} did not score a pool")
     labelled = data.rows(runs.labelled_after(rounds[:round_]) if round_ else rounds[0]["labelled"])
     learner = HeadLearner(data, settings)
-    weights = None
-    if round_ and strategy != ORACLE and strategies.lookup(strategy).lure:
-        weights = loop.lure_weights(rounds[:round_], len(data.pool))
+    weights = loop.training_weights(strategy, rounds[:round_], len(data.pool))
     model = learner.fit(labelled, seed, round_, strategy, weights)
     pool = np.setdiff1d(data.pool, labelled)
     rho = learner.rho(model, pool, "dropout", stream(seed, round_, "score"))

@@ -90,9 +90,7 @@ def fit(features, k, n, settings: HeadSettings, rng: np.random.Generator, weight
     if x.ndim != 3 or k.shape != n.shape or k.shape[:2] != x.shape[:2]:
         raise ValueError(f"features (H, G, F) and k, n (H, G, Q) needed; got {x.shape}, {k.shape}")
     heads, galaxies, n_features = x.shape
-    v = np.ones((heads, galaxies, 1), dtype=np.float32)
-    if weights is not None:
-        v = np.asarray(weights, dtype=np.float32).reshape(heads, galaxies, 1)
+    v = None if weights is None else np.asarray(weights, np.float32).reshape(heads, galaxies, 1)
     w = np.zeros((heads, n_features, k.shape[-1]), dtype=np.float32)
     b = initial_bias(k, n).astype(np.float32)
     params = [w, b]
@@ -102,7 +100,9 @@ def fit(features, k, n, settings: HeadSettings, rng: np.random.Generator, weight
     for step in range(1, settings.steps + 1):
         xm = x * masks(rng, x.shape, settings.dropout_rate)
         z = xm @ w + b[:, None, :]
-        dz = v * (n * special.expit(z) - k) / galaxies  # d(weighted mean loss)/dz
+        dz = (n * special.expit(z) - k) / galaxies  # d(mean loss)/dz
+        if v is not None:
+            dz *= v  # d(weighted mean loss)/dz
         grads = [np.swapaxes(xm, 1, 2) @ dz + settings.l2 * w, dz.sum(axis=1)]
         for p, g, m1, m2 in zip(params, grads, first, second, strict=True):
             m1 *= beta1

@@ -133,6 +133,14 @@ def lure_weights(rounds: list[dict], n_pool: int) -> np.ndarray:
     return np.where(np.isnan(q), 1.0, v)
 
 
+def training_weights(strategy: str, rounds: list[dict], n_pool: int) -> np.ndarray | None:
+    """The loss weights of the next round's training on the labelled set of ``rounds``: LURE
+    weights for strategies marked ``lure``, else None (every galaxy weighs 1)."""
+    if not rounds or strategy == ORACLE or not strategies.lookup(strategy).lure:
+        return None
+    return lure_weights(rounds, n_pool)
+
+
 def acquire(learner, settings: Settings, strategy: str, model, labelled, seed: int, r: int):
     """(pool rows to label next, best first; their scores, [] for unscored rules; their
     sampling probabilities for LURE strategies, else None)."""
@@ -197,7 +205,6 @@ def run(settings: Settings, learner, run_dir, progress: bool = True,
     for seed, strategy in tqdm(jobs, desc="runs", disable=not progress):
         path = runs.run_file(run_dir, strategy, seed)
         rounds = runs.read_run(path, header)
-        lure = strategy != ORACLE and strategies.lookup(strategy).lure
         while len(rounds) <= settings.n_rounds:
             if stop_after is not None and new_rounds >= stop_after:
                 return _results(results | {(strategy, seed): rounds})
@@ -209,7 +216,7 @@ def run(settings: Settings, learner, run_dir, progress: bool = True,
                 labelled = learner.rows(record["labelled"])
             else:
                 labelled = learner.rows(runs.labelled_after(rounds))
-                weights = lure_weights(rounds, len(learner.pool)) if lure else None
+                weights = training_weights(strategy, rounds, len(learner.pool))
                 model = learner.fit(labelled, seed, r, strategy, weights)
                 record = {"round": r, "n_labelled": len(labelled)}
             record["test"] = metrics(learner, model, learner.test, stream(seed, r, "evaluate"))

@@ -185,8 +185,12 @@ def select(
     gumbel = rng.gumbel(size=n_pool)
     if beta == 0:
         return acquisition.select_top(gumbel, k)
-    log_score = np.log(np.maximum(score, np.finfo(float).tiny))
-    return acquisition.select_top(beta * log_score + gumbel, k)
+    return acquisition.select_top(_log_weights(score, beta) + gumbel, k)
+
+
+def _log_weights(score, beta: float) -> np.ndarray:
+    """beta log(score), the log sampling weights of ``gumbel`` (zero scores floored)."""
+    return beta * np.log(np.maximum(np.asarray(score, dtype=np.float64), np.finfo(float).tiny))
 
 
 def sequential_probabilities(score: np.ndarray, picks: np.ndarray, beta: float) -> np.ndarray:
@@ -197,7 +201,7 @@ def sequential_probabilities(score: np.ndarray, picks: np.ndarray, beta: float) 
     not yet drawn (Kool et al. 2019), so the m-th pick's probability is
     :math:`s_{p_m}^\beta / (\sum_i s_i^\beta - \sum_{j<m} s_{p_j}^\beta)`.
     """
-    log_w = beta * np.log(np.maximum(np.asarray(score, dtype=np.float64), np.finfo(float).tiny))
+    log_w = _log_weights(score, beta)
     w = np.exp(log_w - log_w.max())
     taken = np.concatenate([[0.0], np.cumsum(w[picks])[:-1]])
     return w[picks] / (w.sum() - taken)
