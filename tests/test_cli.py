@@ -7,7 +7,7 @@ import sys
 import pytest
 import yaml
 
-from zoolib import paths
+from zoolib import paths, runner
 from zoolib.__main__ import main
 
 
@@ -28,7 +28,8 @@ def no_reports(tmp_path, monkeypatch):
 
 def test_top_level_help_is_plain_text(capsys):
     text = help_text(capsys)
-    assert "python -m zoolib run [--params default|ci|full|paper|FILE.yaml]" in text
+    sets = "|".join(runner.named_sets())
+    assert f"python -m zoolib run [--params {sets}|FILE.yaml]" in text
     for markup in ("``", ":mod:", ":func:", ":class:"):
         assert markup not in text
 
@@ -77,8 +78,9 @@ def test_a_missing_parameter_set_lists_where_it_looked(tmp_path, capsys, monkeyp
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith(f"error: parameter set 'nope.yaml' not found; looked for {tmp_path}")
-    assert f"{paths.PARAMS_DIR / 'nope.yaml'}. Named sets (in {paths.PARAMS_DIR}): ci, " in err
-    assert "default; or give the path of a YAML file" in err
+    named = f"Named sets (in {paths.PARAMS_DIR}): default, ci, "
+    assert f"{paths.PARAMS_DIR / 'nope.yaml'}. {named}" in err
+    assert f"{runner.named_sets()[-1]}; or give the path of a YAML file" in err
 
 
 def test_bad_parameters_of_a_late_notebook_stop_the_run_before_it_starts(

@@ -30,7 +30,7 @@ def test_notebook_is_stripped_and_parameterised(path):
     assert nb.cells[0].cell_type == "markdown" and "Overview" in nb.cells[0].source
 
 
-@pytest.mark.parametrize("params", ["ci", "default", "full"])
+@pytest.mark.parametrize("params", runner.named_sets())
 def test_parameter_sets_name_only_declared_parameters(params):
     import papermill as pm
 

@@ -184,7 +184,7 @@ def test_type_rules(type_name, default, value, fits):
         assert f"p is declared {type_name} (default {default}), given {value!r}" in problem
 
 
-@pytest.mark.parametrize("params", ["ci", "full", "paper"])
+@pytest.mark.parametrize("params", runner.named_sets())
 def test_shipped_parameter_sets_fit_the_notebooks(params):
     notebooks = runner.numbered_notebooks(paths.NOTEBOOKS_DIR)
     runner.check_parameters(notebooks, runner.load_params(params), params)  # raises if not
@@ -210,7 +210,7 @@ def test_a_yaml_name_is_also_looked_for_among_the_named_sets(project, tmp_path, 
         runner.load_params("cj.yaml", folder)
     message = str(err.value)
     assert f"looked for {elsewhere / 'cj.yaml'}, {paths.PROJECT_ROOT / 'cj.yaml'}" in message
-    assert f"{folder / 'cj.yaml'}. Named sets (in {folder}): ci, default" in message
+    assert f"{folder / 'cj.yaml'}. Named sets (in {folder}): default, ci;" in message
 
 
 def test_only_with_no_prefix_is_an_error(project):

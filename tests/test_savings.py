@@ -147,3 +147,18 @@ def test_the_conclusion_measures_headroom_against_the_best_rule_not_bald():
     few = {s: {**g, "n_seeds": 2} for s, g in gaps.items()}
     text = "\n".join(savings.conclusion(saves, few, "all rmse_asked", [32, 512]))
     assert "noise floor" not in text and text.count("too few for an interval") == 4
+
+
+def test_a_curve_that_rises_again_is_called_out_and_a_falling_one_is_not():
+    rng = np.random.default_rng(0)
+    falling = _curves(rng, {"random": 1.0, "random_null": 1.0}, n_seeds=6)
+    assert savings.not_falling(falling, "m") is None
+    rising = falling.copy()
+    late = rising["n_labelled"] > 200
+    rising.loc[late, "m"] += 0.0002 * (rising.loc[late, "n_labelled"] - 200)  # up to +0.06
+    text = savings.not_falling(rising, "m")
+    assert text is not None and "does not keep falling" in text
+    gaps = {"random_null": _gap(0.0, -0.001, 0.001)}
+    lines = savings.conclusion({"random_null": _saves(0.1, 0.1, 0.1)}, gaps, "m", [64, 544],
+                               rising)  # fmt: skip
+    assert lines[-1] == text

@@ -1,6 +1,6 @@
 """Command line of zoo.
 
-  python -m zoolib run [--params default|ci|full|paper|FILE.yaml] [--only 02 ...]
+  python -m zoolib run [--params default|ci|full|paper|protocol|FILE.yaml] [--only 02 ...]
       run the numbered notebooks into reports/
   python -m zoolib predict --model M --catalog C --shard i/n --out P [--precision auto]
       predict a catalogue with MC dropout (zoolib/predict.py)
@@ -154,11 +154,12 @@ def _pretrain(args) -> None:
 
 def _run_description() -> str:
     root, reports = paths.PROJECT_ROOT, paths.REPORTS_DIR
+    sets = ", ".join(runner.named_sets()[1:])
     return f"""\
 Run the numbered notebooks (notebooks/NN_*.ipynb) in order with papermill.
 
 Parameters. --params default (the default) runs each notebook with its own parameter cell. A
-named set (ci, full, paper) is notebooks/params/<name>.yaml; a YAML file of your own has the
+named set ({sets}) is notebooks/params/<name>.yaml; a YAML file of your own has the
 same shape, {{notebook stem: {{parameter: value}}}}, for instance
 
     02_train:
@@ -190,7 +191,7 @@ def _add_run(sub) -> None:
     )
     p.add_argument(
         "--params", default="default", metavar="SET",
-        help="default, ci, full, paper or FILE.yaml (default: default)",
+        help=f"{', '.join(runner.named_sets())} or FILE.yaml (default: default)",
     )  # fmt: skip
     p.add_argument(
         "--only", nargs="+", metavar="PREFIX", help="run only these notebooks, e.g. --only 01 02"

@@ -3,8 +3,8 @@
 ``python -m zoolib run --params default`` executes ``notebooks/NN_*.ipynb`` in order with their
 own parameter cells (the main job: exactly what a notebook run top to bottom in JupyterLab
 does), writing ``reports/executed/*.ipynb``, ``reports/html/*.html`` and ``reports/index.html``.
-Other sets override some parameters: ``notebooks/params/<name>.yaml`` (``ci``, ``full``) or any
-YAML file, one mapping per notebook stem.
+Other sets override some parameters: ``notebooks/params/<name>.yaml`` (``ci``, ``full``,
+``paper``, ``protocol``) or any YAML file, one mapping per notebook stem.
 
 Before any notebook runs, every parameter of every notebook about to run is checked against
 the notebook's parameter cell: its name, and its value against the cell's annotation. A
@@ -73,7 +73,8 @@ def numbered_notebooks(notebooks_dir: Path | None = None) -> list[Path]:
 
 
 def load_params(params: str, params_dir: Path | None = None) -> dict[str, dict]:
-    """Parameter overrides by notebook stem: a named set (ci, full), a YAML file, or ``default``.
+    """Parameter overrides by notebook stem: a named set (``named_sets``), a YAML file or
+    ``default``.
 
     ``default`` overrides nothing: the notebooks' parameter cells are the main job's defaults,
     the one place they are written. A ``default.yaml`` beside the other sets is refused, so that
@@ -115,11 +116,17 @@ def find_params(params: str, folder: Path) -> Path:
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    named = sorted(p.stem for p in folder.glob("*.yaml")) + [DEFAULT_PARAMS]
     raise FileNotFoundError(
         f"parameter set {params!r} not found; looked for {', '.join(map(str, candidates))}. "
-        f"Named sets (in {folder}): {', '.join(named)}; or give the path of a YAML file"
+        f"Named sets (in {folder}): {', '.join(named_sets(folder))}; or give the path of a"
+        " YAML file"
     )
+
+
+def named_sets(folder: Path | None = None) -> list[str]:
+    """``default`` and the stems of ``notebooks/params/*.yaml`` (ci, full, paper, protocol)."""
+    folder = Path(folder or paths.PARAMS_DIR)
+    return [DEFAULT_PARAMS] + sorted(p.stem for p in folder.glob("*.yaml"))
 
 
 def read_yaml(path: Path):
