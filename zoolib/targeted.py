@@ -39,15 +39,18 @@ weighted variance by
 
 (summed over questions), and the batch is built greedily: the best gain, then the rank-one
 update, k times. The update is kept in the T x T sample space, :math:`C = \Phi A \Phi^\top`,
-:math:`A \leftarrow A - A\phi_a\phi_a^\top A / (\phi_a^\top A\phi_a + s_a^2)`, so a pick costs
-:math:`O(P T^2)` whatever the number of targets (tested against the explicit update). A batch is
+:math:`A \leftarrow A - A\phi_a\phi_a^\top A / (\phi_a^\top A\phi_a + s_a^2)`, carried as the
+rows of :math:`\Phi A` and :math:`\Phi A S` (S the targets' weighted T x T covariance), each
+updated by a rank-one term, so a pick costs :math:`O(P T)` whatever the number of targets
+(tested against the explicit update). A batch is
 a joint choice: a galaxy whose information duplicates an earlier pick's gains little.
 The approximation ignores that votes are binomial and that the T samples span at most T - 1
 directions, so a batch of more than about T picks per question learns little more (use T >= the
 batch size).
 
 Speed on 2 CPU cores (2026-12-03): EPIG of 3,600 pool galaxies x 256 targets, T = 30, three
-questions with N of 40, 10 and 5: 1.2 s; a greedy batch of 32 over the same pool: 0.4 s.
+questions with N of 40, 10 and 5: 1.2 s; a greedy batch of 32 over the same pool: 0.04 s
+(0.4 s before the rows of Phi A and Phi A S were carried).
 """
 
 from __future__ import annotations
@@ -144,20 +147,24 @@ def variance_batch(rho, n, rho_targets, k: int, weights=None) -> tuple[np.ndarra
     target_cov = np.einsum("qmt,mq,qmu->qtu", phi_t, w, phi_t) / len(targets)  # (Q, T, T)
     noise = observation_noise(rho, n).T  # (Q, P)
     usable = np.isfinite(noise)
-    a = np.broadcast_to(np.eye(rho.shape[-1]), target_cov.shape).copy()
+    safe_noise = np.where(usable, noise, 1.0)
+    b = phi.copy()  # rows of Phi A, with A = I before the first pick
+    d = np.matmul(phi, target_cov)  # rows of Phi A S, S the targets' weighted covariance
     taken = np.zeros(len(rho), dtype=bool)
     picks, gains = [], []
     for _ in range(k):
-        b = np.einsum("qpt,qtu->qpu", phi, a)  # rows of Phi A
-        num = np.einsum("qpt,qtu,qpu->qp", b, target_cov, b)
-        var = np.einsum("qpt,qpt->qp", b, phi)
-        gain = np.where(usable, num / (var + np.where(usable, noise, 1.0)), 0.0).sum(axis=0)
+        num = np.einsum("qpt,qpt->qp", d, b)  # C_a S C_a, the targets' variance reduction
+        var = np.einsum("qpt,qpt->qp", b, phi)  # C_aa
+        gain = np.where(usable, num / (var + safe_noise), 0.0).sum(axis=0)
         gain[taken] = -np.inf
         best = int(np.argmax(gain))
         picks.append(best)
         gains.append(float(gain[best]))
         taken[best] = True
         for q in np.flatnonzero(usable[:, best]):
-            u = a[q] @ phi[q, best]
-            a[q] -= np.outer(u, u) / (phi[q, best] @ u + noise[q, best])
+            u = b[q, best].copy()  # A phi_a (A is symmetric)
+            scale = 1.0 / (phi[q, best] @ u + noise[q, best])
+            pu = phi[q] @ u  # (P,)
+            b[q] -= scale * np.outer(pu, u)  # Phi (A - A phi phi^T A / c)
+            d[q] -= scale * np.outer(pu, u @ target_cov[q])
     return np.array(picks, dtype=int), np.array(gains)
