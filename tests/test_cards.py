@@ -45,3 +45,16 @@ def test_missing_and_bad_cards_are_named(tmp_path):
     with pytest.raises(ValueError, match="reuse the card's own names"):
         cards.ModelCard(["bar"], image_size=32, channels=1, extra={"questions": ["bar"]})
     assert cards.ModelCard(["bar"], image_size=np.int64(32), channels=1).image_size == 32
+
+
+def test_how_the_images_were_made_round_trips_and_is_checked(tmp_path):
+    card = cards.ModelCard(["smooth-or-featured"], 64, 3, training_images="real",
+                           crop_fraction=0.4, stretch="asinh")  # fmt: skip
+    card.write(tmp_path / "m.keras")
+    back = cards.ModelCard.read(tmp_path / "m.keras")
+    assert (back.training_images, back.crop_fraction, back.stretch) == ("real", 0.4, "asinh")
+    with pytest.raises(ValueError, match="training_images must be one of"):
+        cards.ModelCard(["bar"], 64, 1, training_images="sdss")
+    for bad in (0.0, 1.5, True):
+        with pytest.raises(ValueError, match="crop_fraction must be in"):
+            cards.ModelCard(["bar"], 64, 1, crop_fraction=bad)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from zoolib import catalogs
 from zoolib.catalogs import FORMATS, GZ1_CLASS_MAP, read_catalog
 from zoolib.schema import vote_columns
 
@@ -219,3 +220,17 @@ def test_empty_and_missing_files(tmp_path):
         read_catalog(tmp_path / "header.csv")
     with pytest.raises(FileNotFoundError, match=r"nowhere\.csv"):
         read_catalog(tmp_path / "nowhere.csv")
+
+
+@pytest.mark.parametrize(
+    "column", ["smooth-or-featured_smooth_fraction", "t01_smooth_or_features_a01_smooth_debiased",
+               "Class1.1"],
+)  # fmt: skip
+def test_vote_fractions_without_counts_say_so_and_how_to_give_n(column):
+    with pytest.raises(ValueError) as err:
+        catalogs.detect_format(["id_str", "file_loc", column], "fractions.csv")
+    text = str(err.value)
+    assert f"fractions.csv has vote fractions ({column!r}) but no vote counts" in text
+    assert "k = round(fraction x N)" in text and "cannot tell the format" not in text
+    with pytest.raises(ValueError, match="cannot tell the format"):
+        catalogs.detect_format(["id_str", "file_loc", "redshift"], "plain.csv")

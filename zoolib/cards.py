@@ -2,9 +2,11 @@
 
 A card lives beside its model (``models/bayesian_cnn.keras`` -> ``models/bayesian_cnn.card.json``)
 and is the one place later steps read the model's questions (in output order), the image size
-and channels it expects, and how it was trained. Notebook 02 writes it; notebook 03 and
-``python -m zoolib predict`` read it. This module owns the file name, writing (atomic, via
-:mod:`zoolib.files`) and reading (errors name the file and the missing or bad entry).
+and channels it expects, how its training images were made (simulated or real; for real images
+the crop and the stretch, which ``predict`` applies) and how it was trained. Notebook 02 writes
+it; notebook 03 and ``python -m zoolib predict`` read it. This module owns the file name,
+writing (atomic, via :mod:`zoolib.files`) and reading (errors name the file and the missing or
+bad entry).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from zoolib import files
 from zoolib.schema import question
 
 SUFFIX = ".card.json"
+TRAINING_IMAGES = ("simulated", "real")
 
 
 def card_path(model_path: str | Path) -> Path:
@@ -44,6 +47,10 @@ class ModelCard:
     best_epoch: int | None = None
     seed: int | None = None
     precision: str | None = None  # the policy it was trained in (zoolib.precision); None: float32
+    # how its training images were made (``predict`` applies them): None where not recorded
+    training_images: str | None = None  # "simulated" or "real"
+    crop_fraction: float | None = None  # central fraction of real images kept (images.load_image)
+    stretch: str | None = None  # pixel scaling of real images (images.STRETCHES)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -62,6 +69,17 @@ class ModelCard:
                 "a model card's precision must be float32 or mixed_bfloat16; "
                 f"got {self.precision!r}"
             )
+        if self.training_images not in (None, *TRAINING_IMAGES):
+            raise ValueError(
+                f"a model card's training_images must be one of {TRAINING_IMAGES}; "
+                f"got {self.training_images!r}"
+            )
+        if self.crop_fraction is not None:
+            if isinstance(self.crop_fraction, bool) or not 0 < self.crop_fraction <= 1:
+                raise ValueError(
+                    f"a model card's crop_fraction must be in (0, 1]; got {self.crop_fraction!r}"
+                )
+            self.crop_fraction = float(self.crop_fraction)
         shadowed = sorted(set(self.extra) & {f.name for f in dataclasses.fields(self)})
         if shadowed:
             raise ValueError(f"extra entries may not reuse the card's own names: {shadowed}")

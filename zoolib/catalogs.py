@@ -44,6 +44,8 @@ With ``on_error="skip"`` bad rows are dropped and returned as ``{"row", "id_str"
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +85,22 @@ GZ1_CLASS_MAP: dict[str, dict[str, int]] = {  # class -> votes per canonical ans
     "merger": {},
 }
 MAX_LISTED = 20  # bad rows spelled out in an error message
+# vote fractions (GZ DECaLS "_fraction", GZ2 "_fraction"/"_debiased", the Kaggle "Class1.1")
+FRACTION_PATTERN = re.compile(r"(_fraction|_frac|_debiased)$|^Class\d+\.\d+$")
+
+
+def leaves_root(name: str) -> bool:
+    """Whether a catalogue's image path leads outside its images root: absolute, or up through
+    "..". Judged on the text, so a symbolic link inside the root (images/sdss -> /mnt/big) is
+    fine. Notebook 01 and ``predict`` refuse such rows unless told otherwise: a dataset or a
+    prediction file would otherwise depend on files nobody handed over with the catalogue."""
+    normal = os.path.normpath(name)
+    return os.path.isabs(normal) or normal == ".." or normal.startswith(".." + os.sep)
+
+
+def outside_root(root: Path, permit: str) -> str:
+    """The reason given for a row :func:`leaves_root` refuses; ``permit`` says how to allow it."""
+    return f"image path leads outside the images root {root} ({permit} permits it)"
 
 
 def listed(lines: list[str]) -> str:
@@ -136,6 +154,16 @@ def detect_format(columns, path: str | Path = "the catalogue") -> str:
         return "decals"
     if _class_column(columns) is not None:
         return "classes"
+    fractions = [c for c in columns if FRACTION_PATTERN.search(str(c))]
+    if fractions:
+        shown = ", ".join(repr(c) for c in fractions[:4]) + (", ..." if len(fractions) > 4 else "")
+        raise ValueError(
+            f"{path} has vote fractions ({shown}) but no vote counts: the binomial likelihood "
+            "needs k 'yes' votes out of N. Give counts in schema columns (for example "
+            "'smooth-or-featured_smooth' and 'smooth-or-featured_total-votes'); if you know "
+            "how many volunteers N answered, k = round(fraction x N) with N in the total "
+            "column; or give a consensus 'class' column, which trains as one vote (N = 1)"
+        )
     raise ValueError(
         f"cannot tell the format of {path}: no {GZ2_MARKER!r} (gz2), no schema vote column such"
         " as 'smooth-or-featured_smooth' (decals), no 'class' or '*_class' column (classes);"

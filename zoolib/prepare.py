@@ -8,7 +8,6 @@ Both write through :func:`zoolib.data.write_processed`, which is atomic.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -118,13 +117,6 @@ def image_names(catalog) -> pd.Series:
     return catalog[FILE_COLUMN].fillna("").astype(str).str.strip()
 
 
-def _leaves_root(name: str) -> bool:
-    """Whether a catalogue path leads outside its images root: absolute, or up through "..".
-    Judged on the text, so a symbolic link inside the root (images/sdss -> /mnt/big) is fine."""
-    normal = os.path.normpath(name)
-    return os.path.isabs(normal) or normal == ".." or normal.startswith(".." + os.sep)
-
-
 def _unreadable_rows(catalog, root_dir: Path, allow_outside_root: bool) -> list[dict]:
     """Rows that name no image, an image outside ``root_dir`` or a missing file (cheap checks
     done before any image is decoded)."""
@@ -132,9 +124,8 @@ def _unreadable_rows(catalog, root_dir: Path, allow_outside_root: bool) -> list[
     for position, name in enumerate(image_names(catalog)):
         if not name:
             reason = "no image file named"
-        elif not allow_outside_root and _leaves_root(name):
-            reason = (f"image path leads outside the images root {root_dir} (allow_outside_root: "
-                      "true permits it)")  # fmt: skip
+        elif not allow_outside_root and catalogs.leaves_root(name):
+            reason = catalogs.outside_root(root_dir, "allow_outside_root: true")
         elif not (root_dir / name).is_file():
             reason = "image file not found"
         else:
