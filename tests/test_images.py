@@ -244,3 +244,81 @@ def test_errors_raised_inside_pillow_name_the_file(tmp_path):
         images.load_image(broken, 16)
     loaded, failures = images.load_images([good, broken], 16, on_error="skip")
     assert len(loaded) == 1 and failures[0]["index"] == 1
+
+
+def _cutout(side=96, seed=0):
+    """A raw survey-like band: sky 100 with noise 5, a faint extended galaxy, a bright star."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:side, :side]
+    galaxy = 40 * np.exp(-np.hypot(xx - side / 2, yy - side / 2) / (side / 10))
+    star = 1e5 * np.exp(-((xx - 10) ** 2 + (yy - 12) ** 2) / 2.0)
+    return 100 + rng.normal(0, 5, (side, side)) + galaxy + star
+
+
+def test_fits_round_trip_one_band_and_a_stack_of_three(tmp_path):
+    fits = pytest.importorskip("astropy.io.fits")
+    from zoolib import images
+
+    band = _cutout()
+    band[5, 70] = np.nan
+    fits.PrimaryHDU(band).writeto(tmp_path / "g.fits")
+    fits.PrimaryHDU(band).writeto(tmp_path / "g.fits.gz")  # astropy compresses by the name
+    grey = images.load_image(tmp_path / "g.fits", 96)
+    assert grey.shape == (96, 96, 1) and grey.dtype == np.uint8
+    np.testing.assert_array_equal(grey, images.load_image(tmp_path / "g.fits.gz", 96))
+    expected = np.rint(images.stretch(band))  # 1 band: grey is that band itself
+    np.testing.assert_array_equal(grey[..., 0], expected.astype(np.uint8))
+    # stack (bands, H, W): band order is R, G, B; here R brightest, B faintest
+    stack = np.stack([2.0 * band, band, 0.5 * band])
+    fits.ImageHDU(stack).writeto(tmp_path / "grz.fits")  # an extension HDU, empty primary
+    rgb = images.load_image(tmp_path / "grz.fits", 48, channels=3).astype(float)
+    centre = rgb[20:28, 20:28].mean(axis=(0, 1))
+    assert centre[0] > centre[1] > centre[2]
+
+
+def test_the_asinh_stretch_shows_the_galaxy_where_min_max_hid_it():
+    from zoolib import images
+
+    band = _cutout()
+    asinh = images.stretch(band)
+    linear = (band - band.min()) / (band.max() - band.min()) * 255
+    assert (linear > 10).mean() < 0.01  # the star sets the scale: the galaxy is black
+    assert (asinh > 10).mean() > 0.10  # the galaxy's outskirts rise above the sky
+    yy, xx = np.mgrid[:96, :96]
+    r = np.hypot(xx - 48, yy - 48)
+    profile = [asinh[(r >= a) & (r < a + 4)].mean() for a in (0, 8, 16, 24)]
+    assert profile == sorted(profile, reverse=True)  # monotone: brighter stays brighter
+    sky = np.median(band)
+    assert abs(images.stretch(np.full((8, 8), sky) + np.eye(8))[0, 1]) == 0  # sky is black
+
+
+def test_bad_fits_files_give_one_line_errors(tmp_path):
+    fits = pytest.importorskip("astropy.io.fits")
+    from zoolib import images
+
+    corrupt = tmp_path / "corrupt.fits"
+    corrupt.write_bytes(np.random.default_rng(0).bytes(2880))
+    nan = tmp_path / "nan.fits"
+    fits.PrimaryHDU(np.full((32, 32), np.nan)).writeto(nan)
+    table = tmp_path / "table.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(
+        [fits.Column(name="x", format="E", array=np.zeros(3))])]).writeto(table)  # fmt: skip
+    header = fits.Header({"SIMPLE": True, "BITPIX": -32, "NAXIS": 2,
+                          "NAXIS1": 20000, "NAXIS2": 20000})  # fmt: skip
+    huge = tmp_path / "huge.fits"
+    huge.write_bytes(header.tostring().encode())  # the header alone: data would be 1.6 GB
+    empty = tmp_path / "empty.fits"
+    empty.write_bytes(b"")
+    cases = {
+        corrupt: r"cannot read FITS image .*corrupt\.fits",
+        nan: r"nan\.fits has a band with no finite pixel",
+        table: r"table\.fits has no image data",
+        huge: r"huge\.fits is 20000x20000 px, larger than the 50,000,000 pixels",
+        empty: r"empty\.fits is empty \(0 bytes\)",
+    }
+    for path, match in cases.items():
+        with pytest.raises(ValueError, match=match) as err:
+            images.load_image(path, 16)
+        assert "\n" not in str(err.value), path
+    loaded, failures = images.load_images(list(cases), 16, on_error="skip")
+    assert len(loaded) == 0 and [f["index"] for f in failures] == [0, 1, 2, 3, 4]

@@ -50,7 +50,7 @@ class ModelCard:
     # how its training images were made (``predict`` applies them): None where not recorded
     training_images: str | None = None  # "simulated" or "real"
     crop_fraction: float | None = None  # central fraction of real images kept (images.load_image)
-    stretch: str | None = None  # pixel scaling of real images (images.STRETCHES)
+    stretch: str | None = None  # pixel scaling of FITS images (images.STRETCH)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
