@@ -89,12 +89,15 @@ def test_shards_beyond_the_blocks_are_empty(setup, unsharded, tmp_path):
 
 
 def test_columns_and_values_match_sample_rho(setup, unsharded):
+    yes = {"smooth-or-featured": "smooth", "disk-edge-on": "yes", "bar": "yes"}  # what rho is
     columns = ["id_str", "row"] + [
-        f"{q}_{s}"
+        name
         for q in QUESTIONS
-        for s in ("rho_mean", "rho_q05", "rho_q50", "rho_q95", "entropy", "mi")
+        for name in [f"{q}_{yes[q]}_rho_{s}" for s in ("mean", "q05", "q50", "q95")]
+        + [f"{q}_entropy", f"{q}_mi"]
     ]
     assert list(unsharded.columns) == columns
+    assert predict.read_metadata(setup["root"] / "all.parquet")["answers"] == yes
     catalog = pd.read_csv(setup["catalog"], dtype={"id_str": str})
     assert unsharded["id_str"].tolist() == catalog["id_str"].tolist()
     assert unsharded["row"].tolist() == list(range(N_GALAXIES))
@@ -115,8 +118,9 @@ def test_columns_and_values_match_sample_rho(setup, unsharded):
     }
     for j, q in enumerate(QUESTIONS):
         for stat, value in want.items():
-            np.testing.assert_allclose(unsharded[f"{q}_{stat}"], value[:, j], rtol=1e-12)
-    assert (unsharded["bar_rho_q95"] > unsharded["bar_rho_q05"]).any()  # dropout does vary
+            got = unsharded[predict.column(q, stat)]
+            np.testing.assert_allclose(got, value[:, j], rtol=1e-12)
+    assert (unsharded["bar_yes_rho_q95"] > unsharded["bar_yes_rho_q05"]).any()  # dropout varies
     assert (unsharded["bar_mi"] > 0).any()
 
 
@@ -256,7 +260,7 @@ def test_a_killed_shard_resumes_identically(setup, unsharded, tmp_path):
     other = pd.read_parquet(run(local, tmp_path / "q.parquet", seed=5))
     fresh = pd.read_parquet(run(local, tmp_path / "r.parquet", seed=5))
     pd.testing.assert_frame_equal(other, fresh)
-    assert not np.allclose(other["bar_rho_mean"], unsharded["bar_rho_mean"])
+    assert not np.allclose(other["bar_yes_rho_mean"], unsharded["bar_yes_rho_mean"])
 
 
 def test_skip_leaves_out_bad_images_and_lists_them(setup, unsharded, tmp_path):
@@ -289,3 +293,65 @@ def test_cli_on_error_skip(setup, tmp_path, capsys):
     assert main([*argv, "--on-error", "skip"]) == 0
     assert "1 skipped (listed in the output's metadata)" in capsys.readouterr().out
     assert [s["row"] for s in predict.read_metadata(tmp_path / "p.parquet")["skipped"]] == [3]
+
+
+def test_a_path_outside_the_images_root_is_refused_as_in_notebook_01(setup, unsharded, tmp_path):
+    local = _copy(setup, tmp_path)
+    (tmp_path / "outside").mkdir()
+    shutil.copy(tmp_path / "images" / "g006.png", tmp_path / "outside" / "g006.png")
+    catalog = pd.read_csv(local["catalog"], dtype={"id_str": str})
+    root = tmp_path / "images"  # paths relative to it; row 6 climbs out of it
+    catalog["file_loc"] = catalog["file_loc"].str.replace("images/", "", regex=False)
+    catalog.loc[6, "file_loc"] = "../outside/g006.png"
+    catalog.to_csv(local["catalog"], index=False)
+    out = tmp_path / "p.parquet"
+    with pytest.raises(ValueError) as err:
+        run(local, out, images_root=root)
+    text = str(err.value)
+    assert "row 6 (id_str '1000000000000000006')" in text
+    assert "leads outside the images root" in text and "--allow-outside-root permits it" in text
+    assert not out.exists() and leftovers(tmp_path) == []
+    skipped = run(local, out, images_root=root, on_error="skip")
+    meta = predict.read_metadata(skipped)
+    assert [s["row"] for s in meta["skipped"]] == [6]
+    assert "leads outside the images root" in meta["skipped"][0]["reason"]
+    allowed = pd.read_parquet(run(local, tmp_path / "a.parquet", images_root=root,
+                                  allow_outside_root=True))  # fmt: skip
+    pd.testing.assert_frame_equal(allowed, unsharded)  # the same pixels, read from outside
+
+
+def test_predict_applies_the_crop_the_model_was_trained_with(setup, tmp_path, recwarn):
+    local = {**setup, "model": tmp_path / "model.keras"}
+    shutil.copy(setup["model"], local["model"])
+    cards.ModelCard(QUESTIONS, 16, 1, training_images="real", crop_fraction=0.7).write(
+        local["model"]
+    )
+    carded = run(local, tmp_path / "card.parquet")
+    assert predict.read_metadata(carded)["crop_fraction"] == 0.7
+    assert not [w for w in recwarn if "crop" in str(w.message)]
+    explicit = run(setup, tmp_path / "explicit.parquet", crop_fraction=0.7)  # no card: as told
+    pd.testing.assert_frame_equal(pd.read_parquet(carded), pd.read_parquet(explicit))
+    with pytest.warns(UserWarning, match=r"--crop-fraction 1 differs from the 0.7 the model"):
+        whole = run(local, tmp_path / "whole.parquet", crop_fraction=1.0)
+    assert predict.read_metadata(whole)["crop_fraction"] == 1.0
+    assert predict.image_settings(setup["model"], None) == (1.0, [])  # no card: whole images
+
+
+def test_cli_warns_in_one_line_and_allows_outside_paths(setup, tmp_path, capsys):
+    model = tmp_path / "model.keras"
+    shutil.copy(setup["model"], model)
+    cards.ModelCard(QUESTIONS, 16, 1, crop_fraction=0.5).write(model)
+    argv = ["predict", "--model", str(model), "--catalog", str(setup["catalog"]),
+            "--samples", "2", "--block-size", str(BLOCK), "--out", str(tmp_path / "p.parquet"),
+            "--no-progress", "--precision", "float32", "--crop-fraction", "0.9"]  # fmt: skip
+    with pytest.warns(UserWarning):
+        assert main(argv) == 0
+    help_text = main_help(capsys)
+    assert "smooth-or-featured_smooth_rho_mean is P(smooth)" in " ".join(help_text.split())
+    assert "--allow-outside-root" in help_text
+
+
+def main_help(capsys) -> str:
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    return capsys.readouterr().out

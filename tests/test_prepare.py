@@ -208,3 +208,14 @@ def test_symlinked_image_folders_and_padded_names_are_read(mini_catalog, tmp_pat
     _prepare(mini_catalog, image_size=48, split_fractions=(1.0, 0.0, 0.0))
     ds = data.load_processed("mini", root=mini_catalog / "out")
     assert len(ds.catalog) == 4 and ds.manifest["skipped"] == []
+
+
+def test_the_image_recipe_says_simulated_or_real_and_the_crop(mini_catalog):
+    from zoolib import images
+
+    assert prepare.image_recipe({"source": "synthetic", "parameters": {}}) == {
+        "training_images": "simulated", "crop_fraction": None, "stretch": None}  # fmt: skip
+    _prepare(mini_catalog, image_size=48, crop_fraction=0.5, split_fractions=(0.5, 0.25, 0.25))
+    manifest = data.load_processed("mini", root=mini_catalog / "out").manifest
+    assert prepare.image_recipe(manifest) == {
+        "training_images": "real", "crop_fraction": 0.5, "stretch": images.STRETCH}  # fmt: skip

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from zoolib import paths, runner
 
@@ -26,7 +27,11 @@ def _add_predict(sub) -> None:
         help="MC-dropout predictions for a catalogue's images, one shard at a time",
         description="Write per galaxy and question the mean rho, its 5/50/95% quantiles over"
         " T MC-dropout samples, the predictive entropy and BALD (nats) to a Parquet file; see"
-        " zoolib/predict.py for the columns, sharding and the provenance metadata. Relative paths"
+        " zoolib/predict.py for the columns, sharding and the provenance metadata. rho is the"
+        " probability that a volunteer gives the answer named in the column:"
+        " smooth-or-featured_smooth_rho_mean is P(smooth) (1 minus it: featured or artifact),"
+        " disk-edge-on_yes_rho_mean P(edge-on), bar_yes_rho_mean P(bar). Images are made as the"
+        " model's card says it was trained (crop). Relative paths"
         f" are relative to the project root ({paths.PROJECT_ROOT}); file_loc paths in the"
         " catalogue are relative to --images-root. Each finished block is written at once: a"
         " killed or failed shard, run again, resumes after its finished blocks.",
@@ -61,11 +66,24 @@ def _add_predict(sub) -> None:
         "--questions", nargs="+",
         help="names of the model's outputs in order (default: model card, else schema order)",
     )  # fmt: skip
-    p.add_argument("--crop-fraction", type=float, default=1.0, help="as in data preparation")
+    p.add_argument(
+        "--crop-fraction", type=float,
+        help="central fraction of each image kept before resizing (default: the crop the model "
+        "was trained with, from its card; 1.0 where the card records none); another value warns",
+    )  # fmt: skip
+    p.add_argument(
+        "--allow-outside-root", action="store_true",
+        help="accept image paths that lead outside --images-root (.. or absolute); refused "
+        "otherwise, as in notebook 01",
+    )  # fmt: skip
     p.add_argument("--workers", type=int, help="image decoding threads (default: CPU count)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_precision(p, "prediction")
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
 
 
 def _add_precision(p, task: str) -> None:
@@ -226,12 +244,14 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "predict":
             from zoolib import predict
 
+            warnings.formatwarning = _one_line_warning
             predict.predict_catalog(
                 args.model, args.catalog, args.out, images_root=args.images_root,
                 n_samples=args.samples, shard=args.shard, seed=args.seed,
                 block_size=args.block_size, expected_votes=args.expected_votes,
                 questions=args.questions, crop_fraction=args.crop_fraction,
-                overwrite=args.overwrite, workers=args.workers, progress=not args.no_progress,
+                allow_outside_root=args.allow_outside_root, overwrite=args.overwrite,
+                workers=args.workers, progress=not args.no_progress,
                 on_error=args.on_error, precision=args.precision,
             )  # fmt: skip
         else:

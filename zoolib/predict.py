@@ -5,12 +5,15 @@ each galaxy and question, a summary of T MC-dropout samples :math:`\rho_t` (prob
 "yes" vote) as one Parquet row per galaxy:
 
 * ``id_str`` (str) and ``row`` (int64, the catalogue's data row counted from 0, header excluded);
-* per question q: ``q_rho_mean`` :math:`= \frac1T\sum_t\rho_t`; ``q_rho_q05``, ``q_rho_q50``,
-  ``q_rho_q95``, the 5/50/95 % quantiles of the T samples (``np.quantile``, linear
-  interpolation); ``q_entropy``, the predictive entropy of the vote count out of n =
-  ``expected_votes`` volunteers (a whole number, default 40: the vote count is not known before
-  labelling), and ``q_mi``, its mutual information with the weights (BALD), both in nats, as
-  :mod:`zoolib.acquisition` defines them.
+* per question q, with a its "yes" answer (rho is the probability that a volunteer answers a:
+  ``smooth-or-featured``: *smooth*, ``disk-edge-on``: *yes*, ``bar``: *yes*; the metadata's
+  ``answers``): ``q_a_rho_mean`` :math:`= \frac1T\sum_t\rho_t` (for example
+  ``smooth-or-featured_smooth_rho_mean``, P(smooth): 1 minus it is P(featured or artifact));
+  ``q_a_rho_q05``, ``q_a_rho_q50``, ``q_a_rho_q95``, the 5/50/95 % quantiles of the T samples
+  (``np.quantile``, linear interpolation); ``q_entropy``, the predictive entropy of the vote
+  count out of n = ``expected_votes`` volunteers (a whole number, default 40: the vote count is
+  not known before labelling), and ``q_mi``, its mutual information with the weights (BALD),
+  both in nats, as :mod:`zoolib.acquisition` defines them.
 
 The catalogue is a CSV (optionally compressed) or Parquet file: the id is the first of
 ``id_str``, ``objid``, ``dr7objid``, ``iauname``, ``subject_id`` present (read as text, as in
@@ -53,6 +56,7 @@ import os
 import re
 import shutil
 import time
+import warnings
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -131,13 +135,25 @@ def read_targets(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame({ID_COLUMN: ids.astype(str), FILE_COLUMN: files})
 
 
+def column(name: str, stat: str) -> str:
+    """An output column: rho's statistics name the answer rho is the probability of
+    (``smooth-or-featured_smooth_rho_mean``, ``bar_yes_rho_q95``); the entropy and BALD are
+    the question's (``bar_entropy``, ``bar_mi``)."""
+    return f"{question(name).yes_column}_{stat}" if stat.startswith("rho") else f"{name}_{stat}"
+
+
 def output_columns(questions: Sequence[str]) -> list[str]:
-    """Prediction column names, question by question: ``<q>_rho_mean``, ..., ``<q>_mi``."""
-    return [f"{q}_{s}" for q in questions for s in STATS]
+    """Prediction column names, question by question (:func:`column`)."""
+    return [column(q, s) for q in questions for s in STATS]
+
+
+def answers(questions: Sequence[str]) -> dict[str, str]:
+    """{question: the answer its rho is the probability of}, e.g. smooth-or-featured: smooth."""
+    return {q: question(q).yes for q in questions}
 
 
 def summarize(rho_samples: np.ndarray, questions: Sequence[str], expected_votes: int) -> dict:
-    r"""Output columns from samples (galaxies, Q, T): ``{"<q>_rho_mean": (galaxies,), ...}``.
+    r"""Output columns from samples (galaxies, Q, T): ``{column(q, stat): (galaxies,), ...}``.
 
     Mean and quantiles are over the T axis; ``_entropy`` is :math:`H[\bar p]` and ``_mi`` is
     :math:`H[\bar p] - \frac1T\sum_t H[p_t]`, where :math:`p_t = \mathrm{Binomial}(n, \rho_t)`,
@@ -148,7 +164,7 @@ def summarize(rho_samples: np.ndarray, questions: Sequence[str], expected_votes:
     stats.update({f"rho_{name}": q for name, q in zip(QUANTILES, quantiles, strict=True)})
     stats["entropy"], expected = acquisition.entropies(rho_samples, expected_votes)
     stats["mi"] = acquisition.bald_from_entropies(stats["entropy"], expected)
-    return {f"{q}_{s}": stats[s][:, j] for j, q in enumerate(questions) for s in STATS}
+    return {column(q, s): stats[s][:, j] for j, q in enumerate(questions) for s in STATS}
 
 
 def model_questions(model_path: Path, n_outputs: int, questions: Sequence[str] | None) -> list:
@@ -264,24 +280,54 @@ def _check_settings(n_samples, block_size, seed, expected_votes, prefetch, crop_
     for name, value, low in whole:
         if isinstance(value, bool) or not float(value).is_integer() or value < low:
             raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
-    if not 0 < crop_fraction <= 1:
+    if crop_fraction is not None and not 0 < crop_fraction <= 1:
         raise ValueError(f"--crop-fraction must be in (0, 1], got {crop_fraction!r}")
     if on_error not in ("raise", "skip"):
         raise ValueError(f"--on-error must be 'raise' or 'skip', got {on_error!r}")
     return tuple(int(v) for _, v, _ in whole)
 
 
-def _missing_files(image_files, ids, rows, i, n) -> None:
-    missing = [
-        f"  row {r} ({ID_COLUMN} {ids[r]!r}): {image_files[r]}"
+def _outside(names, root: Path, allow: bool) -> dict[int, str]:
+    """{row: reason} of the rows whose image path leads outside ``root`` (unless ``allow``)."""
+    if allow:
+        return {}
+    reason = catalogs.outside_root(root, "--allow-outside-root")
+    return {r: reason for r, name in enumerate(names) if catalogs.leaves_root(name)}
+
+
+def _bad_files(image_files, ids, rows, refused: dict[int, str], i, n) -> None:
+    """With --on-error raise: one error listing the shard's refused and missing images."""
+    bad = [
+        f"  row {r} ({ID_COLUMN} {ids[r]!r}): {image_files[r]}: "
+        + (refused[r] if r in refused else "image file not found")
         for r in rows
-        if not image_files[r].is_file()
+        if r in refused or not image_files[r].is_file()
     ]
-    if missing:
-        raise FileNotFoundError(
-            f"{len(missing)} image file(s) of shard {i}/{n} not found (--on-error skip leaves "
-            f"them out and lists them):\n{catalogs.listed(missing)}"
+    if bad:
+        kind = ValueError if any(r in refused for r in rows) else FileNotFoundError
+        raise kind(
+            f"{len(bad)} image(s) of shard {i}/{n} refused or not found (--on-error skip leaves "
+            f"them out and lists them):\n{catalogs.listed(bad)}"
         )
+
+
+def image_settings(model_path: Path, crop_fraction: float | None) -> tuple[float, list[str]]:
+    """The crop to apply and warnings: the model card's crop unless ``crop_fraction`` is
+    given (a warning when it differs), 1.0 where the card records none; a warning when the
+    card's FITS stretch is not this version's (:data:`zoolib.images.STRETCH`)."""
+    card = cards.ModelCard.read(model_path) if cards.card_path(model_path).is_file() else None
+    trained = card.crop_fraction if card else None
+    notes = []
+    if crop_fraction is None:
+        crop_fraction = trained or 1.0
+    elif trained is not None and crop_fraction != trained:
+        notes.append(f"--crop-fraction {crop_fraction:g} differs from the {trained:g} the model "
+                     f"was trained with ({cards.card_path(model_path).name}); its predictions "
+                     "may be off")  # fmt: skip
+    if card and card.stretch and card.stretch != images.STRETCH:
+        notes.append(f"the model was trained on FITS images stretched by {card.stretch}; this "
+                     f"version stretches them by {images.STRETCH}")  # fmt: skip
+    return float(crop_fraction), notes
 
 
 def predict_catalog(
@@ -295,7 +341,8 @@ def predict_catalog(
     block_size: int = 256,
     expected_votes: int = 40,
     questions: Sequence[str] | None = None,
-    crop_fraction: float = 1.0,
+    crop_fraction: float | None = None,
+    allow_outside_root: bool = False,
     overwrite: bool = False,
     workers: int | None = None,
     prefetch: int = 2,
@@ -309,9 +356,13 @@ def predict_catalog(
     Relative paths are relative to the project root (:func:`zoolib.paths.resolve`); image
     paths in the catalogue are relative to ``images_root`` (default: the catalogue's folder).
     ``out`` may contain ``{i}`` and ``{n}``, filled in with the shard numbers. ``questions``:
-    see :func:`model_questions`. ``workers`` decoding threads (default: CPU count, at most 16)
-    run up to ``prefetch`` blocks ahead. Returns the path written, or None when ``out``
-    exists and ``overwrite`` is False (a message says so). ``stop_after``: stop after
+    see :func:`model_questions`. ``crop_fraction``: None applies the model card's (how it was
+    trained; 1.0 where the card records none), a value overrides it with a warning when they
+    differ. A catalogue row whose image path leads outside ``images_root`` (``..`` or absolute)
+    is refused, as notebook 01 refuses it, unless ``allow_outside_root``; with
+    ``on_error="skip"`` it is left out and listed. ``workers`` decoding threads (default: CPU
+    count, at most 16) run up to ``prefetch`` blocks ahead. Returns the path written, or None
+    when ``out`` exists and ``overwrite`` is False (a message says so). ``stop_after``: stop after
     writing that many blocks, as a killed run would (for tests); returns None. ``precision``:
     ``float32``, ``mixed_bfloat16`` or ``auto`` (:func:`zoolib.precision.choose` for
     prediction); the policy used is in the metadata, and blocks of another precision are not
@@ -333,11 +384,15 @@ def predict_catalog(
     targets = read_targets(catalog_path)
     root = paths.resolve(images_root) if images_root is not None else catalog_path.parent
     image_files = [root / f for f in targets[FILE_COLUMN]]
+    refused = _outside(targets[FILE_COLUMN], root, allow_outside_root)
     ids = targets[ID_COLUMN].to_numpy()
     blocks = shard_blocks(len(targets), block_size, i, n)
     row_range = [min(b * block_size, len(ids)) for b in (blocks.start, blocks.stop)]
     if on_error == "raise":
-        _missing_files(image_files, ids, np.arange(*row_range), i, n)
+        _bad_files(image_files, ids, np.arange(*row_range), refused, i, n)
+    crop_fraction, notes = image_settings(model_path, crop_fraction)
+    for note in notes:
+        warnings.warn(note, UserWarning, stacklevel=2)
 
     import keras
     import tensorflow as tf
@@ -361,7 +416,8 @@ def predict_catalog(
         model_sha256=files.sha256(model_path), catalog_file=str(catalog_path),
         catalog_sha256=files.sha256(catalog_path), catalog_rows=len(ids),
         images_root=str(root), image_size=size, channels=channels,
-        crop_fraction=float(crop_fraction), questions=questions, n_samples=n_samples,
+        crop_fraction=crop_fraction, allow_outside_root=allow_outside_root,
+        questions=questions, answers=answers(questions), n_samples=n_samples,
         seed=seed, block_size=block_size, expected_votes=expected_votes, shard=f"{i}/{n}",
         blocks=[blocks.start, blocks.stop], rows=row_range, on_error=on_error, precision=policy,
     )  # fmt: skip
@@ -371,7 +427,11 @@ def predict_catalog(
     if finished:
         print(f"shard {i}/{n}: resuming after {len(finished)} finished block(s) of {len(blocks)}")
 
+    refused_files = {image_files[r]: why for r, why in refused.items()}
+
     def load(path):
+        if path in refused_files:
+            raise ValueError(refused_files[path])
         return images.load_image(path, size, channels, crop_fraction)
 
     start, done, written_blocks = time.perf_counter(), 0, 0

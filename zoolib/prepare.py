@@ -97,13 +97,25 @@ def prepare_catalog(
     skipped = skipped + [{k: v for k, v in b.items() if k != "position"} for b in bad]
     params = dict(
         catalog_format=catalog_format, images_root=str(root_dir), image_size=image_size,
-        channels=channels, crop_fraction=crop_fraction, on_error=on_error, seed=seed,
-        allow_outside_root=allow_outside_root,
+        channels=channels, crop_fraction=crop_fraction, stretch=images.STRETCH,
+        on_error=on_error, seed=seed, allow_outside_root=allow_outside_root,
     )  # fmt: skip
     return write_processed(
         name, pixels, catalog, str(catalog_path), split_fractions, seed, skipped,
         extra={"parameters": params}, root=root,
     )  # fmt: skip
+
+
+def image_recipe(manifest: dict) -> dict:
+    """How a processed dataset's images were made, as model cards record it
+    (:class:`zoolib.cards.ModelCard`'s training_images, crop_fraction and stretch): simulated
+    images are drawn at their size (no crop, no stretch); real ones were cropped and, if FITS,
+    stretched as notebook 01's parameters say (older datasets: stretch unknown, None)."""
+    if manifest["source"] == "synthetic":
+        return {"training_images": "simulated", "crop_fraction": None, "stretch": None}
+    params = manifest.get("parameters", {})
+    return {"training_images": "real", "crop_fraction": params.get("crop_fraction", 1.0),
+            "stretch": params.get("stretch")}  # fmt: skip
 
 
 def _problem(catalog, position: int, file, reason: str) -> dict:
