@@ -86,3 +86,17 @@ def test_pretrain_writes_a_model_and_a_manifest_that_load(tmp_path):
     assert manifest["code_version"]["zoolib"] and manifest["training"]["epochs_run"] == 1
     assert 0 <= manifest["dead_features"] <= 128
     assert manifest["bytes"] < 3_000_000  # no optimizer state
+
+
+def test_a_colour_start_sees_an_rgb_image_as_the_grey_model_sees_its_mean():
+    grey, _ = pretrained.initial_model(["smooth-or-featured"], 64, 1, seed=0)
+    colour, _ = pretrained.initial_model(["smooth-or-featured"], 64, 3, seed=0)
+    assert colour.input_shape == (None, 64, 64, 3)
+    rgb = np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3)).astype(np.float32)
+    rgb[..., 0] *= 0.5  # unequal bands: the mean is not any one band
+    features = [models.split_trunk_head(m)[0] for m in (grey, colour)]
+    want = features[0](rgb.mean(axis=-1, keepdims=True)).numpy()
+    np.testing.assert_allclose(features[1](rgb).numpy(), want, rtol=1e-4, atol=1e-5)
+    assert np.abs(want).max() > 0.01  # features are not trivially zero
+    with pytest.raises(ValueError, match="cannot start a 2-channel one"):
+        pretrained.initial_model(["bar"], 64, 2)

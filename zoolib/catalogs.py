@@ -139,7 +139,7 @@ def read_catalog(
     if votes.columns.empty:
         raise ValueError(f"{path} has no vote columns of any schema question as format {format!r}")
     extras = [c for c in EXTRA_COLUMNS if c in raw]
-    if format == "classes":
+    if _class_column(raw.columns) is not None:  # a consensus class is kept beside any votes
         extras.append(_class_column(raw.columns))
     frame = pd.concat([frame, votes, raw[extras]], axis=1)
     return _validate(frame, path, on_error, problems)

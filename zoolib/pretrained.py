@@ -171,8 +171,18 @@ def initial_model(
     The whole trunk is copied; each question the pretrained model also learned gets its head
     weights (its column of the last layer), any other question a fresh random column. Pass
     ``lambda: initial_model(...)[0]`` to :func:`zoolib.training.train` to fine-tune it.
+
+    A greyscale model starts a colour one (``channels=3``): the first convolution's kernel is
+    repeated over the 3 input channels and divided by 3, so the colour model's output on an RGB
+    image equals the greyscale model's on the mean of its bands (how zoo makes greyscale;
+    tested), and fine-tuning can learn colour from there.
     """
-    source, manifest = load(image_size, channels, folder)
+    stored = read_manifest(folder)["architecture"]["channels"]
+    if channels != stored and (stored, channels) != (1, 3):
+        raise ValueError(
+            f"a {stored}-channel pretrained model cannot start a {channels}-channel one"
+        )
+    source, manifest = load(image_size, stored, folder)
     arch = manifest["architecture"]
     model = models.build_bayesian_cnn(
         image_size, channels, len(questions), dropout_rate, seed=seed,
@@ -182,7 +192,10 @@ def initial_model(
         models.split_trunk_head(source),
         models.split_trunk_head(model),
     )
-    trunk.set_weights(src_trunk.get_weights())
+    weights = src_trunk.get_weights()
+    if channels != stored:
+        weights[0] = np.repeat(weights[0], channels, axis=2) / channels  # (kh, kw, 1, f) -> 3
+    trunk.set_weights(weights)
     kernel, bias = head.get_layer("logits").get_weights()
     src_kernel, src_bias = src_head.get_layer("logits").get_weights()
     for j, name in enumerate(questions):
