@@ -2,6 +2,7 @@
 
 Usage:
     python experiments/real_model.py measure [--folds 3] [--configs grey colour ...]
+    python experiments/real_model.py starts [--folds 3]
     python experiments/real_model.py train [--config grey] [--out zoolib/pretrained_real]
 
 Data: the shared real images with a consensus smooth / featured class, read as notebook 01 reads
@@ -35,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from zoolib import data, files, paths, pipeline, posteriors, prepare, pretrained, training
+from zoolib import data, files, models, paths, pipeline, posteriors, prepare, pretrained, training
 from zoolib import precision as zprecision
 
 QUESTION = "smooth-or-featured"
@@ -100,17 +101,20 @@ def load(survey: str, crop: float, channels: int, tmp: Path) -> tuple[np.ndarray
     return np.asarray(ds.images[use]), smooth, ds.catalog["id_str"].to_numpy()[use].tolist()
 
 
-def fine_tune(x, smooth, config: Config, seed: int, policy: str):
-    """The pretrained simulated CNN fine-tuned on (x, smooth), 10% held out for early stopping."""
+def fine_tune(x, smooth, config: Config, seed: int, policy: str, start=None):
+    """A CNN fine-tuned on (x, smooth), 10% held out for early stopping, from ``start()`` (default:
+    the pretrained simulated CNN)."""
     rng = np.random.default_rng(seed)
     inner = rng.random(len(x)) < 0.1
-    votes = np.stack([smooth, np.ones_like(smooth)], -1).astype(np.float32)  # [k, N = 1]
+    votes = np.stack([smooth, np.ones_like(smooth)], -1)[:, None, :].astype(np.float32)  # (n, 1, 2)
     train_ds = pipeline.make_tf_dataset(x[~inner], votes[~inner], config.batch_size, seed=seed,
                                         augment_images=config.augment)  # fmt: skip
     val_ds = pipeline.make_tf_dataset(x[inner], votes[inner], 256, shuffle=False,
                                       augment_images=False)  # fmt: skip
 
     def build():
+        if start is not None:
+            return start()
         return pretrained.initial_model([QUESTION], 64, config.channels, seed=seed)[0]
 
     history, _, model = training.train(
@@ -168,6 +172,41 @@ def measure(names: list[str], n_folds: int, policy: str, tmp: Path) -> list[dict
     return rows
 
 
+def starts(n_folds: int, policy: str, tmp: Path, config: Config | None = None) -> list[dict]:
+    """Which start is best for a real catalogue the model has not seen? A model fine-tuned on
+    the gz2 pool (not kept out) starts notebook-02-style fine-tuning on SDSS folds, against the
+    simulated start; out-of-fold SDSS accuracy and NLL of both, and of each start untrained."""
+    config = config or CONFIGS["grey"]
+    sets = surveys(config, tmp)
+    gx, gy, _ = sets["gz2"]
+    keep = ~kept_out(gy)
+    real_start, _ = fine_tune(gx[keep], gy[keep], config, seed=0, policy=policy)
+    zprecision.apply(real_start, "float32")
+    real_start.save(tmp / "gz2_start.keras")
+    x, smooth, _ = sets["sdss"]
+    pool = np.flatnonzero(~kept_out(smooth))
+    fold = stratified(smooth[pool].astype(int), n_folds, 0)
+    loaders = {
+        "simulated": lambda: pretrained.initial_model([QUESTION], 64, config.channels, seed=0)[0],
+        "gz2 real": lambda: models.load_model(tmp / "gz2_start.keras"),
+    }
+    rows = []
+    for name, loader in loaders.items():
+        untrained = rho_smooth(loader(), x[pool], 0)
+        rows.append({"start": name, "fine-tuned on SDSS": "no",
+                     **scores(untrained, smooth[pool])})  # fmt: skip
+        rho = np.empty(len(pool))
+        for f in range(n_folds):
+            train, test = pool[fold != f], pool[fold == f]
+            model, _ = fine_tune(x[train], smooth[train], config, seed=f, policy=policy,
+                                 start=loader)  # fmt: skip
+            rho[fold == f] = rho_smooth(model, x[test], f)
+        rows.append({"start": name, "fine-tuned on SDSS": f"{n_folds}-fold",
+                     **scores(rho, smooth[pool])})  # fmt: skip
+        print(pd.DataFrame(rows[-2:]).to_string(index=False), flush=True)
+    return rows
+
+
 def zero_shot(model_loader, config: Config, tmp: Path) -> list[dict]:
     """Accuracy of a model on the kept-out galaxies of each survey, no training."""
     rows = []
@@ -222,6 +261,8 @@ def main() -> None:
     m = sub.add_parser("measure")
     m.add_argument("--folds", type=int, default=3)
     m.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    st = sub.add_parser("starts")
+    st.add_argument("--folds", type=int, default=3)
     t = sub.add_parser("train")
     t.add_argument("--config", default="grey", choices=list(CONFIGS))
     t.add_argument("--out", type=Path, default=paths.PROJECT_ROOT / "zoolib" / "pretrained_real")
@@ -231,6 +272,8 @@ def main() -> None:
         if args.command == "measure":
             rows = measure(args.configs, args.folds, policy, Path(tmp))
             print(json.dumps(rows))
+        elif args.command == "starts":
+            print(json.dumps(starts(args.folds, policy, Path(tmp))))
         else:
             manifest = train(args.config, args.out, policy, Path(tmp))
             print(json.dumps({k: v for k, v in manifest.items() if k != "data"}, indent=1))
