@@ -36,7 +36,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from zoolib import data, files, models, paths, pipeline, posteriors, prepare, pretrained, training
+from zoolib import (
+    cards,
+    data,
+    files,
+    images,
+    models,
+    paths,
+    pipeline,
+    posteriors,
+    prepare,
+    pretrained,
+    training,
+)
 from zoolib import precision as zprecision
 
 QUESTION = "smooth-or-featured"
@@ -47,6 +59,8 @@ SURVEYS = {  # catalogue, class column, smooth classes, featured classes
     "gz2": (SHARED / "gz2_kaggle_sample" / "catalog.csv", "gz2_class", {"smooth"}, {"featured"}),
 }  # fmt: skip
 KEPT_OUT, KEPT_OUT_SEED = 0.2, 2026
+CROP_NOTE = ("crop_fraction is for fixed-scale survey cutouts like SDSS's 423 px; for images "
+             "already scaled to the galaxy (GZ2's) pass --crop-fraction crop_by_survey['gz2']")
 
 
 @dataclass(frozen=True)
@@ -229,10 +243,12 @@ def train(name: str, out: Path, policy: str, tmp: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     model_file = out / "bayesian_cnn_real_64px.keras"
     zprecision.apply(model, "float32")
-    model.save(model_file)
+    clean = models.build_bayesian_cnn(64, config.channels, 1, 0.5, dense_activation="leaky_relu")
+    clean.set_weights(model.get_weights())  # without the optimizer's state, as make pretrain
+    files.save_model(clean, model_file)
     before = zero_shot(lambda: pretrained.initial_model([QUESTION], 64, config.channels)[0],
                        config, tmp)  # fmt: skip
-    after = zero_shot(lambda: model, config, tmp)
+    after = zero_shot(lambda: models.load_model(model_file), config, tmp)  # as shipped
     source = pretrained.read_manifest()
     manifest = {
         "file": model_file.name, "sha256": files.sha256(model_file),
@@ -252,6 +268,12 @@ def train(name: str, out: Path, policy: str, tmp: Path) -> dict:
         "zero_shot_kept_out": {"simulated_start": before, "this_model": after},
     }  # fmt: skip
     files.write_json(out / "manifest.json", manifest)
+    cards.ModelCard(
+        [QUESTION], 64, config.channels, model_name=model_file.stem, dropout_rate=0.5,
+        epochs_run=len(history["loss"]), seed=0, precision=policy, training_images="real",
+        crop_fraction=config.crops["sdss"], stretch=images.STRETCH,
+        extra={"crop_by_survey": config.crops, "crop_note": CROP_NOTE},
+    ).write(model_file)  # fmt: skip
     return manifest
 
 

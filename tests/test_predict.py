@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from zoolib import acquisition, cards, images, posteriors, predict
+from zoolib import acquisition, cards, images, paths, posteriors, predict
 from zoolib.__main__ import main
 from zoolib.models import build_bayesian_cnn, load_model
 
@@ -355,3 +355,15 @@ def main_help(capsys) -> str:
     with pytest.raises(SystemExit):
         main(["predict", "--help"])
     return capsys.readouterr().out
+
+
+def test_the_shipped_real_model_by_name_applies_its_cards_crop(tmp_path):
+    source = paths.RAW_DIR / "sdss_gz1_sample"
+    catalog = pd.read_csv(source / "catalog.csv", dtype=str).head(5)
+    catalog.to_csv(tmp_path / "c.csv", index=False)
+    out = predict.predict_catalog("real", tmp_path / "c.csv", tmp_path / "p.parquet",
+                                  images_root=source, n_samples=4, progress=False)  # fmt: skip
+    meta = predict.read_metadata(out)
+    assert meta["model_file"] == str(predict.SHIPPED["real"]) and meta["crop_fraction"] == 0.4
+    table = pd.read_parquet(out)
+    assert len(table) == 5 and table["smooth-or-featured_smooth_rho_mean"].between(0, 1).all()

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from zoolib import files, models, paths, pretrained
+from zoolib import cards, files, models, paths, pretrained
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +100,34 @@ def test_a_colour_start_sees_an_rgb_image_as_the_grey_model_sees_its_mean():
     assert np.abs(want).max() > 0.01  # features are not trivially zero
     with pytest.raises(ValueError, match="cannot start a 2-channel one"):
         pretrained.initial_model(["bar"], 64, 2)
+
+
+def test_notebook_02s_init_names_its_start():
+    assert pretrained.start_folder("auto", "synthetic") == paths.PRETRAINED_DIR
+    assert pretrained.start_folder("auto", "data/raw/sdss/catalog.csv") == (
+        paths.PRETRAINED_REAL_DIR if pretrained.AUTO_START["real"] == "real"
+        else paths.PRETRAINED_DIR)  # fmt: skip
+    assert pretrained.start_folder("real", "synthetic") == paths.PRETRAINED_REAL_DIR
+    assert pretrained.start_folder("scratch", "synthetic") is None
+    with pytest.raises(ValueError, match=r"init must be one of \('auto', 'pretrained'"):
+        pretrained.start_folder("zoobot", "synthetic")
+    assert pretrained.describe(pretrained.read_manifest()).startswith(
+        "pretrained on 60,000 simulated galaxies")
+
+
+def test_the_real_image_model_ships_with_its_manifest_and_card():
+    folder = paths.PRETRAINED_REAL_DIR
+    manifest = pretrained.read_manifest(folder)
+    assert manifest["sha256"] == files.sha256(folder / manifest["file"])
+    assert manifest["training_images"] == "real"
+    for survey in ("sdss", "gz2"):  # kept-out galaxies are never trained on
+        record = manifest["data"][survey]
+        assert record["kept_out"] == len(record["kept_out_ids"]) > 0
+    model, _ = pretrained.load(64, 1, folder)
+    assert model.output_shape == (None, 1)
+    card = cards.ModelCard.read(folder / manifest["file"])
+    assert card.questions == ["smooth-or-featured"] and card.crop_fraction == 0.4
+    assert pretrained.describe(manifest).startswith("pretrained on simulated galaxies, then")
+    start, _ = pretrained.initial_model(["smooth-or-featured", "bar"], 64, 1, seed=0,
+                                        folder=folder)  # fmt: skip
+    assert start.output_shape == (None, 2)

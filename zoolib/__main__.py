@@ -36,7 +36,11 @@ def _add_predict(sub) -> None:
         " catalogue are relative to --images-root. Each finished block is written at once: a"
         " killed or failed shard, run again, resumes after its finished blocks.",
     )
-    p.add_argument("--model", required=True, help="saved .keras model")
+    p.add_argument(
+        "--model", required=True,
+        help="saved .keras model (its card beside it), or a shipped one: 'real' (seen real "
+        "galaxies: zero-shot on a real catalogue) or 'pretrained' (simulated galaxies only)",
+    )  # fmt: skip
     p.add_argument("--catalog", required=True, help="CSV/Parquet with an id and file_loc column")
     p.add_argument(
         "--images-root", help="folder that file_loc paths are relative to (default: catalogue's)"

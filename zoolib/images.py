@@ -167,20 +167,21 @@ def _fits_data(path: Path) -> np.ndarray:
         from astropy.utils.exceptions import AstropyUserWarning
     except ImportError:  # a declared dependency; this only helps a hand-made environment
         raise ImportError(f"reading FITS image {path} needs astropy: pip install astropy") from None
+    # a truncated file is judged below (its header's size, or the read failing); the warning
+    # astropy prints first is noise (a filter, not catch_warnings: images load on threads)
+    warnings.filterwarnings("ignore", "File may have been truncated", AstropyUserWarning)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", AstropyUserWarning)  # e.g. "truncated": judged below
-            with fits.open(path, memmap=False, lazy_load_hdus=True) as hdus:
-                for hdu in hdus:
-                    shape = getattr(hdu, "shape", ()) or ()
-                    if not shape or not getattr(hdu, "is_image", False):
-                        continue
-                    if math.prod(shape[-2:]) > MAX_PIXELS:
-                        raise ValueError(
-                            f"FITS image {path} is {shape[-1]}x{shape[-2]} px, larger than the "
-                            f"{MAX_PIXELS:,} pixels zoolib reads (a field rather than a cutout)"
-                        )
-                    return np.array(hdu.data, dtype=np.float64)
+        with fits.open(path, memmap=False, lazy_load_hdus=True) as hdus:
+            for hdu in hdus:
+                shape = getattr(hdu, "shape", ()) or ()
+                if not shape or not getattr(hdu, "is_image", False):
+                    continue
+                if math.prod(shape[-2:]) > MAX_PIXELS:
+                    raise ValueError(
+                        f"FITS image {path} is {shape[-1]}x{shape[-2]} px, larger than the "
+                        f"{MAX_PIXELS:,} pixels zoolib reads (a field rather than a cutout)"
+                    )
+                return np.array(hdu.data, dtype=np.float64)
     except ValueError as err:
         if str(err).startswith(f"FITS image {path}"):
             raise

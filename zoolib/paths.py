@@ -26,6 +26,9 @@ RUNS_DIR: Path = DATA_DIR / "runs"  # active-learning runs (git-ignored)
 MODELS_DIR: Path = PROJECT_ROOT / "models"  # trained models (git-ignored)
 # the pretrained model shipped inside the package (zoolib/pretrained/, made by make pretrain)
 PRETRAINED_DIR: Path = Path(__file__).resolve().parent / "pretrained"
+# the same CNN fine-tuned on real Galaxy Zoo images (zoolib/pretrained_real/, made by
+# experiments/real_model.py train)
+PRETRAINED_REAL_DIR: Path = Path(__file__).resolve().parent / "pretrained_real"
 NOTEBOOKS_DIR: Path = PROJECT_ROOT / "notebooks"
 PARAMS_DIR: Path = NOTEBOOKS_DIR / "params"
 # executed notebooks, HTML and metrics (git-ignored); the runner points notebooks it runs at

@@ -75,6 +75,10 @@ from zoolib import precision as zprecision
 from zoolib.schema import FILE_COLUMN, ID_COLUMN, QUESTIONS, question
 
 METADATA_KEY = b"zoolib.predict"
+SHIPPED = {  # --model names of the models shipped in the package
+    "pretrained": paths.PRETRAINED_DIR / "bayesian_cnn_64px.keras",  # simulated galaxies only
+    "real": paths.PRETRAINED_REAL_DIR / "bayesian_cnn_real_64px.keras",  # and real ones
+}
 QUANTILES = {"q05": 0.05, "q50": 0.5, "q95": 0.95}
 STATS = ("rho_mean", *(f"rho_{q}" for q in QUANTILES), "entropy", "mi")
 
@@ -378,7 +382,8 @@ def predict_catalog(
     if out.exists() and not overwrite:
         print(f"shard {i}/{n}: {out} exists, skipped (pass --overwrite to replace it)")
         return None
-    model_path, catalog_path = paths.resolve(model_path), paths.resolve(catalog_path)
+    model_path = SHIPPED.get(str(model_path)) or paths.resolve(model_path)
+    catalog_path = paths.resolve(catalog_path)
     if not model_path.is_file():
         raise FileNotFoundError(f"model file not found: {model_path}")
     targets = read_targets(catalog_path)

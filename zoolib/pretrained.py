@@ -99,9 +99,11 @@ def read_manifest(folder: Path | None = None) -> dict:
     """The manifest of the shipped (or ``folder``'s) pretrained model."""
     path = Path(folder or paths.PRETRAINED_DIR) / MANIFEST_FILE
     if not path.is_file():
+        make = ("python experiments/real_model.py train" if path.parent == paths.PRETRAINED_REAL_DIR
+                else "make pretrain")  # fmt: skip
         raise FileNotFoundError(
-            f"no pretrained model at {path.parent}: run `make pretrain` (hours on a CPU) or use"
-            " init: 'scratch' in notebook 02"
+            f"no pretrained model at {path.parent}: run `{make}` or use init: 'scratch' in"
+            " notebook 02"
         )
     try:
         return json.loads(path.read_text())
@@ -156,6 +158,31 @@ def load(image_size: int, channels: int, folder: Path | None = None):
     if shapes != [tuple(w.shape) for w in expected.weights]:
         raise ValueError(f"{path} is not the paper's CNN as built by zoolib.models: {shapes}")
     return model, manifest
+
+
+INITS = ("auto", "pretrained", "real", "scratch")  # notebook 02's init choices
+AUTO_START = {"synthetic": "pretrained", "real": "real"}  # measured: docs/data.md
+
+
+def start_folder(init: str, source: str) -> Path | None:
+    """Where notebook 02's ``init`` starts from: the simulated pretrained CNN's folder
+    ("pretrained"), the real-image CNN's ("real"), None ("scratch": random weights); "auto"
+    takes :data:`AUTO_START` for the dataset's source (``"synthetic"`` or a catalogue path)."""
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, not {init!r}")
+    if init == "auto":
+        init = AUTO_START["synthetic" if source == "synthetic" else "real"]
+    return {"pretrained": paths.PRETRAINED_DIR, "real": paths.PRETRAINED_REAL_DIR}.get(init)
+
+
+def describe(manifest: dict) -> str:
+    """One line on what a shipped model has seen (simulated universe or real images)."""
+    sha = f"sha256 {manifest['sha256'][:12]}..."
+    if "universe" in manifest:
+        u = manifest["universe"]
+        return f"pretrained on {u['n_galaxies']:,} simulated galaxies (seed {u['seed']}), {sha}"
+    seen = ", ".join(f"{d['trained_on']:,} {s}" for s, d in manifest["data"].items())
+    return f"pretrained on simulated galaxies, then fine-tuned on real ones ({seen}), {sha}"
 
 
 def initial_model(
