@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from real_images import folds as stratified  # the sibling script: stratified fold numbers
 
 from zoolib import (
     cards,
@@ -84,16 +85,6 @@ CONFIGS = {
     "grey_lr_3e-4": Config(learning_rate=3e-4),
     "grey_no_augment": Config(augment=False),
 }
-
-
-def stratified(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Fold number 0..k-1 of each item, balanced within each label."""
-    rng = np.random.default_rng(seed)
-    out = np.empty(len(labels), int)
-    for value in np.unique(labels):
-        rows = rng.permutation(np.flatnonzero(labels == value))
-        out[rows] = np.arange(len(rows)) % k
-    return out
 
 
 def kept_out(smooth: np.ndarray) -> np.ndarray:
