@@ -8,6 +8,7 @@ Foundations
     * :mod:`zoolib.paths` - project paths from one root constant
     * :mod:`zoolib.files` - atomic writes, JSON and hashes, with the user's umask
     * :mod:`zoolib.schema` - the Galaxy Zoo questions, column names, (k, N) arrays and checks
+    * :mod:`zoolib.trees` - decision trees as data: GZ2, GZ DECaLS, a user's YAML or columns
 
 Maths (numpy only)
     * :mod:`zoolib.binomial` - binomial maths of votes: mixtures, intervals, coverage

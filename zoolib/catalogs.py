@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from zoolib import trees
 from zoolib.schema import (
     FILE_COLUMN,
     ID_COLUMN,
@@ -67,14 +68,8 @@ FILE_SOURCES = ("file_loc", "file")
 EXTRA_COLUMNS = ("ra", "dec", "redshift", "iauname", "subject_id", "split")
 GZ2_MARKER = "t01_smooth_or_features_a01_smooth_count"
 GZ2_COLUMNS: dict[str, str] = {  # canonical answer column -> GZ2 raw count column
-    "smooth-or-featured_smooth": "t01_smooth_or_features_a01_smooth_count",
-    "smooth-or-featured_featured-or-disk": "t01_smooth_or_features_a02_features_or_disk_count",
-    "smooth-or-featured_artifact": "t01_smooth_or_features_a03_star_or_artifact_count",
-    "disk-edge-on_yes": "t02_edgeon_a04_yes_count",
-    "disk-edge-on_no": "t02_edgeon_a05_no_count",
-    "bar_yes": "t03_bar_a06_bar_count",
-    "bar_no": "t03_bar_a07_no_bar_count",
-}
+    c: trees.GZ2_COLUMNS[c] for q in QUESTIONS.values() for c in q.answer_columns
+}  # the three questions zoo models; zoolib.trees maps all 37 answers
 _FEATURED = {"smooth-or-featured_featured-or-disk": 1}
 GZ1_CLASS_MAP: dict[str, dict[str, int]] = {  # class -> votes per canonical answer column
     "elliptical": {"smooth-or-featured_smooth": 1},
