@@ -12,6 +12,7 @@ Foundations
 
 Maths (numpy only)
     * :mod:`zoolib.binomial` - binomial maths of votes: mixtures, intervals, coverage
+    * :mod:`zoolib.multinomial` - vote vectors: multinomial, Dirichlet-multinomial, exact BALD
     * :mod:`zoolib.metrics` - per-question RMSE and NLL
     * :mod:`zoolib.acquisition` - entropies and BALD, top-k selection
     * :mod:`zoolib.heads` - the MC-dropout head on cached features: training and sampling

@@ -1,0 +1,127 @@
+r"""Vote vectors of a multi-answer question: multinomial and Dirichlet-multinomial maths (numpy).
+
+A question with K answers asked of N volunteers gets a vote vector :math:`n = (n_1..n_K)`,
+:math:`\sum_k n_k = N`. Given the answer probabilities :math:`p` (a point on the simplex),
+
+.. math:: \log \mathrm{Mult}(n \mid N, p) = \log N! - \sum_k \log n_k! + \sum_k n_k \log p_k;
+
+given concentrations :math:`\alpha` (Zoobot's Dirichlet-multinomial, :math:`A = \sum_k\alpha_k`),
+
+.. math:: \log \mathrm{DirMult}(n \mid \alpha) = \log\Gamma(A) + \log N! - \log\Gamma(N + A)
+          + \sum_k \big[\log\Gamma(n_k + \alpha_k) - \log\Gamma(\alpha_k) - \log n_k!\big].
+
+For K = 2 these are exactly the binomial and the beta-binomial of :mod:`zoolib.binomial` (the
+paper's likelihood and the overdispersed one; tested against scipy). A question nobody was asked
+(N = 0) has probability 1 (log 0) and is masked out of means. One answer's count is
+:math:`\mathrm{Bin}(N, p_k)` under the multinomial and :math:`\mathrm{BetaBin}(N, \alpha_k,
+A - \alpha_k)` under the Dirichlet-multinomial (:func:`answer_logpmf`).
+
+BALD over a vote vector: with T MC-dropout samples :math:`p_t`,
+:math:`I = H\big[\frac1T\sum_t \mathrm{Mult}(\cdot\mid N, p_t)\big] - \frac1T\sum_t
+H[\mathrm{Mult}(\cdot \mid N, p_t)]`, summed exactly over the :math:`\binom{N + K - 1}{K - 1}`
+vote vectors (:func:`vote_vectors`; 861 for N = 40 and K = 3).
+
+Shapes: counts ``(..., K)`` with probabilities or concentrations broadcasting against them;
+samples ``(G, T, K)``. Counts are checked as vote counts (:func:`zoolib.schema.count_problems`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+from scipy import special
+
+from zoolib.schema import count_problems
+
+MAX_VECTORS = 200_000  # exact BALD enumerates at most this many vote vectors per galaxy
+
+
+def as_vote_vectors(counts, name: str = "counts") -> np.ndarray:
+    """``counts`` as float64 (..., K), K >= 2, after checking they are vote counts."""
+    c = np.asarray(counts, dtype=np.float64)
+    if c.ndim < 1 or c.shape[-1] < 2:
+        raise ValueError(f"{name} must have a last axis of K >= 2 answers, got shape {c.shape}")
+    for mask, why in count_problems(c):
+        if mask.any():
+            where = tuple(int(i) for i in np.argwhere(mask)[0])
+            raise ValueError(f"{name}{list(where)} = {float(c[where])!r} {why}")
+    return c
+
+
+def _checked_probabilities(p) -> np.ndarray:
+    p = np.asarray(p, dtype=np.float64)
+    if (p < 0).any() or not np.allclose(p.sum(axis=-1), 1.0, atol=1e-6):
+        raise ValueError("answer probabilities must be >= 0 and sum to 1 over the last axis")
+    return p
+
+
+def multinomial_logpmf(counts, p) -> np.ndarray:
+    """:math:`\\log\\mathrm{Mult}(n \\mid N, p)` over the last axis; 0 where N = 0."""
+    n, p = as_vote_vectors(counts), _checked_probabilities(p)
+    total = n.sum(axis=-1)
+    out = special.gammaln(total + 1) - special.gammaln(n + 1).sum(-1) + special.xlogy(n, p).sum(-1)
+    return np.where(total > 0, out, 0.0)
+
+
+def dirichlet_multinomial_logpmf(counts, alpha) -> np.ndarray:
+    """:math:`\\log\\mathrm{DirMult}(n \\mid \\alpha)` over the last axis; 0 where N = 0."""
+    n, a = as_vote_vectors(counts), np.asarray(alpha, dtype=np.float64)
+    if not (a > 0).all():
+        raise ValueError("concentrations alpha must be > 0")
+    total, big_a = n.sum(axis=-1), a.sum(axis=-1)
+    per_answer = special.gammaln(n + a) - special.gammaln(a) - special.gammaln(n + 1)
+    out = (special.gammaln(big_a) + special.gammaln(total + 1) - special.gammaln(total + big_a)
+           + per_answer.sum(-1))  # fmt: skip
+    return np.where(total > 0, out, 0.0)
+
+
+def masked_mean_nll(logpmf, counts) -> float:
+    """Mean of -logpmf over the vote vectors with N > 0 (nats per galaxy asked); nan if none."""
+    asked = as_vote_vectors(counts).sum(axis=-1) > 0
+    return float(-np.asarray(logpmf)[asked].mean()) if asked.any() else float("nan")
+
+
+def answer_logpmf(k, n, p=None, alpha=None) -> np.ndarray:
+    """Log-probability that ``k`` of ``n`` volunteers give one answer: binomial with that
+    answer's probability ``p``, or beta-binomial with its concentration ``alpha`` (an array
+    (..., K), the answer's entry first: ``alpha[..., 0]`` against the sum of the others)."""
+    if (p is None) == (alpha is None):
+        raise ValueError("give exactly one of p (multinomial) or alpha (Dirichlet-multinomial)")
+    from scipy import stats
+
+    if p is not None:
+        return stats.binom.logpmf(k, n, p)
+    a = np.asarray(alpha, dtype=np.float64)
+    return stats.betabinom.logpmf(k, n, a[..., 0], a[..., 1:].sum(-1))
+
+
+def vote_vectors(n: int, k: int) -> np.ndarray:
+    """Every vote vector of ``n`` volunteers over ``k`` answers, (C(n + k - 1, k - 1), k)."""
+    size = math.comb(n + k - 1, k - 1)
+    if size > MAX_VECTORS:
+        raise ValueError(f"{size:,} vote vectors for N = {n}, K = {k}: more than the "
+                         f"{MAX_VECTORS:,} exact BALD enumerates")  # fmt: skip
+    bars = itertools.combinations(range(n + k - 1), k - 1)  # stars and bars
+    cuts = np.array(list(bars), dtype=np.int64).reshape(size, k - 1)
+    edges = np.concatenate([np.full((size, 1), -1), cuts, np.full((size, 1), n + k - 1)], 1)
+    return np.diff(edges, axis=1) - 1
+
+
+def mutual_information(p_samples, n: int) -> np.ndarray:
+    """Exact BALD over vote vectors: (G,) nats from (G, T, K) samples of answer probabilities
+    and a whole number of volunteers ``n`` (0: nothing to learn, 0)."""
+    p = _checked_probabilities(p_samples)
+    if p.ndim != 3:
+        raise ValueError(f"p_samples must be (galaxies, T, K), got shape {p.shape}")
+    if n == 0:
+        return np.zeros(len(p))
+    v = vote_vectors(int(n), p.shape[-1])  # (M, K)
+    log_coef = special.gammaln(n + 1) - special.gammaln(v + 1).sum(-1)  # (M,)
+    log_p = np.log(np.maximum(p, 1e-300))  # p = 0: 0 votes give 0 log 0 = 0, more give ~ -inf
+    pmf = np.exp(log_coef + np.einsum("mk,gtk->gtm", v, log_p))  # (G, T, M)
+    mixture = pmf.mean(axis=1)
+    h_mixture = special.entr(mixture).sum(-1)
+    h_each = special.entr(pmf).sum(-1).mean(-1)
+    return np.maximum(h_mixture - h_each, 0.0)
