@@ -103,3 +103,44 @@ def test_keras_loss_serializes():
     loss = BinomialLoss(include_constant=True)
     again = keras.losses.deserialize(keras.losses.serialize(loss))
     assert isinstance(again, BinomialLoss) and again.include_constant
+
+
+def test_tree_nll_equals_the_numpy_multinomial_and_dirichlet_multinomial():
+    from zoolib import multinomial, trees
+    from zoolib.losses import TreeLoss, concentrations, tree_nll
+
+    tree = trees.GZ2.subset("two", ["smooth-or-featured", "disk-edge-on"])
+    sizes = [len(n.answers) for n in tree.nodes]  # 3 + 2 answers side by side
+    rng = np.random.default_rng(0)
+    counts = np.concatenate([rng.multinomial(20, [0.5, 0.3, 0.2], 12),
+                             rng.multinomial(8, [0.4, 0.6], 12)], axis=1).astype(float)  # fmt: skip
+    counts[3, 3:] = 0  # not asked the second question
+    x = rng.normal(0, 2, (12, 5)).astype(np.float64)
+    got = tree_nll(counts, x, sizes, include_constant=True).numpy()
+    got_dm = tree_nll(counts, x, sizes, "dirichlet_multinomial", include_constant=True).numpy()
+    alpha = concentrations(x).numpy()
+    for q, (a, b) in enumerate([(0, 3), (3, 5)]):
+        p = np.exp(x[:, a:b]) / np.exp(x[:, a:b]).sum(-1, keepdims=True)
+        want = -multinomial.multinomial_logpmf(counts[:, a:b], p)
+        np.testing.assert_allclose(got[:, q], want, rtol=1e-6, atol=1e-6)
+        want_dm = -multinomial.dirichlet_multinomial_logpmf(counts[:, a:b], alpha[:, a:b])
+        np.testing.assert_allclose(got_dm[:, q], want_dm, rtol=1e-6, atol=1e-6)
+    assert got[3, 1] == 0 and got_dm[3, 1] == 0
+    loss = TreeLoss(sizes)(counts, x).numpy()
+    assert loss == pytest.approx(tree_nll(counts, x, sizes).numpy().sum(-1).mean(), rel=1e-6)
+    with pytest.raises(ValueError, match="likelihood must be one of"):
+        tree_nll(counts, x, sizes, "poisson")
+    with pytest.raises(ValueError, match="is negative"):
+        tree_nll(-counts, x, sizes)
+
+
+def test_two_answer_multinomial_is_the_binomial_of_the_logit_difference():
+    from zoolib.losses import tree_nll
+
+    rng = np.random.default_rng(1)
+    k = rng.integers(0, 11, 20).astype(float)
+    n = np.full(20, 10.0)
+    logits = rng.normal(0, 3, (20, 2))
+    got = tree_nll(np.stack([k, n - k], -1), logits, [2]).numpy()[:, 0]
+    want = binomial_nll(k, n, logits[:, 0] - logits[:, 1]).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)

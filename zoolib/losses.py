@@ -1,4 +1,5 @@
-r"""Binomial likelihood of volunteer votes.
+r"""Likelihoods of volunteer votes: binomial per yes/no question; multinomial or
+Dirichlet-multinomial per question of a whole decision tree (:func:`tree_nll`, at the end).
 
 For one question a galaxy received :math:`k` "yes" votes from :math:`n` volunteers. The CNN
 outputs a logit :math:`x`; :math:`\rho = \sigma(x)` is the probability that a typical volunteer
@@ -90,3 +91,79 @@ class BinomialLoss(keras.losses.Loss):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "include_constant": self.include_constant}
+
+
+# ---------------------------------------------------------------------------------------------
+# whole decision trees: a multinomial or Dirichlet-multinomial per question (zoolib.trees)
+
+LIKELIHOODS = ("multinomial", "dirichlet_multinomial")
+CONCENTRATION_RANGE = (1.0, 100.0)  # Dirichlet concentrations: lo + (hi - lo) sigmoid(x), Zoobot's
+
+
+def concentrations(outputs) -> tf.Tensor:
+    """Dirichlet-multinomial concentrations from the network's outputs, within
+    ``CONCENTRATION_RANGE``."""
+    lo, hi = CONCENTRATION_RANGE
+    return lo + (hi - lo) * tf.math.sigmoid(outputs)
+
+
+def tree_nll(counts, outputs, sizes, likelihood: str = "multinomial",
+             include_constant: bool = False) -> tf.Tensor:  # fmt: skip
+    r"""Per-galaxy, per-question NLL of a tree's vote vectors: (batch, Q).
+
+    ``counts`` and ``outputs`` are (batch, A): every question's answers side by side, in tree
+    order, ``sizes`` the number of answers of each question (sum A). For ``"multinomial"`` the
+    outputs are logits, :math:`p = \mathrm{softmax}` per question and
+    :math:`\ell_q = -\sum_k n_k \log p_k`; for ``"dirichlet_multinomial"`` they give
+    concentrations (:func:`concentrations`) and :math:`\ell_q = -\log\mathrm{DirMult}` without
+    its count-only terms. ``include_constant`` adds :math:`-\log N! + \sum_k \log n_k!`, so the
+    result equals :func:`zoolib.multinomial.multinomial_logpmf` /
+    :func:`~zoolib.multinomial.dirichlet_multinomial_logpmf` negated. A question nobody was
+    asked (N = 0) gives 0. For two answers the multinomial is :func:`binomial_nll` of the
+    logit difference.
+    """
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"likelihood must be one of {LIKELIHOODS}, not {likelihood!r}")
+    outputs = tf.convert_to_tensor(outputs)
+    if not outputs.dtype.is_floating:
+        outputs = tf.cast(outputs, tf.float32)
+    counts = tf.cast(counts, outputs.dtype)
+    if tf.executing_eagerly():
+        from zoolib.multinomial import as_vote_vectors
+
+        as_vote_vectors(np.asarray(counts), "counts")  # errors name the galaxy and answer
+    per_question = []
+    for n, x in zip(tf.split(counts, list(sizes), axis=-1), tf.split(outputs, list(sizes), -1),
+                    strict=True):  # fmt: skip
+        total = tf.reduce_sum(n, -1)
+        if likelihood == "multinomial":
+            nll = -tf.reduce_sum(n * tf.nn.log_softmax(x, axis=-1), -1)
+        else:
+            a = concentrations(x)
+            big_a = tf.reduce_sum(a, -1)
+            nll = -(tf.math.lgamma(big_a) - tf.math.lgamma(total + big_a)
+                    + tf.reduce_sum(tf.math.lgamma(n + a) - tf.math.lgamma(a), -1))  # fmt: skip
+        if include_constant:
+            nll -= tf.math.lgamma(total + 1) - tf.reduce_sum(tf.math.lgamma(n + 1), -1)
+        per_question.append(tf.where(total > 0, nll, tf.zeros_like(nll)))
+    return tf.stack(per_question, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="zoolib")
+class TreeLoss(keras.losses.Loss):
+    """Keras loss: :func:`tree_nll` summed over a tree's questions, averaged over the batch.
+    ``y_true`` (batch, A) vote counts, ``y_pred`` (batch, A) outputs; ``sizes`` the answers per
+    question."""
+
+    def __init__(self, sizes, likelihood: str = "multinomial", name: str = "tree_loss",
+                 **kwargs):  # fmt: skip
+        super().__init__(name=name, **kwargs)
+        self.sizes, self.likelihood = [int(s) for s in sizes], likelihood
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, not {likelihood!r}")
+
+    def call(self, y_true, y_pred):
+        return tf.reduce_sum(tree_nll(y_true, y_pred, self.sizes, self.likelihood), axis=-1)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "sizes": self.sizes, "likelihood": self.likelihood}
