@@ -109,8 +109,15 @@ def read_catalog(
     format: str = "auto",
     on_error: str = "raise",
     class_map: dict[str, dict[str, int]] | None = None,
+    tree: str | trees.Tree = "three",
 ) -> tuple[pd.DataFrame, list[dict]]:
-    """Read a catalogue file into the canonical frame; return it and the skipped-row records."""
+    """Read a catalogue file into the canonical frame; return it and the skipped-row records.
+
+    ``tree`` (a :class:`zoolib.trees.Tree` or a shipped tree's name) says which questions to
+    read: ``"three"`` (the default: the three questions zoo's models learn), ``"gz2"`` (every
+    GZ2 task, from a gz2-format table) or any tree whose ``<question>_<answer>`` columns a
+    decals-format catalogue has. Consensus classes give the three questions only."""
+    tree = trees.tree(tree) if isinstance(tree, str) else tree
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     if on_error not in ON_ERROR:
@@ -125,10 +132,13 @@ def read_catalog(
     if file_col is not None:
         frame[FILE_COLUMN] = raw[file_col].astype(object).where(raw[file_col].notna(), None)
     problems: dict[int, list[str]] = {}
+    if format == "classes" and tree.questions != trees.THREE.questions:
+        raise ValueError(f"{path}: consensus classes give the three questions of tree 'three' "
+                         f"only, not tree {tree.name!r}")  # fmt: skip
     if format == "gz2":
-        votes = _votes_from_gz2(raw, path)
+        votes = _votes_from_gz2(raw, path, tree)
     elif format == "decals":
-        votes = _votes_from_decals(raw, path)
+        votes = _votes_from_decals(raw, path, tree)
     else:
         votes = _votes_from_classes(raw, path, class_map or GZ1_CLASS_MAP, problems)
     if votes.columns.empty:
@@ -137,7 +147,7 @@ def read_catalog(
     if _class_column(raw.columns) is not None:  # a consensus class is kept beside any votes
         extras.append(_class_column(raw.columns))
     frame = pd.concat([frame, votes, raw[extras]], axis=1)
-    return _validate(frame, path, on_error, problems)
+    return _validate(frame, path, on_error, problems, tree)
 
 
 def detect_format(columns, path: str | Path = "the catalogue") -> str:
@@ -204,11 +214,15 @@ def _require(raw: pd.DataFrame, columns: list[str], path: Path) -> None:
         raise ValueError(f"{path} is missing required column(s) {missing}")
 
 
-def _votes_from_gz2(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
+def _votes_from_gz2(raw: pd.DataFrame, path: Path, tree: trees.Tree) -> pd.DataFrame:
     """Canonical float vote columns from GZ2 raw counts; each total = sum of its answers."""
+    unmapped = [c for n in tree.nodes for c in n.answer_columns if c not in trees.GZ2_COLUMNS]
+    if unmapped:
+        raise ValueError(f"{path}: a GZ2 table has no columns for tree {tree.name!r}'s answers "
+                         f"{unmapped[:3]}...; use tree 'gz2' or a subset of it")  # fmt: skip
     votes = pd.DataFrame(index=raw.index)
-    for q in QUESTIONS.values():
-        sources = [GZ2_COLUMNS[c] for c in q.answer_columns]
+    for q in tree.nodes:
+        sources = [trees.GZ2_COLUMNS[c] for c in q.answer_columns]
         if not any(s in raw for s in sources):
             continue
         _require(raw, sources, path)
@@ -218,10 +232,10 @@ def _votes_from_gz2(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
     return votes
 
 
-def _votes_from_decals(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """Canonical float vote columns of every schema question with any column in the file."""
+def _votes_from_decals(raw: pd.DataFrame, path: Path, tree: trees.Tree) -> pd.DataFrame:
+    """Canonical float vote columns of every question of ``tree`` with any column in the file."""
     votes = pd.DataFrame(index=raw.index)
-    for q in QUESTIONS.values():
+    for q in tree.nodes:
         cols = q.answer_columns + [q.total_column]
         if any(c in raw for c in cols):
             _require(raw, cols, path)
@@ -261,7 +275,8 @@ def _votes_from_classes(
 
 
 def _validate(
-    frame: pd.DataFrame, path: Path, on_error: str, problems: dict[int, list[str]]
+    frame: pd.DataFrame, path: Path, on_error: str, problems: dict[int, list[str]],
+    tree: trees.Tree = trees.THREE,
 ) -> tuple[pd.DataFrame, list[dict]]:
     """Find bad rows; raise naming them, or drop and list them; cast counts to int64."""
 
@@ -273,7 +288,7 @@ def _validate(
     flag(ids.isna(), f"{ID_COLUMN} is missing")
     duplicated = ids.notna() & ids.duplicated(keep=False)
     flag(duplicated, f"duplicate {ID_COLUMN}")
-    present = [q for q in QUESTIONS.values() if q.total_column in frame]
+    present = [q for q in tree.nodes if q.total_column in frame]
     for q in present:
         total = frame[q.total_column]
         for c in q.answer_columns + [q.total_column]:
@@ -302,7 +317,7 @@ def _validate(
         raise ValueError(f"{head} ({hint}; rows count data rows from 0):\n" + listed(lines))
     frame[ROW_COLUMN] = np.arange(len(frame))  # the data row of the file, kept through drops
     frame = frame.drop(index=list(problems)).reset_index(drop=True)
-    counts = vote_columns([q.name for q in present])
+    counts = [c for q in present for c in [*q.answer_columns, q.total_column]]
     frame[counts] = frame[counts].astype("int64")
     frame[ID_COLUMN] = frame[ID_COLUMN].astype(str)
     return frame, skipped
