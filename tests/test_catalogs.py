@@ -234,3 +234,39 @@ def test_vote_fractions_without_counts_say_so_and_how_to_give_n(column):
     assert "k = round(fraction x N)" in text and "cannot tell the format" not in text
     with pytest.raises(ValueError, match="cannot tell the format"):
         catalogs.detect_format(["id_str", "file_loc", "redshift"], "plain.csv")
+
+
+def test_the_whole_gz2_tree_is_read_from_the_shipped_table():
+    from zoolib import paths, trees
+
+    table = paths.RAW_DIR / "gz2_stripe82" / "table5_counts.csv.gz"
+    three, _ = read_catalog(table)
+    whole, _ = read_catalog(table, tree="gz2")
+    assert set(trees.GZ2.columns()) <= set(whole.columns)
+    assert len(whole) == len(three)
+    for n in trees.GZ2.nodes:  # each total is the sum of its answers, as for the three
+        assert (whole[n.answer_columns].sum(axis=1) == whole[n.total_column]).all()
+    for c in three.columns:  # the three questions read the same either way
+        pd.testing.assert_series_equal(three[c], whole[c])
+    # the tree's order shows in the counts: who is asked the bar question was asked edge-on
+    assert (whole["bar_total-votes"] <= whole["disk-edge-on_total-votes"]).mean() > 0.99
+    assert whole["spiral-winding_total-votes"].sum() > 0
+
+
+def test_a_users_tree_is_read_from_its_columns_and_classes_refuse_other_trees(tmp_path):
+    from zoolib import trees
+
+    path = tmp_path / "rings.csv"
+    pd.DataFrame({"id_str": ["a", "b", "c"], "ring_yes": [3, 0, 5], "ring_no": [2, 4, 0],
+                  "ring_total-votes": [5, 4, 5]}).to_csv(path, index=False)  # fmt: skip
+    frame, _ = read_catalog(path, tree=trees.from_columns(pd.read_csv(path).columns))
+    assert frame["ring_yes"].tolist() == [3, 0, 5] and frame["ring_yes"].dtype == "int64"
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"id_str": ["a"], "ring_yes": [6], "ring_no": [0],
+                  "ring_total-votes": [5]}).to_csv(bad, index=False)  # fmt: skip
+    with pytest.raises(ValueError, match=r"row 0 \(id_str 'a'\): ring_yes > ring_total-votes"):
+        read_catalog(bad, tree=trees.one_label("ring"))
+    classes = tmp_path / "classes.csv"
+    pd.DataFrame({"id_str": ["a"], "class": ["elliptical"]}).to_csv(classes, index=False)
+    with pytest.raises(ValueError, match="consensus classes give the three questions"):
+        read_catalog(classes, tree="gz2")

@@ -125,7 +125,7 @@ def read_catalog(
     path = Path(path)
     raw = read_table(path)
     if format == "auto":
-        format = detect_format(raw.columns, path)
+        format = detect_format(raw.columns, path, tree)
     frame = pd.DataFrame(index=raw.index)
     frame[ID_COLUMN] = read_ids(raw, path)
     file_col = next((c for c in FILE_SOURCES if c in raw), None)
@@ -150,12 +150,15 @@ def read_catalog(
     return _validate(frame, path, on_error, problems, tree)
 
 
-def detect_format(columns, path: str | Path = "the catalogue") -> str:
-    """Name the format ("gz2", "decals" or "classes") of a catalogue with these columns."""
+def detect_format(
+    columns, path: str | Path = "the catalogue", tree: trees.Tree = trees.THREE
+) -> str:
+    """Name the format ("gz2", "decals" or "classes") of a catalogue with these columns
+    (decals: count columns of the three questions or of ``tree``)."""
     columns = list(columns)
     if GZ2_MARKER in columns:
         return "gz2"
-    if any(c in columns for c in vote_columns()):
+    if any(c in columns for c in [*vote_columns(), *tree.columns()]):
         return "decals"
     if _class_column(columns) is not None:
         return "classes"
@@ -275,7 +278,10 @@ def _votes_from_classes(
 
 
 def _validate(
-    frame: pd.DataFrame, path: Path, on_error: str, problems: dict[int, list[str]],
+    frame: pd.DataFrame,
+    path: Path,
+    on_error: str,
+    problems: dict[int, list[str]],
     tree: trees.Tree = trees.THREE,
 ) -> tuple[pd.DataFrame, list[dict]]:
     """Find bad rows; raise naming them, or drop and list them; cast counts to int64."""
@@ -311,8 +317,10 @@ def _validate(
         dups = sorted(ids[duplicated].unique())
         head = f"{len(skipped)} bad row(s) of {len(frame)} in {path}"
         head += f"; duplicated ids: {dups}" if dups else ""
-        hint = "every row is bad" if on_error == "skip" else (
-            'on_error "skip" (a notebook 01 parameter) leaves them out and lists them'
+        hint = (
+            "every row is bad"
+            if on_error == "skip"
+            else ('on_error "skip" (a notebook 01 parameter) leaves them out and lists them')
         )
         raise ValueError(f"{head} ({hint}; rows count data rows from 0):\n" + listed(lines))
     frame[ROW_COLUMN] = np.arange(len(frame))  # the data row of the file, kept through drops
