@@ -144,3 +144,20 @@ def test_two_answer_multinomial_is_the_binomial_of_the_logit_difference():
     got = tree_nll(np.stack([k, n - k], -1), logits, [2]).numpy()[:, 0]
     want = binomial_nll(k, n, logits[:, 0] - logits[:, 1]).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_votes_without_the_question_axis_are_refused_before_training():
+    import keras
+
+    from zoolib import models, pipeline
+
+    model = models.build_bayesian_cnn(16, 1, 1, filters=(4,) * 6, dense_units=8, seed=0)
+    model.compile(optimizer="adam", loss=BinomialLoss())
+    images = np.zeros((8, 16, 16, 1), np.uint8)
+    flat = np.tile([[1.0, 2.0]], (8, 1))  # [k, N] without the question axis: it would broadcast
+    with pytest.raises(ValueError, match=r"votes must be \(galaxies, questions, 2\)"):
+        model.fit(pipeline.make_tf_dataset(images, flat, 4), epochs=1, verbose=0)
+    keras.backend.clear_session()
+    model = models.build_bayesian_cnn(16, 1, 1, filters=(4,) * 6, dense_units=8, seed=0)
+    model.compile(optimizer="adam", loss=BinomialLoss())
+    model.fit(pipeline.make_tf_dataset(images, flat[:, None, :], 4), epochs=1, verbose=0)

@@ -168,13 +168,3 @@ def test_resize_is_an_antialiased_mean_and_a_no_op_at_the_same_size():
     assert np.all(np.abs(small[0, 1:-1, 1:-1].astype(int) - 100) <= 1)  # interior: the mean
     assert np.all(np.abs(small.astype(int) - 100) <= 5)  # edges: kernel cut; a sample: 0 or 200
     assert np.array_equal(pipeline.resize(flat, 8), flat)
-
-
-def test_votes_without_the_question_axis_are_refused():
-    from zoolib import pipeline
-
-    images = np.zeros((4, 8, 8, 1), np.uint8)
-    flat = np.ones((4, 2), np.float32)  # [k, N] without the question axis: broadcasts silently
-    with pytest.raises(ValueError, match=r"votes must be \(galaxies, questions, 2\).*\(4, 2\)"):
-        pipeline.make_tf_dataset(images, flat, 2)
-    pipeline.make_tf_dataset(images, flat[:, None, :], 2)  # the same votes, one question

@@ -84,6 +84,12 @@ class BinomialLoss(keras.losses.Loss):
     def call(self, y_true, y_pred):
         y_pred = tf.convert_to_tensor(y_pred)
         y_true = tf.cast(y_true, y_pred.dtype)
+        if y_true.shape.rank != 3 or y_true.shape[-1] != 2:  # static: refused before training
+            raise ValueError(
+                f"BinomialLoss: votes must be (galaxies, questions, 2) of [k, N] "
+                f"(zoolib.data.votes_array), got shape {tuple(y_true.shape)}; for one question "
+                "add its axis (votes[:, None, :]); a tree's vote vectors take TreeLoss"
+            )
         nll = binomial_nll(
             y_true[..., 0], y_true[..., 1], y_pred, include_constant=self.include_constant
         )

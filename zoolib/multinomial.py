@@ -125,3 +125,14 @@ def mutual_information(p_samples, n: int) -> np.ndarray:
     h_mixture = special.entr(mixture).sum(-1)
     h_each = special.entr(pmf).sum(-1).mean(-1)
     return np.maximum(h_mixture - h_each, 0.0)
+
+
+def answer_probabilities(outputs, sizes) -> np.ndarray:
+    """Answer probabilities from a tree model's outputs (..., A, T) (or (..., A)): a softmax
+    over each question's answers (``sizes``: answers per question, in tree order)."""
+    x = np.asarray(outputs, dtype=np.float64)
+    axis = -2 if x.ndim >= 3 else -1
+    if x.shape[axis] != sum(sizes):
+        raise ValueError(f"{x.shape[axis]} outputs but the tree has {sum(sizes)} answers")
+    parts = np.split(x, np.cumsum(sizes)[:-1], axis=axis)
+    return np.concatenate([special.softmax(p, axis=axis) for p in parts], axis=axis)

@@ -95,11 +95,6 @@ def make_tf_dataset(
 
     if len(images) != len(votes):
         raise ValueError(f"{len(images)} images but {len(votes)} vote rows")
-    if np.ndim(votes) != 3 or np.shape(votes)[-1] != 2:
-        raise ValueError(
-            f"votes must be (galaxies, questions, 2) of [k, N] (zoolib.data.votes_array), got "
-            f"shape {np.shape(votes)}; for one question add its axis: votes[:, None, :]"
-        )
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     index, count = shard

@@ -107,6 +107,46 @@ def _augmented_logits(model, batch: np.ndarray, n_samples: int, rng) -> np.ndarr
     return np.transpose(logits, (1, 2, 0))
 
 
+def sample_logits(
+    model,
+    images,
+    n_samples: int,
+    batch_size: int = 256,
+    seed: int | None = None,
+    progress: bool = False,
+    augment: bool = False,
+) -> np.ndarray:
+    r"""Draw T = ``n_samples`` MC-dropout outputs :math:`x_t` (logits) per galaxy; the
+    arguments are :func:`sample_rho`'s, which applies the sigmoid to these. A tree's outputs
+    take :func:`zoolib.multinomial.answer_probabilities` (a softmax per question) instead.
+
+    Returns:
+        float64 array (galaxies, outputs, T) of the raw outputs.
+    """
+    import tensorflow as tf
+
+    from zoolib.models import reseed
+
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be >= 1, got {n_samples!r}")
+    if seed is not None:
+        reseed(model, seed)
+    fn = _sampler(model)
+    rng = np.random.default_rng(seed)
+    out = None
+    for start, batch in _batches(images, batch_size, progress, "MC dropout"):
+        if augment:
+            logits = _augmented_logits(model, batch, n_samples, rng)
+        else:
+            logits = fn(tf.constant(batch), tf.constant(n_samples, tf.int32)).numpy()
+        if out is None:
+            out = np.empty((len(images),) + logits.shape[1:], dtype=np.float64)
+        out[start : start + len(batch)] = logits
+    if out is None:
+        out = np.empty((0, model.output.shape[-1], n_samples))
+    return out
+
+
 def sample_rho(
     model,
     images,
@@ -139,28 +179,7 @@ def sample_rho(
         [``RHO_CLIP``, 1 - ``RHO_CLIP``] = [1e-12, 1 - 1e-12] (``expit(37.0)`` is already 1.0),
         so every rho lies strictly inside (0, 1) and likelihoods of observed votes stay finite.
     """
-    import tensorflow as tf
-
-    from zoolib.models import reseed
-
-    if n_samples < 1:
-        raise ValueError(f"n_samples must be >= 1, got {n_samples!r}")
-    if seed is not None:
-        reseed(model, seed)
-    fn = _sampler(model)
-    rng = np.random.default_rng(seed)
-    out = None
-    for start, batch in _batches(images, batch_size, progress, "MC dropout"):
-        if augment:
-            logits = _augmented_logits(model, batch, n_samples, rng)
-        else:
-            logits = fn(tf.constant(batch), tf.constant(n_samples, tf.int32)).numpy()
-        if out is None:
-            out = np.empty((len(images),) + logits.shape[1:], dtype=np.float64)
-        out[start : start + len(batch)] = to_rho(logits)
-    if out is None:
-        out = np.empty((0, model.output.shape[-1], n_samples))
-    return out
+    return to_rho(sample_logits(model, images, n_samples, batch_size, seed, progress, augment))
 
 
 def trunk_features(model, images, batch_size: int = 256, views: bool = False) -> np.ndarray:

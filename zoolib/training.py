@@ -48,8 +48,10 @@ def train(
     optimizer: str = "adam",
     keep_start: bool = False,
     precision: str = "float32",
+    loss: keras.losses.Loss | None = None,
 ) -> tuple[dict[str, list[float]], Path | None, keras.Model]:
-    """Fit ``model`` on batches of (images (B, S, S, C), votes (B, Q, 2)).
+    """Fit ``model`` on batches of (images (B, S, S, C), votes (B, Q, 2)) (or, with a tree's
+    ``loss``, vote vectors (B, A)).
 
     Args:
         model: a Keras model, or a function returning one. Pass a function when training under
@@ -81,6 +83,8 @@ def train(
             or ``"auto"`` (:func:`zoolib.precision.choose` for training, which says what it
             chose). The model's layers are set to it before compiling; the logits layer and the
             loss stay float32. :func:`zoolib.precision.policy_of` reads it off the returned model.
+        loss: the Keras loss (default :class:`zoolib.losses.BinomialLoss`, the paper's); a
+            tree's :class:`zoolib.losses.TreeLoss` trains on vote vectors (fit loop only).
 
     Returns:
         (history as {metric: per-epoch values}, ``model_path`` (None if not given; on the
@@ -104,13 +108,15 @@ def train(
     if loop == "auto":
         multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
         loop = "custom" if multi_worker else "fit"
+    if loss is not None and loop == "custom":
+        raise ValueError("a loss other than BinomialLoss needs the fit loop (one machine)")
     with strategy.scope():
         if not isinstance(model, keras.Model):
             model = model()
         zprecision.apply(model, choice.policy)
         opt = keras.optimizers.get(optimizer)
         opt.learning_rate = learning_rate
-        model.compile(optimizer=opt, loss=BinomialLoss())
+        model.compile(optimizer=opt, loss=loss or BinomialLoss())
     if tf.distribute.has_strategy() and not all(
         strategy.extended.variable_created_in_scope(v.value) for v in model.trainable_variables
     ):
