@@ -58,3 +58,16 @@ def test_how_the_images_were_made_round_trips_and_is_checked(tmp_path):
     for bad in (0.0, 1.5, True):
         with pytest.raises(ValueError, match="crop_fraction must be in"):
             cards.ModelCard(["bar"], 64, 1, crop_fraction=bad)
+
+
+def test_a_card_with_its_own_tree_names_a_new_question(tmp_path):
+    tree = {"ring": {"answers": ["yes", "no"]}}
+    card = cards.ModelCard(["ring"], 64, 1, tree=tree)
+    card.write(tmp_path / "m.keras")
+    back = cards.ModelCard.read(tmp_path / "m.keras")
+    assert back.tree == tree and back.rho_answers() == {"ring": "yes"}
+    assert cards.ModelCard(["bar"], 64, 1).rho_answers() == {"bar": "yes"}
+    with pytest.raises(ValueError, match=r"questions \['bar'\] are not in its tree"):
+        cards.ModelCard(["bar"], 64, 1, tree=tree)
+    with pytest.raises(ValueError, match="unknown question 'ring'"):
+        cards.ModelCard(["ring"], 64, 1)  # without a tree only zoo's questions are known

@@ -202,7 +202,7 @@ def test_catalogue_checks(tmp_path):
 
 def test_question_names(tmp_path):
     model = tmp_path / "m.keras"
-    assert predict.model_questions(model, 2, None) == QUESTIONS[:2]
+    assert list(predict.model_questions(model, 2, None)) == QUESTIONS[:2]
     with pytest.raises(ValueError, match="predicts 4 question"):
         predict.model_questions(model, 4, None)
     with pytest.raises(ValueError, match="predicts 2 question"):
@@ -211,8 +211,11 @@ def test_question_names(tmp_path):
         predict.model_questions(model, 1, ["spiral"])
     cards.ModelCard(["smooth-or-featured", "bar"], image_size=32, channels=1).write(model)
     assert (tmp_path / "m.card.json").is_file()
-    assert predict.model_questions(model, 2, None) == ["smooth-or-featured", "bar"]
-    assert predict.model_questions(model, 1, ["bar"]) == ["bar"]
+    assert predict.model_questions(model, 2, None) == {"smooth-or-featured": "smooth", "bar": "yes"}
+    assert predict.model_questions(model, 1, ["bar"]) == {"bar": "yes"}
+    tree = {"ring": {"answers": ["yes", "no"]}}
+    cards.ModelCard(["ring"], image_size=32, channels=1, tree=tree).write(model)
+    assert predict.model_questions(model, 1, None) == {"ring": "yes"}  # a new label, by its card
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zoolib import files
+from zoolib import files, trees
 from zoolib.schema import question
 
 SUFFIX = ".card.json"
@@ -51,12 +51,21 @@ class ModelCard:
     training_images: str | None = None  # "simulated" or "real"
     crop_fraction: float | None = None  # central fraction of real images kept (images.load_image)
     stretch: str | None = None  # pixel scaling of FITS images (images.STRETCH)
+    # the questions' tree when they are not zoo's three ({question: {answers, asked_if}},
+    # zoolib.trees.from_mapping); rho is the probability of a question's first answer
+    tree: dict | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.questions = list(self.questions)
-        for q in self.questions:
-            question(q)  # unknown names raise, listing the known ones
+        if self.tree is not None:
+            own = trees.from_mapping("card", self.tree, "a model card's tree")
+            missing = [q for q in self.questions if q not in own.questions]
+            if missing:
+                raise ValueError(f"a model card's questions {missing} are not in its tree")
+        else:
+            for q in self.questions:
+                question(q)  # unknown names raise, listing the known ones
         if len(set(self.questions)) != len(self.questions):
             raise ValueError(f"a model card's questions must be distinct: {self.questions}")
         for name in ("image_size", "channels"):
@@ -83,6 +92,12 @@ class ModelCard:
         shadowed = sorted(set(self.extra) & {f.name for f in dataclasses.fields(self)})
         if shadowed:
             raise ValueError(f"extra entries may not reuse the card's own names: {shadowed}")
+
+    def rho_answers(self) -> dict[str, str]:
+        """{question: the answer its rho is the probability of}, in output order."""
+        if self.tree is None:
+            return {q: question(q).yes for q in self.questions}
+        return {q: str(self.tree[q]["answers"][0]) for q in self.questions}
 
     def to_dict(self) -> dict:
         """Plain entries, ``extra`` merged in at the top level."""

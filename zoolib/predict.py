@@ -139,21 +139,26 @@ def read_targets(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame({ID_COLUMN: ids.astype(str), FILE_COLUMN: files})
 
 
-def column(name: str, stat: str) -> str:
+def column(name: str, stat: str, answer: str | None = None) -> str:
     """An output column: rho's statistics name the answer rho is the probability of
-    (``smooth-or-featured_smooth_rho_mean``, ``bar_yes_rho_q95``); the entropy and BALD are
-    the question's (``bar_entropy``, ``bar_mi``)."""
-    return f"{question(name).yes_column}_{stat}" if stat.startswith("rho") else f"{name}_{stat}"
+    (``smooth-or-featured_smooth_rho_mean``, ``bar_yes_rho_q95``; ``answer`` None: the
+    schema's "yes"); the entropy and BALD are the question's (``bar_entropy``, ``bar_mi``)."""
+    if not stat.startswith("rho"):
+        return f"{name}_{stat}"
+    return f"{name}_{answer or question(name).yes}_{stat}"
 
 
-def output_columns(questions: Sequence[str]) -> list[str]:
-    """Prediction column names, question by question (:func:`column`)."""
-    return [column(q, s) for q in questions for s in STATS]
-
-
-def answers(questions: Sequence[str]) -> dict[str, str]:
-    """{question: the answer its rho is the probability of}, e.g. smooth-or-featured: smooth."""
+def answers(questions: Sequence[str] | dict) -> dict[str, str]:
+    """{question: the answer its rho is the probability of}, e.g. smooth-or-featured: smooth;
+    ``questions`` may already be that mapping (a model card's :meth:`rho_answers`)."""
+    if isinstance(questions, dict):
+        return dict(questions)
     return {q: question(q).yes for q in questions}
+
+
+def output_columns(questions: Sequence[str] | dict) -> list[str]:
+    """Prediction column names, question by question (:func:`column`)."""
+    return [column(q, s, a) for q, a in answers(questions).items() for s in STATS]
 
 
 def summarize(rho_samples: np.ndarray, questions: Sequence[str], expected_votes: int) -> dict:
@@ -168,15 +173,21 @@ def summarize(rho_samples: np.ndarray, questions: Sequence[str], expected_votes:
     stats.update({f"rho_{name}": q for name, q in zip(QUANTILES, quantiles, strict=True)})
     stats["entropy"], expected = acquisition.entropies(rho_samples, expected_votes)
     stats["mi"] = acquisition.bald_from_entropies(stats["entropy"], expected)
-    return {column(q, s): stats[s][:, j] for j, q in enumerate(questions) for s in STATS}
+    named = answers(questions).items()
+    return {column(q, s, a): stats[s][:, j] for j, (q, a) in enumerate(named) for s in STATS}
 
 
-def model_questions(model_path: Path, n_outputs: int, questions: Sequence[str] | None) -> list:
-    """Names of the model's Q outputs: ``questions`` if given, else the ``questions`` of the
-    model card beside the model (:mod:`zoolib.cards`, written by notebook 02), else the
-    first Q schema questions. Raises ValueError unless there are Q distinct schema names."""
-    if not questions and cards.card_path(model_path).is_file():
-        questions = cards.ModelCard.read(model_path).questions
+def model_questions(model_path: Path, n_outputs: int, questions: Sequence[str] | None) -> dict:
+    """{question: the answer rho is the probability of} of the model's Q outputs, in order:
+    ``questions`` if given, else the model card's (:mod:`zoolib.cards`, written by notebook
+    02; a card with its own tree names new questions), else the first Q schema questions.
+    Raises ValueError unless there are Q distinct known names."""
+    card = cards.ModelCard.read(model_path) if cards.card_path(model_path).is_file() else None
+    if not questions and card is not None:
+        named = card.rho_answers()
+        if len(named) == n_outputs:
+            return named
+        questions = list(named)
     questions = list(questions or list(QUESTIONS)[:n_outputs])
     for q in questions:
         question(q)  # unknown names raise, listing the known ones
@@ -185,7 +196,7 @@ def model_questions(model_path: Path, n_outputs: int, questions: Sequence[str] |
             f"{model_path} predicts {n_outputs} question(s) but the questions are {questions};"
             " pass --questions with one distinct schema question per output, in order"
         )
-    return questions
+    return answers(questions)
 
 
 def read_metadata(path: str | Path) -> dict:
@@ -422,7 +433,7 @@ def predict_catalog(
         catalog_sha256=files.sha256(catalog_path), catalog_rows=len(ids),
         images_root=str(root), image_size=size, channels=channels,
         crop_fraction=crop_fraction, allow_outside_root=allow_outside_root,
-        questions=questions, answers=answers(questions), n_samples=n_samples,
+        questions=list(questions), answers=answers(questions), n_samples=n_samples,
         seed=seed, block_size=block_size, expected_votes=expected_votes, shard=f"{i}/{n}",
         blocks=[blocks.start, blocks.stop], rows=row_range, on_error=on_error, precision=policy,
     )  # fmt: skip
