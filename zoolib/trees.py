@@ -112,9 +112,12 @@ def _node(name: str, answers: str, *asked_if: str) -> Node:
 
 
 FACE_ON = "disk-edge-on:no"
-GZ2 = Tree("gz2", (
+FIRST = (  # the two questions GZ2 and GZ DECaLS share, word for word
     _node("smooth-or-featured", "smooth featured-or-disk artifact"),
     _node("disk-edge-on", "yes no", "smooth-or-featured:featured-or-disk"),
+)
+GZ2 = Tree("gz2", (
+    *FIRST,
     _node("bar", "yes no", FACE_ON),
     _node("has-spiral-arms", "yes no", FACE_ON),
     _node("bulge-prominence", "none just-noticeable obvious dominant", FACE_ON),
@@ -154,8 +157,7 @@ def _gz2_columns() -> dict[str, str]:
 GZ2_COLUMNS: dict[str, str] = _gz2_columns()
 
 DECALS = Tree("decals", (
-    _node("smooth-or-featured", "smooth featured-or-disk artifact"),
-    _node("disk-edge-on", "yes no", "smooth-or-featured:featured-or-disk"),
+    *FIRST,
     _node("has-spiral-arms", "yes no", FACE_ON),
     _node("bar", "strong weak no", FACE_ON),
     _node("bulge-size", "dominant large moderate small none", FACE_ON),
