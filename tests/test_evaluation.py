@@ -65,3 +65,15 @@ def test_share_asked_follows_the_tree():
     assert schema.share_asked("smooth-or-featured", p.get) == 1.0
     assert schema.ancestors("bar") == [("disk-edge-on", "no"),
                                        ("smooth-or-featured", "featured-or-disk")]  # fmt: skip
+
+
+def test_learned_says_plainly_when_the_model_does_not_beat_the_constant():
+    index = pd.MultiIndex.from_tuples(
+        [("cnn", "bar"), ("cnn", "ring"), ("baseline", "bar"), ("baseline", "ring")],
+        names=["model", "question"])  # fmt: skip
+    table = pd.DataFrame({"nll": [0.30, 0.730, 0.60, 0.696]}, index=index)
+    bar, ring = evaluation.learned(table)
+    assert bar == ("bar: test NLL 0.3000 against the constant's 0.6000 (-50%): the images "
+                   "taught it this much")
+    assert "ring: test NLL 0.7300 is NOT below the constant's 0.6960 (+5%)" in ring
+    assert "nothing here was learned" in ring

@@ -178,6 +178,25 @@ def table_to_dict(table: pd.DataFrame) -> dict:
     return out
 
 
+def learned(table: pd.DataFrame) -> list[str]:
+    """Per question, whether the model beats the constant baseline on the test NLL, in words
+    (an :func:`evaluate` table with a baseline): the gap is what the images taught it only if
+    the model is below the constant; otherwise say so plainly, and by how much."""
+    lines = []
+    for name in table.loc["cnn"].index:
+        ours, constant = table.loc[("cnn", name), "nll"], table.loc[("baseline", name), "nll"]
+        change = (ours - constant) / constant
+        if ours < constant:
+            lines.append(f"{name}: test NLL {ours:.4f} against the constant's {constant:.4f} "
+                         f"({change:+.0%}): the images taught it this much")  # fmt: skip
+        else:
+            lines.append(f"{name}: test NLL {ours:.4f} is NOT below the constant's "
+                         f"{constant:.4f} ({change:+.0%}): the model does not beat predicting "
+                         "the training set's share for every galaxy; nothing here was learned "
+                         "from the images")  # fmt: skip
+    return lines
+
+
 def summarize(table: pd.DataFrame) -> dict[str, float]:
     """Flat {"<question> <metric> <model>": value} from an :func:`evaluate` table."""
     out = {}
