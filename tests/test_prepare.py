@@ -219,3 +219,28 @@ def test_the_image_recipe_says_simulated_or_real_and_the_crop(mini_catalog):
     manifest = data.load_processed("mini", root=mini_catalog / "out").manifest
     assert prepare.image_recipe(manifest) == {
         "training_images": "real", "crop_fraction": 0.5, "stretch": images.STRETCH}  # fmt: skip
+
+
+def test_the_dataset_records_its_tree(tmp_path):
+    from zoolib import trees
+
+    table = paths.RAW_DIR / "gz2_stripe82" / "table5_counts.csv.gz"
+    raw = pd.read_csv(table, nrows=6)
+    (tmp_path / "images").mkdir()
+    for i in range(len(raw)):
+        pixels = np.full((80, 80, 3), 40 * i, np.uint8)
+        Image.fromarray(pixels).save(tmp_path / "images" / f"{i}.png")
+    raw["file_loc"] = [f"images/{i}.png" for i in range(len(raw))]
+    raw.to_csv(tmp_path / "gz2.csv", index=False)
+    prepare.prepare_catalog("whole", tmp_path / "gz2.csv", image_size=16, tree="gz2",
+                            split_fractions=(0.5, 0.5, 0.0), root=tmp_path / "out")  # fmt: skip
+    ds = data.load_processed("whole", root=tmp_path / "out")
+    assert ds.tree.questions == trees.GZ2.questions and ds.tree.n_answers == 37
+    assert set(trees.GZ2.columns()) <= set(ds.catalog.columns)
+    assert ds.questions == ["smooth-or-featured", "disk-edge-on", "bar"]  # the binomial three
+    prepare.prepare_catalog("three", tmp_path / "gz2.csv", image_size=16,
+                            split_fractions=(0.5, 0.5, 0.0), root=tmp_path / "out")  # fmt: skip
+    assert data.load_processed("three", root=tmp_path / "out").tree == trees.THREE
+    old = data.load_processed("three", root=tmp_path / "out")
+    old.manifest.pop("tree")  # a dataset written before trees were recorded
+    assert old.tree.questions == trees.THREE.questions

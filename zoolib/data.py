@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from zoolib import files, paths
+from zoolib import files, paths, trees
 from zoolib.schema import ID_COLUMN, QUESTIONS, SPLIT_COLUMN, counts, question, validate_counts
 
 SPLITS = ("train", "val", "test")
@@ -45,6 +45,15 @@ class ProcessedDataset:
     def questions(self) -> list[str]:
         """Questions with vote columns in this dataset, in schema order."""
         return list(self.manifest["questions"])
+
+    @property
+    def tree(self) -> trees.Tree:
+        """The decision tree whose count columns this dataset holds (:mod:`zoolib.trees`);
+        datasets written before trees were recorded hold zoo's three questions."""
+        recorded = self.manifest.get("tree")
+        if recorded is None:
+            return trees.THREE.subset("three", self.questions)
+        return trees.from_mapping(recorded["name"], recorded["questions"], str(self.path))
 
     def split(self, name: str) -> tuple[np.ndarray, pd.DataFrame]:
         """Images and catalogue rows of one split (images are read into memory)."""
@@ -114,6 +123,7 @@ def write_processed(
     skipped: list[dict] | None = None,
     extra: dict | None = None,
     root: Path | None = None,
+    tree: trees.Tree | None = None,
 ) -> Path:
     """Validate and write a processed dataset atomically; return its folder.
 
@@ -125,8 +135,14 @@ def write_processed(
         source: where the data came from (a path, or "synthetic").
         skipped: rows dropped on the way, with reasons; recorded in the manifest.
         extra: more manifest entries (e.g. the notebook's parameters).
+        tree: the decision tree whose count columns the catalogue holds (recorded in the
+            manifest; every one of its columns must be there); None: zoo's three questions.
     """
     images = np.asarray(images)
+    if tree is not None:
+        missing = [c for c in tree.columns() if c not in catalog.columns]
+        if missing:
+            raise ValueError(f"tree {tree.name!r}: the catalogue lacks {missing[:5]}")
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] != images.shape[2]:
         raise ValueError(f"images must be uint8 (n, S, S, C); got {images.dtype} {images.shape}")
     validate_catalog(catalog, len(images))
@@ -158,6 +174,7 @@ def write_processed(
             "split_counts": {s: int((catalog[SPLIT_COLUMN] == s).sum()) for s in SPLITS},
             "sha256": {f: files.sha256(tmp / f) for f in ("images.npy", "catalog.parquet")},
             "skipped": list(skipped or []),
+            **({"tree": {"name": tree.name, "questions": tree.to_mapping()}} if tree else {}),
             **(extra or {}),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))

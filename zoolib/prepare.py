@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from zoolib import catalogs, images, paths, synthetic, volunteers
+from zoolib import catalogs, images, paths, synthetic, trees, volunteers
 from zoolib.catalogs import listed
 from zoolib.data import write_processed
 from zoolib.schema import FILE_COLUMN, ID_COLUMN, ROW_COLUMN
@@ -38,7 +38,7 @@ def prepare_synthetic(
     )
     return write_processed(
         name, images, catalog, "synthetic", split_fractions, seed,
-        extra={"parameters": params}, root=root,
+        extra={"parameters": params}, root=root, tree=trees.THREE,
     )  # fmt: skip
 
 
@@ -56,8 +56,13 @@ def prepare_catalog(
     on_error: str = "raise",
     allow_outside_root: bool = False,
     root: Path | None = None,
+    tree: str = "three",
 ) -> Path:
     """Read a real catalogue and its images and write them as dataset ``name``.
+
+    ``tree`` names the questions read (:func:`tree_of`): ``"three"`` (zoo's models), a
+    shipped tree (``"gz2"``, ``"decals"``) or a YAML file of one's own; the dataset's manifest
+    records the part of it the catalogue has (:meth:`zoolib.trees.Tree.present`).
 
     Relative ``catalog_path`` and ``images_root`` are relative to the project root
     (:func:`zoolib.paths.resolve`). Image paths are the catalogue's ``file_loc`` relative to
@@ -72,7 +77,9 @@ def prepare_catalog(
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     catalog_path = paths.resolve(catalog_path)
-    catalog, skipped = catalogs.read_catalog(catalog_path, catalog_format, on_error=on_error)
+    chosen = tree_of(tree)
+    catalog, skipped = catalogs.read_catalog(catalog_path, catalog_format, on_error=on_error,
+                                             tree=chosen)  # fmt: skip
     if FILE_COLUMN not in catalog.columns:
         raise ValueError(
             f"{catalog_path}: the catalogue names no image files (no file_loc/file column); "
@@ -97,13 +104,21 @@ def prepare_catalog(
     skipped = skipped + [{k: v for k, v in b.items() if k != "position"} for b in bad]
     params = dict(
         catalog_format=catalog_format, images_root=str(root_dir), image_size=image_size,
-        channels=channels, crop_fraction=crop_fraction, stretch=images.STRETCH,
+        channels=channels, crop_fraction=crop_fraction, stretch=images.STRETCH, tree=str(tree),
         on_error=on_error, seed=seed, allow_outside_root=allow_outside_root,
     )  # fmt: skip
     return write_processed(
         name, pixels, catalog, str(catalog_path), split_fractions, seed, skipped,
-        extra={"parameters": params}, root=root,
+        extra={"parameters": params}, root=root, tree=chosen.present(catalog.columns),
     )  # fmt: skip
+
+
+def tree_of(tree: str) -> trees.Tree:
+    """A shipped tree by name, or a user's from a YAML file (a path ending .yaml or .yml,
+    relative to the project root)."""
+    if str(tree).endswith((".yaml", ".yml")):
+        return trees.from_yaml(paths.resolve(tree))
+    return trees.tree(tree)
 
 
 def image_recipe(manifest: dict) -> dict:

@@ -80,9 +80,24 @@ class Tree:
         """Every count column: each question's answers, then its total."""
         return [c for n in self.nodes for c in [*n.answer_columns, n.total_column]]
 
+    def to_mapping(self) -> dict:
+        """``{question: {"answers": [...], "asked_if": [[q, a], ...]}}`` (:func:`from_mapping`)."""
+        return {n.name: {"answers": list(n.answers), "asked_if": [list(p) for p in n.asked_if]}
+                for n in self.nodes}  # fmt: skip
+
     def subset(self, name: str, questions: list[str]) -> Tree:
         """The tree of ``questions`` only; a parent left out must not be needed (checked)."""
         return Tree(name, tuple(self.node(q) for q in questions))
+
+    def present(self, columns) -> Tree:
+        """The questions whose count columns are all in ``columns``; links to a parent that is
+        not there are dropped (a catalogue with only ``bar`` columns has a one-question tree)."""
+        have = set(columns)
+        kept = [n for n in self.nodes if set(n.answer_columns) | {n.total_column} <= have]
+        names = {n.name for n in kept}
+        return Tree(self.name, tuple(
+            Node(n.name, n.answers, tuple(p for p in n.asked_if if p[0] in names)) for n in kept
+        ))  # fmt: skip
 
     def check(self) -> None:
         """Raise ValueError naming the first problem: a repeated question or answer, a question
