@@ -156,8 +156,9 @@ def test_votes_without_the_question_axis_are_refused_before_training():
     images = np.zeros((8, 16, 16, 1), np.uint8)
     flat = np.tile([[1.0, 2.0]], (8, 1))  # [k, N] without the question axis: it would broadcast
     with pytest.raises(ValueError, match=r"votes must be \(galaxies, questions, 2\)"):
-        model.fit(pipeline.make_tf_dataset(images, flat, 4), epochs=1, verbose=0)
+        model.fit(pipeline.make_tf_dataset(images, flat, 4), epochs=1, verbose=0, shuffle=False)
     keras.backend.clear_session()
     model = models.build_bayesian_cnn(16, 1, 1, filters=(4,) * 6, dense_units=8, seed=0)
     model.compile(optimizer="adam", loss=BinomialLoss())
-    model.fit(pipeline.make_tf_dataset(images, flat[:, None, :], 4), epochs=1, verbose=0)
+    model.fit(pipeline.make_tf_dataset(images, flat[:, None, :], 4), epochs=1, verbose=0,
+              shuffle=False)
