@@ -79,3 +79,29 @@ def test_trees_from_count_columns_and_a_single_label():
     with pytest.raises(ValueError, match="no '<question>_<answer>' count columns"):
         trees.from_columns(["id_str", "ring"], "rings.csv")
     assert trees.one_label("ring").columns() == ["ring_yes", "ring_no", "ring_total-votes"]
+
+
+def test_the_share_asked_follows_the_tree_and_matches_schema_for_the_three():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    p = {n.name: rng.dirichlet(np.ones(len(n.answers)), 5) for n in trees.GZ2.nodes}
+    share = trees.GZ2.asked_share(p)
+    np.testing.assert_allclose(share["smooth-or-featured"], 1.0)
+    np.testing.assert_allclose(share["disk-edge-on"], p["smooth-or-featured"][:, 1])
+    face_on = p["smooth-or-featured"][:, 1] * p["disk-edge-on"][:, 1]
+    np.testing.assert_allclose(share["bar"], face_on)
+    np.testing.assert_allclose(share["spiral-winding"], face_on * p["has-spiral-arms"][:, 0])
+    # two parents: everyone but those who said star or artifact
+    np.testing.assert_allclose(share["anything-odd"], 1 - p["smooth-or-featured"][:, 2])
+    # zoo's three: the same as schema.share_asked with its binary reduction
+    yes = {"smooth-or-featured": p["smooth-or-featured"][:, 0], "disk-edge-on":
+           p["disk-edge-on"][:, 0], "bar": p["bar"][:, 0]}  # fmt: skip
+    binary = {q: np.stack([v, 1 - v], -1) for q, v in yes.items()}
+    three = trees.Tree("two-answer", tuple(
+        trees.Node(n.name, (n.answers[0], "other"), tuple(
+            (r, a if a == trees.THREE.node(r).answers[0] else "other") for r, a in n.asked_if))
+        for n in trees.THREE.nodes))  # fmt: skip
+    got = three.asked_share(binary)
+    for q in yes:
+        np.testing.assert_allclose(got[q], schema.share_asked(q, yes.get))

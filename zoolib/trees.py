@@ -30,6 +30,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from zoolib.schema import QUESTIONS
 
 TOTAL = "total-votes"
@@ -98,6 +100,24 @@ class Tree:
         return Tree(self.name, tuple(
             Node(n.name, n.answers, tuple(p for p in n.asked_if if p[0] in names)) for n in kept
         ))  # fmt: skip
+
+    def asked_share(self, probabilities: dict) -> dict:
+        r"""Each question's expected share of a galaxy's volunteers who are asked it: 1 for a
+        question everyone is asked, else the sum over its parents (question, answer) of the
+        parent's share times that answer's probability,
+        :math:`w_q = \sum_{(r, a)} w_r\, p_{r,a}`. ``probabilities`` maps each question to
+        (..., K) answer probabilities in its answers' order; returns {question: (...,)}."""
+        out: dict = {}
+        for n in self.nodes:
+            p = np.asarray(probabilities[n.name], dtype=np.float64)
+            if not n.asked_if:
+                out[n.name] = np.ones(p.shape[:-1])
+                continue
+            out[n.name] = sum(
+                out[r] * np.asarray(probabilities[r])[..., self.node(r).answers.index(a)]
+                for r, a in n.asked_if
+            )
+        return out
 
     def check(self) -> None:
         """Raise ValueError naming the first problem: a repeated question or answer, a question
