@@ -108,3 +108,19 @@ def test_bad_counts_and_probabilities_are_named():
     with pytest.raises(ValueError, match="alpha must be > 0"):
         multinomial.dirichlet_multinomial_logpmf([[1, 2]], [0.0, 1.0])
     assert multinomial.masked_mean_nll(np.array([0.0, -2.0]), [[0, 0], [1, 1]]) == 2.0
+
+
+def test_the_monte_carlo_bald_is_within_its_error_of_the_exact_sum():
+    rng = np.random.default_rng(4)
+    p = rng.dirichlet(np.ones(5) * 0.5, (6, 20))
+    exact = multinomial.mutual_information(p, 12)
+    estimate, error = multinomial.mutual_information_mc(p, 12, draws=400, seed=0)
+    z = np.abs(estimate - exact) / np.maximum(error, 1e-12)
+    assert (z < 4).all(), (estimate, exact, error)
+    assert (np.abs(estimate - exact) < 0.05 * exact + 0.01).all()
+    # where exact enumeration is refused (N = 40 over 7 answers: 9.4 million vectors) it runs
+    big = rng.dirichlet(np.ones(7), (2, 10))
+    with pytest.raises(ValueError, match="vote vectors"):
+        multinomial.mutual_information(big, 40)
+    mi, err = multinomial.mutual_information_mc(big, 40, draws=100)
+    assert (mi > 0).all() and (err < 0.2 * mi).all()

@@ -136,3 +136,29 @@ def answer_probabilities(outputs, sizes) -> np.ndarray:
         raise ValueError(f"{x.shape[axis]} outputs but the tree has {sum(sizes)} answers")
     parts = np.split(x, np.cumsum(sizes)[:-1], axis=axis)
     return np.concatenate([special.softmax(p, axis=axis) for p in parts], axis=axis)
+
+
+def mutual_information_mc(p_samples, n: int, draws: int = 256, seed: int = 0) -> tuple:
+    r"""Monte Carlo BALD over vote vectors, for questions with too many vectors to enumerate:
+    :math:`I = \frac1T\sum_t E_{v \sim \mathrm{Mult}(n, p_t)}[\log \mathrm{Mult}(v \mid n, p_t)
+    - \log \frac1T\sum_u \mathrm{Mult}(v \mid n, p_u)]`, with ``draws`` vote vectors from each
+    sample. Returns ((G,) estimates, (G,) standard errors); its error against the exact sum is
+    measured in the tests."""
+    p = _checked_probabilities(p_samples)
+    g, t, k = p.shape
+    if n == 0:
+        return np.zeros(g), np.zeros(g)
+    rng = np.random.default_rng(seed)
+    log_p = np.log(np.maximum(p, 1e-300))
+    estimates, errors = np.empty(g), np.empty(g)
+    for i in range(g):
+        v = np.concatenate([rng.multinomial(n, q / q.sum(), draws) for q in p[i]])  # (T * S, K)
+        log_coef = special.gammaln(n + 1) - special.gammaln(v + 1).sum(-1)
+        table = log_coef[:, None] + v @ log_p[i].T  # (T * S, T): log Mult(v | p_u)
+        own = table[np.arange(len(v)), np.repeat(np.arange(t), draws)]
+        terms = own - (special.logsumexp(table, axis=1) - np.log(t))
+        estimates[i] = terms.mean()
+        # the samples p_t are given; only the draws are random: var = sum_t var_t / S / T^2
+        within = terms.reshape(t, draws).var(axis=1, ddof=1)
+        errors[i] = np.sqrt(within.sum() / draws) / t
+    return np.maximum(estimates, 0.0), errors
