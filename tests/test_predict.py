@@ -370,3 +370,38 @@ def test_the_shipped_real_model_by_name_applies_its_cards_crop(tmp_path):
     assert meta["model_file"] == str(predict.SHIPPED["real"]) and meta["crop_fraction"] == 0.4
     table = pd.read_parquet(out)
     assert len(table) == 5 and table["smooth-or-featured_smooth_rho_mean"].between(0, 1).all()
+
+
+def test_a_tree_model_writes_answer_fractions_asked_shares_and_bald(setup, tmp_path):
+    from zoolib import trees
+
+    tree = trees.GZ2.subset("two", ["smooth-or-featured", "disk-edge-on"])
+    model_file = tmp_path / "tree.keras"
+    build_bayesian_cnn(16, 1, tree.n_answers, filters=(4,) * 6, dense_units=8,
+                       seed=0).save(model_file)  # fmt: skip
+    cards.ModelCard(tree.questions, 16, 1, tree=tree.to_mapping()).write(model_file)
+    out = predict.predict_catalog(model_file, setup["catalog"], tmp_path / "p.parquet",
+                                  n_samples=T, block_size=BLOCK, progress=False)  # fmt: skip
+    table = pd.read_parquet(out)
+    assert list(table.columns[2:]) == predict.tree_columns(tree)
+    fractions = [f"smooth-or-featured_{a}_fraction_mean" for a in tree.nodes[0].answers]
+    np.testing.assert_allclose(table[fractions].sum(axis=1), 1.0, atol=1e-9)
+    low, mean, high = (table[f"disk-edge-on_yes_fraction_{s}"] for s in ("q05", "mean", "q95"))
+    assert (low <= mean).all() and (mean <= high).all() and (high > low).any()
+    featured = table["smooth-or-featured_featured-or-disk_fraction_mean"]
+    np.testing.assert_allclose(table["disk-edge-on_asked"], featured)
+    assert (table["smooth-or-featured_asked"] == 1).all() and (table["disk-edge-on_mi"] >= 0).all()
+    meta = predict.read_metadata(out)
+    assert meta["questions"] == tree.questions and meta["answers"] == tree.to_mapping()
+
+
+def test_tree_summaries_estimate_bald_where_vote_vectors_are_too_many():
+    from zoolib import trees
+
+    tree = trees.GZ2.subset("odd", ["smooth-or-featured", "anything-odd", "odd-feature"])
+    logits = np.random.default_rng(0).normal(0, 1, (3, tree.n_answers, 6))
+    stats = predict.summarize_tree(logits, tree, expected_votes=40, seed=0)  # 7 answers: MC
+    assert set(stats) == set(predict.tree_columns(tree))
+    assert np.isfinite(stats["odd-feature_mi"]).all() and (stats["odd-feature_mi"] > 0).all()
+    odd_yes = stats["anything-odd_yes_fraction_mean"]
+    np.testing.assert_allclose(stats["odd-feature_asked"], stats["anything-odd_asked"] * odd_yes)

@@ -70,7 +70,17 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 import zoolib
-from zoolib import acquisition, cards, catalogs, files, images, paths, posteriors
+from zoolib import (
+    acquisition,
+    cards,
+    catalogs,
+    files,
+    images,
+    multinomial,
+    paths,
+    posteriors,
+    trees,
+)
 from zoolib import precision as zprecision
 from zoolib.schema import FILE_COLUMN, ID_COLUMN, QUESTIONS, question
 
@@ -156,9 +166,52 @@ def answers(questions: Sequence[str] | dict) -> dict[str, str]:
     return {q: question(q).yes for q in questions}
 
 
-def output_columns(questions: Sequence[str] | dict) -> list[str]:
-    """Prediction column names, question by question (:func:`column`)."""
+def output_columns(questions: Sequence[str] | dict | trees.Tree) -> list[str]:
+    """Prediction column names, question by question (:func:`column`; a tree's:
+    :func:`tree_columns`)."""
+    if isinstance(questions, trees.Tree):
+        return tree_columns(questions)
     return [column(q, s, a) for q, a in answers(questions).items() for s in STATS]
+
+
+TREE_STATS = ("fraction_mean", "fraction_q05", "fraction_q95")  # per answer: a 90% interval
+
+
+def tree_columns(tree: trees.Tree) -> list[str]:
+    """A tree model's columns: per question q and answer a, ``q_a_fraction_mean`` (the expected
+    vote fraction, the mean over T samples), ``q_a_fraction_q05`` and ``_q95`` (a 90% interval
+    over the samples); then ``q_asked`` (the expected share of volunteers asked q,
+    :meth:`zoolib.trees.Tree.asked_share`) and ``q_mi`` (BALD over q's vote vector)."""
+    out = []
+    for node in tree.nodes:
+        out += [f"{c}_{s}" for c in node.answer_columns for s in TREE_STATS]
+        out += [f"{node.name}_asked", f"{node.name}_mi"]
+    return out
+
+
+def summarize_tree(logits: np.ndarray, tree: trees.Tree, expected_votes: int, seed: int) -> dict:
+    """:func:`tree_columns` from a tree model's (G, A, T) MC-dropout outputs. BALD is over the
+    vote vector of ``expected_votes`` volunteers: exact where the vectors can be enumerated
+    (:func:`zoolib.multinomial.mutual_information`), else its Monte Carlo estimate."""
+    sizes = [len(n.answers) for n in tree.nodes]
+    p = multinomial.answer_probabilities(logits, sizes)  # (G, A, T)
+    parts = dict(zip(tree.questions, np.split(p, np.cumsum(sizes)[:-1], axis=1), strict=True))
+    asked = tree.asked_share({q: v.mean(-1) for q, v in parts.items()})
+    out = {}
+    for node in tree.nodes:
+        part = parts[node.name]
+        low, high = np.quantile(part, [0.05, 0.95], axis=-1)
+        for j, c in enumerate(node.answer_columns):
+            out[f"{c}_fraction_mean"] = part[:, j].mean(-1)
+            out[f"{c}_fraction_q05"], out[f"{c}_fraction_q95"] = low[:, j], high[:, j]
+        out[f"{node.name}_asked"] = asked[node.name]
+        samples = np.moveaxis(part, 1, 2)  # (G, T, K)
+        try:
+            out[f"{node.name}_mi"] = multinomial.mutual_information(samples, expected_votes)
+        except ValueError:  # too many vote vectors to sum
+            out[f"{node.name}_mi"] = multinomial.mutual_information_mc(
+                samples, expected_votes, seed=seed)[0]  # fmt: skip
+    return out
 
 
 def summarize(rho_samples: np.ndarray, questions: Sequence[str], expected_votes: int) -> dict:
@@ -175,6 +228,19 @@ def summarize(rho_samples: np.ndarray, questions: Sequence[str], expected_votes:
     stats["mi"] = acquisition.bald_from_entropies(stats["entropy"], expected)
     named = answers(questions).items()
     return {column(q, s, a): stats[s][:, j] for j, (q, a) in enumerate(named) for s in STATS}
+
+
+def model_outputs(model_path: Path, n_outputs: int, questions: Sequence[str] | None):
+    """What the model's outputs are: its card's tree (:class:`zoolib.trees.Tree`) when the card
+    carries one and there is an output per answer (a softmax per question), else
+    :func:`model_questions` (one rho per question)."""
+    card = cards.ModelCard.read(model_path) if cards.card_path(model_path).is_file() else None
+    if not questions and card is not None and card.tree is not None:
+        tree = trees.from_mapping(card.model_name or "card", card.tree, str(model_path))
+        tree = tree.subset(tree.name, card.questions)
+        if n_outputs == tree.n_answers != len(card.questions):
+            return tree
+    return model_questions(model_path, n_outputs, questions)
 
 
 def model_questions(model_path: Path, n_outputs: int, questions: Sequence[str] | None) -> dict:
@@ -425,7 +491,8 @@ def predict_catalog(
     if len(shape) != 4 or shape[1] is None or shape[1] != shape[2] or shape[3] not in (1, 3):
         raise ValueError(f"{model_path}: input shape {shape}; expected (None, S, S, 1 or 3)")
     size, channels = shape[1], shape[3]
-    questions = model_questions(model_path, model.output_shape[-1], questions)
+    questions = model_outputs(model_path, model.output_shape[-1], questions)
+    tree = questions if isinstance(questions, trees.Tree) else None
     meta = dict(
         zoolib_version=zoolib.__version__, tensorflow_version=tf.__version__,
         keras_version=keras.__version__, model_file=str(model_path),
@@ -433,7 +500,8 @@ def predict_catalog(
         catalog_sha256=files.sha256(catalog_path), catalog_rows=len(ids),
         images_root=str(root), image_size=size, channels=channels,
         crop_fraction=crop_fraction, allow_outside_root=allow_outside_root,
-        questions=list(questions), answers=answers(questions), n_samples=n_samples,
+        questions=tree.questions if tree else list(questions),
+        answers=tree.to_mapping() if tree else answers(questions), n_samples=n_samples,
         seed=seed, block_size=block_size, expected_votes=expected_votes, shard=f"{i}/{n}",
         blocks=[blocks.start, blocks.stop], rows=row_range, on_error=on_error, precision=policy,
     )  # fmt: skip
@@ -459,7 +527,12 @@ def predict_catalog(
     with closing(stream), bar:
         for b, rows, pixels, skipped in stream:
             stats = {}
-            if len(rows):
+            if len(rows) and tree is not None:
+                logits = posteriors.sample_logits(
+                    model, pixels, n_samples, block_size, block_seed(seed, b)
+                )
+                stats = summarize_tree(logits, tree, expected_votes, block_seed(seed, b))
+            elif len(rows):
                 rho = posteriors.sample_rho(
                     model, pixels, n_samples, block_size, block_seed(seed, b)
                 )
