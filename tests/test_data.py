@@ -107,3 +107,17 @@ def test_failed_swap_puts_the_old_dataset_back(tmp_path, small, monkeypatch):
         data.write_processed("keep", images, cat, "second", root=tmp_path)
     monkeypatch.undo()
     assert data.load_processed("keep", root=tmp_path, verify=True).manifest["source"] == "first"
+
+
+def test_an_older_dataset_without_a_recorded_tree_reads_its_questions(tmp_path):
+    from zoolib import trees
+
+    catalog = pd.DataFrame({"id_str": ["a", "b"], "smooth-or-featured_smooth": [1, 0],
+                            "smooth-or-featured_featured-or-disk": [0, 1],
+                            "smooth-or-featured_artifact": [0, 0],
+                            "smooth-or-featured_total-votes": [1, 1], "bar_yes": [0, 1],
+                            "bar_no": [1, 0], "bar_total-votes": [1, 1]})  # fmt: skip
+    ds = data.ProcessedDataset(np.zeros((2, 4, 4, 1), np.uint8), catalog,
+                               {"questions": ["smooth-or-featured", "bar"]}, tmp_path)  # fmt: skip
+    assert ds.tree.questions == ["smooth-or-featured", "bar"]  # bar's parent is not there
+    assert ds.tree.node("bar").asked_if == () and trees.THREE.node("bar").asked_if != ()

@@ -322,3 +322,20 @@ def test_bad_fits_files_give_one_line_errors(tmp_path):
         assert "\n" not in str(err.value), path
     loaded, failures = images.load_images(list(cases), 16, on_error="skip")
     assert len(loaded) == 0 and [f["index"] for f in failures] == [0, 1, 2, 3, 4]
+
+
+def test_fits_cubes_and_malformed_headers_are_refused_in_one_line(tmp_path):
+    fits = pytest.importorskip("astropy.io.fits")
+    from zoolib import images
+
+    header = fits.Header({"SIMPLE": True, "BITPIX": -32, "NAXIS": 3,
+                          "NAXIS1": 2000, "NAXIS2": 2000, "NAXIS3": 40})  # fmt: skip
+    cube = tmp_path / "cube.fits"
+    cube.write_bytes(header.tostring().encode())  # 160 M pixels in all: refused unread
+    with pytest.raises(ValueError, match=r"cube\.fits is 2000x2000x40 px, larger than"):
+        images.load_image(cube, 16)
+    odd = tmp_path / "odd.fits"
+    odd.write_bytes(fits.Header({"SIMPLE": True, "BITPIX": 7, "NAXIS": 2, "NAXIS1": 8,
+                                 "NAXIS2": 8}).tostring().encode() + bytes(2880))  # fmt: skip
+    with pytest.raises(ValueError, match=r"cannot read FITS image .*odd\.fits"):
+        images.load_image(odd, 4)

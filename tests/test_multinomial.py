@@ -124,3 +124,13 @@ def test_the_monte_carlo_bald_is_within_its_error_of_the_exact_sum():
         multinomial.mutual_information(big, 40)
     mi, err = multinomial.mutual_information_mc(big, 40, draws=100)
     assert (mi > 0).all() and (err < 0.2 * mi).all()
+
+
+def test_exact_bald_refuses_fractional_votes_and_chunks_to_the_same_answer():
+    p = np.random.default_rng(5).dirichlet(np.ones(3), (7, 4))
+    for bad in (5.7, -1, True):
+        with pytest.raises(ValueError, match="whole number of volunteers"):
+            multinomial.mutual_information(p, bad)
+    whole = multinomial.mutual_information(p, 9)
+    np.testing.assert_allclose(multinomial.mutual_information(p, 9, chunk_elements=1), whole)
+    assert multinomial.mutual_information(p, 9.0).tolist() == whole.tolist()

@@ -105,3 +105,8 @@ def test_the_share_asked_follows_the_tree_and_matches_schema_for_the_three():
     got = three.asked_share(binary)
     for q in yes:
         np.testing.assert_allclose(got[q], schema.share_asked(q, yes.get))
+
+
+def test_fraction_columns_are_not_answers():
+    columns = ["bar_yes", "bar_no", "bar_total-votes", "bar_fraction", "bar_debiased"]
+    assert trees.from_columns(columns).node("bar").answers == ("yes", "no")

@@ -52,7 +52,7 @@ class ProcessedDataset:
         datasets written before trees were recorded hold zoo's three questions."""
         recorded = self.manifest.get("tree")
         if recorded is None:
-            return trees.THREE.subset("three", self.questions)
+            return trees.THREE.present(self.catalog.columns)
         return trees.from_mapping(recorded["name"], recorded["questions"], str(self.path))
 
     def split(self, name: str) -> tuple[np.ndarray, pd.DataFrame]:

@@ -176,9 +176,10 @@ def _fits_data(path: Path) -> np.ndarray:
                 shape = getattr(hdu, "shape", ()) or ()
                 if not shape or not getattr(hdu, "is_image", False):
                     continue
-                if math.prod(shape[-2:]) > MAX_PIXELS:
+                if math.prod(shape) > MAX_PIXELS:  # every band counts
+                    size = "x".join(str(d) for d in reversed(shape))
                     raise ValueError(
-                        f"FITS image {path} is {shape[-1]}x{shape[-2]} px, larger than the "
+                        f"FITS image {path} is {size} px, larger than the "
                         f"{MAX_PIXELS:,} pixels zoolib reads (a field rather than a cutout)"
                     )
                 return np.array(hdu.data, dtype=np.float64)
@@ -186,8 +187,8 @@ def _fits_data(path: Path) -> np.ndarray:
         if str(err).startswith(f"FITS image {path}"):
             raise
         raise ValueError(f"cannot read FITS image {path}: {err}") from None
-    except OSError as err:
-        raise ValueError(f"cannot read FITS image {path}: {err}") from None
+    except Exception as err:  # malformed headers raise many kinds of errors inside astropy
+        raise ValueError(f"cannot read FITS image {path}: {err!r}") from None
     raise ValueError(f"FITS image {path} has no image data (no HDU with pixels)")
 
 

@@ -138,6 +138,9 @@ def tree_nll(counts, outputs, sizes, likelihood: str = "multinomial",
         from zoolib.multinomial import as_vote_vectors
 
         as_vote_vectors(np.asarray(counts), "counts")  # errors name the galaxy and answer
+    else:  # under fit: the same checks as assertions (NaN counts would give NaN gradients)
+        tf.debugging.assert_all_finite(counts, "tree_nll: a vote count is not finite")
+        tf.debugging.assert_non_negative(counts, "tree_nll: a vote count is negative")
     per_question = []
     for n, x in zip(tf.split(counts, list(sizes), axis=-1), tf.split(outputs, list(sizes), -1),
                     strict=True):  # fmt: skip

@@ -109,29 +109,40 @@ def vote_vectors(n: int, k: int) -> np.ndarray:
     return np.diff(edges, axis=1) - 1
 
 
-def mutual_information(p_samples, n: int) -> np.ndarray:
+def _whole_votes(n) -> int:
+    if isinstance(n, bool) or not float(n).is_integer() or n < 0:
+        raise ValueError(f"n must be a whole number of volunteers >= 0, got {n!r}")
+    return int(n)
+
+
+def mutual_information(p_samples, n: int, chunk_elements: int = 2**24) -> np.ndarray:
     """Exact BALD over vote vectors: (G,) nats from (G, T, K) samples of answer probabilities
-    and a whole number of volunteers ``n`` (0: nothing to learn, 0)."""
+    and a whole number of volunteers ``n`` (0: nothing to learn, 0). Galaxies are taken in
+    chunks of at most ``chunk_elements`` (galaxies x T x vectors) table entries."""
     p = _checked_probabilities(p_samples)
     if p.ndim != 3:
         raise ValueError(f"p_samples must be (galaxies, T, K), got shape {p.shape}")
+    n = _whole_votes(n)
     if n == 0:
         return np.zeros(len(p))
-    v = vote_vectors(int(n), p.shape[-1])  # (M, K)
+    v = vote_vectors(n, p.shape[-1])  # (M, K)
     log_coef = special.gammaln(n + 1) - special.gammaln(v + 1).sum(-1)  # (M,)
     log_p = np.log(np.maximum(p, 1e-300))  # p = 0: 0 votes give 0 log 0 = 0, more give ~ -inf
-    pmf = np.exp(log_coef + np.einsum("mk,gtk->gtm", v, log_p))  # (G, T, M)
-    mixture = pmf.mean(axis=1)
-    h_mixture = special.entr(mixture).sum(-1)
-    h_each = special.entr(pmf).sum(-1).mean(-1)
-    return np.maximum(h_mixture - h_each, 0.0)
+    out = np.empty(len(p))
+    step = max(1, chunk_elements // (p.shape[1] * len(v)))
+    for start in range(0, len(p), step):
+        pmf = np.exp(log_coef + np.einsum("mk,gtk->gtm", v, log_p[start : start + step]))
+        h_mixture = special.entr(pmf.mean(axis=1)).sum(-1)
+        h_each = special.entr(pmf).sum(-1).mean(-1)
+        out[start : start + step] = np.maximum(h_mixture - h_each, 0.0)
+    return out
 
 
-def answer_probabilities(outputs, sizes) -> np.ndarray:
-    """Answer probabilities from a tree model's outputs (..., A, T) (or (..., A)): a softmax
-    over each question's answers (``sizes``: answers per question, in tree order)."""
+def answer_probabilities(outputs, sizes, axis: int = -2) -> np.ndarray:
+    """Answer probabilities from a tree model's outputs: a softmax over each question's answers
+    (``sizes``: answers per question, in tree order) along ``axis``, the answers' axis: -2 for
+    MC samples (..., A, T), -1 for one output per galaxy (..., A)."""
     x = np.asarray(outputs, dtype=np.float64)
-    axis = -2 if x.ndim >= 3 else -1
     if x.shape[axis] != sum(sizes):
         raise ValueError(f"{x.shape[axis]} outputs but the tree has {sum(sizes)} answers")
     parts = np.split(x, np.cumsum(sizes)[:-1], axis=axis)
@@ -146,6 +157,7 @@ def mutual_information_mc(p_samples, n: int, draws: int = 256, seed: int = 0) ->
     measured in the tests."""
     p = _checked_probabilities(p_samples)
     g, t, k = p.shape
+    n = _whole_votes(n)
     if n == 0:
         return np.zeros(g), np.zeros(g)
     rng = np.random.default_rng(seed)

@@ -35,6 +35,7 @@ import numpy as np
 from zoolib.schema import QUESTIONS
 
 TOTAL = "total-votes"
+NOT_COUNTS = re.compile(r"(fraction|frac|debiased|weighted)$")  # columns beside counts, not answers
 
 
 @dataclass(frozen=True)
@@ -270,7 +271,7 @@ def from_columns(columns, name: str = "catalogue") -> Tree:
         if c.endswith(f"_{TOTAL}"):
             q = c[: -len(TOTAL) - 1]
             rest = [a[len(q) + 1 :] for a in columns if a.startswith(f"{q}_") and a != c]
-            answers = tuple(a for a in rest if "_" not in a)
+            answers = tuple(a for a in rest if "_" not in a and not NOT_COUNTS.search(a))
             if len(answers) >= 2:
                 nodes.append(Node(q, answers))
     if not nodes:
