@@ -134,3 +134,16 @@ def test_exact_bald_refuses_fractional_votes_and_chunks_to_the_same_answer():
     whole = multinomial.mutual_information(p, 9)
     np.testing.assert_allclose(multinomial.mutual_information(p, 9, chunk_elements=1), whole)
     assert multinomial.mutual_information(p, 9.0).tolist() == whole.tolist()
+
+
+def test_dirichlet_outputs_give_expected_fractions_with_one_concentration_map():
+    from zoolib import losses
+
+    x = np.random.default_rng(6).normal(0, 2, (4, 5, 3))  # (G, A, T), sizes 3 + 2
+    alpha = multinomial.concentrations(x)
+    np.testing.assert_allclose(losses.concentrations(x).numpy(), alpha, rtol=1e-12)
+    p = multinomial.answer_probabilities(x, [3, 2], likelihood="dirichlet_multinomial")
+    np.testing.assert_allclose(p[:, :3], alpha[:, :3] / alpha[:, :3].sum(1, keepdims=True))
+    assert ((alpha >= 1) & (alpha <= 100)).all()
+    one = multinomial.answer_probabilities(x[..., 0], [3, 2], axis=-1)  # one output per galaxy
+    np.testing.assert_allclose(one[:, 3:].sum(-1), 1.0)

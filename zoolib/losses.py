@@ -24,6 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoolib.multinomial import CONCENTRATION_RANGE, as_vote_vectors
 from zoolib.schema import validate_counts
 
 
@@ -103,7 +104,6 @@ class BinomialLoss(keras.losses.Loss):
 # whole decision trees: a multinomial or Dirichlet-multinomial per question (zoolib.trees)
 
 LIKELIHOODS = ("multinomial", "dirichlet_multinomial")
-CONCENTRATION_RANGE = (1.0, 100.0)  # Dirichlet concentrations: lo + (hi - lo) sigmoid(x), Zoobot's
 
 
 def concentrations(outputs) -> tf.Tensor:
@@ -135,8 +135,6 @@ def tree_nll(counts, outputs, sizes, likelihood: str = "multinomial",
         outputs = tf.cast(outputs, tf.float32)
     counts = tf.cast(counts, outputs.dtype)
     if tf.executing_eagerly():
-        from zoolib.multinomial import as_vote_vectors
-
         as_vote_vectors(np.asarray(counts), "counts")  # errors name the galaxy and answer
     else:  # under fit: the same checks as assertions (NaN counts would give NaN gradients)
         tf.debugging.assert_all_finite(counts, "tree_nll: a vote count is not finite")

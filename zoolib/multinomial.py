@@ -36,6 +36,14 @@ from scipy import special
 from zoolib.schema import count_problems
 
 MAX_VECTORS = 200_000  # exact BALD enumerates at most this many vote vectors per galaxy
+CONCENTRATION_RANGE = (1.0, 100.0)  # Dirichlet concentrations: lo + (hi - lo) sigmoid(x), Zoobot's
+
+
+def concentrations(outputs) -> np.ndarray:
+    """Dirichlet-multinomial concentrations from a network's outputs, in ``CONCENTRATION_RANGE``
+    (:func:`zoolib.losses.concentrations` is the same map in TensorFlow)."""
+    lo, hi = CONCENTRATION_RANGE
+    return lo + (hi - lo) * special.expit(np.asarray(outputs, dtype=np.float64))
 
 
 def as_vote_vectors(counts, name: str = "counts") -> np.ndarray:
@@ -138,14 +146,20 @@ def mutual_information(p_samples, n: int, chunk_elements: int = 2**24) -> np.nda
     return out
 
 
-def answer_probabilities(outputs, sizes, axis: int = -2) -> np.ndarray:
-    """Answer probabilities from a tree model's outputs: a softmax over each question's answers
+def answer_probabilities(outputs, sizes, axis: int = -2, likelihood: str = "multinomial"):
+    r"""Answer probabilities from a tree model's outputs: a softmax over each question's answers
     (``sizes``: answers per question, in tree order) along ``axis``, the answers' axis: -2 for
-    MC samples (..., A, T), -1 for one output per galaxy (..., A)."""
+    MC samples (..., A, T), -1 for one output per galaxy (..., A). For a Dirichlet-multinomial
+    model: the expected fractions :math:`\alpha_k / \sum \alpha` of its concentrations."""
     x = np.asarray(outputs, dtype=np.float64)
+    if likelihood not in ("multinomial", "dirichlet_multinomial"):
+        raise ValueError(f"unknown likelihood {likelihood!r}")
     if x.shape[axis] != sum(sizes):
         raise ValueError(f"{x.shape[axis]} outputs but the tree has {sum(sizes)} answers")
     parts = np.split(x, np.cumsum(sizes)[:-1], axis=axis)
+    if likelihood == "dirichlet_multinomial":
+        alphas = [concentrations(p) for p in parts]
+        return np.concatenate([a / a.sum(axis=axis, keepdims=True) for a in alphas], axis=axis)
     return np.concatenate([special.softmax(p, axis=axis) for p in parts], axis=axis)
 
 

@@ -189,12 +189,16 @@ def tree_columns(tree: trees.Tree) -> list[str]:
     return out
 
 
-def summarize_tree(logits: np.ndarray, tree: trees.Tree, expected_votes: int, seed: int) -> dict:
+def summarize_tree(logits: np.ndarray, tree: trees.Tree, expected_votes: int, seed: int,
+                   likelihood: str = "multinomial") -> dict:  # fmt: skip
     """:func:`tree_columns` from a tree model's (G, A, T) MC-dropout outputs. BALD is over the
     vote vector of ``expected_votes`` volunteers: exact where the vectors can be enumerated
-    (:func:`zoolib.multinomial.mutual_information`), else its Monte Carlo estimate."""
+    (:func:`zoolib.multinomial.mutual_information`), else its Monte Carlo estimate. For a
+    Dirichlet-multinomial model (``likelihood``, from its card) the samples are its expected
+    fractions and BALD is that of their multinomial mixture (an approximation: it leaves out
+    each sample's own overdispersion)."""
     sizes = [len(n.answers) for n in tree.nodes]
-    p = multinomial.answer_probabilities(logits, sizes)  # (G, A, T)
+    p = multinomial.answer_probabilities(logits, sizes, likelihood=likelihood)  # (G, A, T)
     parts = dict(zip(tree.questions, np.split(p, np.cumsum(sizes)[:-1], axis=1), strict=True))
     asked = tree.asked_share({q: v.mean(-1) for q, v in parts.items()})
     out = {}
@@ -237,7 +241,8 @@ def model_outputs(model_path: Path, n_outputs: int, questions: Sequence[str] | N
     card = cards.ModelCard.read(model_path) if cards.card_path(model_path).is_file() else None
     if not questions and card is not None and card.tree is not None:
         tree = trees.from_mapping(card.model_name or "card", card.tree, str(model_path))
-        tree = tree.subset(tree.name, card.questions)
+        nodes = [tree.node(q) for q in card.questions]
+        tree = tree.present([c for n in nodes for c in [*n.answer_columns, n.total_column]])
         if n_outputs == tree.n_answers != len(card.questions):
             return tree
     return model_questions(model_path, n_outputs, questions)
@@ -472,6 +477,7 @@ def predict_catalog(
     row_range = [min(b * block_size, len(ids)) for b in (blocks.start, blocks.stop)]
     if on_error == "raise":
         _bad_files(image_files, ids, np.arange(*row_range), refused, i, n)
+    crop_given = crop_fraction
     crop_fraction, notes = image_settings(model_path, crop_fraction)
     for note in notes:
         warnings.warn(note, UserWarning, stacklevel=2)
@@ -493,6 +499,10 @@ def predict_catalog(
     size, channels = shape[1], shape[3]
     questions = model_outputs(model_path, model.output_shape[-1], questions)
     tree = questions if isinstance(questions, trees.Tree) else None
+    card = cards.ModelCard.read(model_path) if cards.card_path(model_path).is_file() else None
+    likelihood = (card.extra.get("likelihood") if card else None) or "multinomial"
+    if card is not None and "crop_note" in card.extra and crop_given is None:
+        print(f"crop {crop_fraction:g} from the model card: {card.extra['crop_note']}")
     meta = dict(
         zoolib_version=zoolib.__version__, tensorflow_version=tf.__version__,
         keras_version=keras.__version__, model_file=str(model_path),
@@ -504,6 +514,7 @@ def predict_catalog(
         answers=tree.to_mapping() if tree else answers(questions), n_samples=n_samples,
         seed=seed, block_size=block_size, expected_votes=expected_votes, shard=f"{i}/{n}",
         blocks=[blocks.start, blocks.stop], rows=row_range, on_error=on_error, precision=policy,
+        **({"likelihood": likelihood} if tree else {}),
     )  # fmt: skip
     folder = blocks_folder(out)
     finished = _finished_blocks(folder, meta)
@@ -531,7 +542,8 @@ def predict_catalog(
                 logits = posteriors.sample_logits(
                     model, pixels, n_samples, block_size, block_seed(seed, b)
                 )
-                stats = summarize_tree(logits, tree, expected_votes, block_seed(seed, b))
+                stats = summarize_tree(logits, tree, expected_votes, block_seed(seed, b),
+                                       likelihood)  # fmt: skip
             elif len(rows):
                 rho = posteriors.sample_rho(
                     model, pixels, n_samples, block_size, block_seed(seed, b)
