@@ -202,20 +202,23 @@ def test_catalogue_checks(tmp_path):
 
 def test_question_names(tmp_path):
     model = tmp_path / "m.keras"
-    assert list(predict.model_questions(model, 2, None)) == QUESTIONS[:2]
+    assert list(predict.model_questions(model, 2, None, None)) == QUESTIONS[:2]
     with pytest.raises(ValueError, match="predicts 4 question"):
-        predict.model_questions(model, 4, None)
+        predict.model_questions(model, 4, None, None)
     with pytest.raises(ValueError, match="predicts 2 question"):
-        predict.model_questions(model, 2, ["bar"])
+        predict.model_questions(model, 2, ["bar"], None)
     with pytest.raises(ValueError, match="unknown question 'spiral'"):
-        predict.model_questions(model, 1, ["spiral"])
+        predict.model_questions(model, 1, ["spiral"], None)
     cards.ModelCard(["smooth-or-featured", "bar"], image_size=32, channels=1).write(model)
     assert (tmp_path / "m.card.json").is_file()
-    assert predict.model_questions(model, 2, None) == {"smooth-or-featured": "smooth", "bar": "yes"}
-    assert predict.model_questions(model, 1, ["bar"]) == {"bar": "yes"}
+    card = cards.ModelCard.read_beside(model)
+    assert predict.model_questions(model, 2, None, card) == {"smooth-or-featured": "smooth",
+                                                             "bar": "yes"}  # fmt: skip
+    assert predict.model_questions(model, 1, ["bar"], card) == {"bar": "yes"}
     tree = {"ring": {"answers": ["yes", "no"]}}
     cards.ModelCard(["ring"], image_size=32, channels=1, tree=tree).write(model)
-    assert predict.model_questions(model, 1, None) == {"ring": "yes"}  # a new label, by its card
+    card = cards.ModelCard.read_beside(model)
+    assert predict.model_questions(model, 1, None, card) == {"ring": "yes"}  # a new label
 
 
 @pytest.mark.parametrize(
@@ -337,7 +340,8 @@ def test_predict_applies_the_crop_the_model_was_trained_with(setup, tmp_path, re
     with pytest.warns(UserWarning, match=r"--crop-fraction 1 differs from the 0.7 the model"):
         whole = run(local, tmp_path / "whole.parquet", crop_fraction=1.0)
     assert predict.read_metadata(whole)["crop_fraction"] == 1.0
-    assert predict.image_settings(setup["model"], None) == (1.0, [])  # no card: whole images
+    assert predict.image_settings(None, None) == (1.0, [], [])  # no card: whole images
+    assert cards.ModelCard.read_beside(setup["model"]) is None
 
 
 def test_cli_warns_in_one_line_and_allows_outside_paths(setup, tmp_path, capsys):

@@ -123,6 +123,11 @@ class ModelCard:
             raise ValueError(f"{source}: {err}") from None
 
     @classmethod
+    def read_beside(cls, model_path: str | Path) -> ModelCard | None:
+        """The card of ``model_path``, or None where the model has none."""
+        return cls.read(model_path) if card_path(model_path).is_file() else None
+
+    @classmethod
     def read(cls, model_path: str | Path) -> ModelCard:
         """The card of ``model_path``; FileNotFoundError if there is none."""
         path = card_path(model_path)

@@ -234,26 +234,26 @@ def summarize(rho_samples: np.ndarray, questions: Sequence[str], expected_votes:
     return {column(q, s, a): stats[s][:, j] for j, (q, a) in enumerate(named) for s in STATS}
 
 
-def model_outputs(model_path: Path, n_outputs: int, questions: Sequence[str] | None):
-    """What the model's outputs are: its card's tree (:class:`zoolib.trees.Tree`) when the card
-    carries one and there is an output per answer (a softmax per question), else
+def model_outputs(model_path: Path, n_outputs: int, questions: Sequence[str] | None, card):
+    """What the model's outputs are: its ``card``'s tree (:class:`zoolib.trees.Tree`) when the
+    card carries one and there is an output per answer (a softmax per question), else
     :func:`model_questions` (one rho per question)."""
-    card = cards.ModelCard.read(model_path) if cards.card_path(model_path).is_file() else None
     if not questions and card is not None and card.tree is not None:
         tree = trees.from_mapping(card.model_name or "card", card.tree, str(model_path))
         nodes = [tree.node(q) for q in card.questions]
         tree = tree.present([c for n in nodes for c in [*n.answer_columns, n.total_column]])
         if n_outputs == tree.n_answers != len(card.questions):
             return tree
-    return model_questions(model_path, n_outputs, questions)
+    return model_questions(model_path, n_outputs, questions, card)
 
 
-def model_questions(model_path: Path, n_outputs: int, questions: Sequence[str] | None) -> dict:
+def model_questions(model_path: Path, n_outputs: int, questions: Sequence[str] | None,
+                    card: cards.ModelCard | None) -> dict:  # fmt: skip
     """{question: the answer rho is the probability of} of the model's Q outputs, in order:
-    ``questions`` if given, else the model card's (:mod:`zoolib.cards`, written by notebook
-    02; a card with its own tree names new questions), else the first Q schema questions.
-    Raises ValueError unless there are Q distinct known names."""
-    card = cards.ModelCard.read(model_path) if cards.card_path(model_path).is_file() else None
+    ``questions`` if given, else the model's ``card``'s (:mod:`zoolib.cards`, written by
+    notebook 02; a card with its own tree names new questions), else the first Q schema
+    questions. Raises ValueError, naming ``model_path``, unless there are Q distinct known
+    names."""
     if not questions and card is not None:
         named = card.rho_answers()
         if len(named) == n_outputs:
@@ -397,23 +397,24 @@ def _bad_files(image_files, ids, rows, refused: dict[int, str], i, n) -> None:
         )
 
 
-def image_settings(model_path: Path, crop_fraction: float | None) -> tuple[float, list[str]]:
-    """The crop to apply and warnings: the model card's crop unless ``crop_fraction`` is
-    given (a warning when it differs), 1.0 where the card records none; a warning when the
-    card's FITS stretch is not this version's (:data:`zoolib.images.STRETCH`)."""
-    card = cards.ModelCard.read(model_path) if cards.card_path(model_path).is_file() else None
+def image_settings(card, crop_fraction: float | None) -> tuple[float, list[str], list[str]]:
+    """The crop to apply, warnings and notes from the model's ``card`` (None: no card): the
+    card's crop unless ``crop_fraction`` is given (a warning when it differs), 1.0 where the
+    card records none, with the card's ``crop_note`` when its crop is taken; a warning when
+    the card's FITS stretch is not this version's (:data:`zoolib.images.STRETCH`)."""
     trained = card.crop_fraction if card else None
-    notes = []
+    warned, noted = [], []
     if crop_fraction is None:
         crop_fraction = trained or 1.0
+        if card is not None and "crop_note" in card.extra:
+            noted.append(f"crop {crop_fraction:g} from the model card: {card.extra['crop_note']}")
     elif trained is not None and crop_fraction != trained:
-        notes.append(f"--crop-fraction {crop_fraction:g} differs from the {trained:g} the model "
-                     f"was trained with ({cards.card_path(model_path).name}); its predictions "
-                     "may be off")  # fmt: skip
+        warned.append(f"--crop-fraction {crop_fraction:g} differs from the {trained:g} the model "
+                      "was trained with (its card); its predictions may be off")  # fmt: skip
     if card and card.stretch and card.stretch != images.STRETCH:
-        notes.append(f"the model was trained on FITS images stretched by {card.stretch}; this "
-                     f"version stretches them by {images.STRETCH}")  # fmt: skip
-    return float(crop_fraction), notes
+        warned.append(f"the model was trained on FITS images stretched by {card.stretch}; this "
+                      f"version stretches them by {images.STRETCH}")  # fmt: skip
+    return float(crop_fraction), warned, noted
 
 
 def predict_catalog(
@@ -477,10 +478,12 @@ def predict_catalog(
     row_range = [min(b * block_size, len(ids)) for b in (blocks.start, blocks.stop)]
     if on_error == "raise":
         _bad_files(image_files, ids, np.arange(*row_range), refused, i, n)
-    crop_given = crop_fraction
-    crop_fraction, notes = image_settings(model_path, crop_fraction)
-    for note in notes:
-        warnings.warn(note, UserWarning, stacklevel=2)
+    card = cards.ModelCard.read_beside(model_path)
+    crop_fraction, warned, noted = image_settings(card, crop_fraction)
+    for text in warned:
+        warnings.warn(text, UserWarning, stacklevel=2)
+    for text in noted:
+        print(text)
 
     import keras
     import tensorflow as tf
@@ -497,12 +500,9 @@ def predict_catalog(
     if len(shape) != 4 or shape[1] is None or shape[1] != shape[2] or shape[3] not in (1, 3):
         raise ValueError(f"{model_path}: input shape {shape}; expected (None, S, S, 1 or 3)")
     size, channels = shape[1], shape[3]
-    questions = model_outputs(model_path, model.output_shape[-1], questions)
+    questions = model_outputs(model_path, model.output_shape[-1], questions, card)
     tree = questions if isinstance(questions, trees.Tree) else None
-    card = cards.ModelCard.read(model_path) if cards.card_path(model_path).is_file() else None
     likelihood = (card.extra.get("likelihood") if card else None) or "multinomial"
-    if card is not None and "crop_note" in card.extra and crop_given is None:
-        print(f"crop {crop_fraction:g} from the model card: {card.extra['crop_note']}")
     meta = dict(
         zoolib_version=zoolib.__version__, tensorflow_version=tf.__version__,
         keras_version=keras.__version__, model_file=str(model_path),
