@@ -107,7 +107,6 @@ def test_bad_counts_and_probabilities_are_named():
         multinomial.multinomial_logpmf([3], [1.0])
     with pytest.raises(ValueError, match="alpha must be > 0"):
         multinomial.dirichlet_multinomial_logpmf([[1, 2]], [0.0, 1.0])
-    assert multinomial.masked_mean_nll(np.array([0.0, -2.0]), [[0, 0], [1, 1]]) == 2.0
 
 
 def test_the_monte_carlo_bald_is_within_its_error_of_the_exact_sum():

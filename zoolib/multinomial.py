@@ -85,12 +85,6 @@ def dirichlet_multinomial_logpmf(counts, alpha) -> np.ndarray:
     return np.where(total > 0, out, 0.0)
 
 
-def masked_mean_nll(logpmf, counts) -> float:
-    """Mean of -logpmf over the vote vectors with N > 0 (nats per galaxy asked); nan if none."""
-    asked = as_vote_vectors(counts).sum(axis=-1) > 0
-    return float(-np.asarray(logpmf)[asked].mean()) if asked.any() else float("nan")
-
-
 def answer_logpmf(k, n, p=None, alpha=None) -> np.ndarray:
     """Log-probability that ``k`` of ``n`` volunteers give one answer: binomial with that
     answer's probability ``p``, or beta-binomial with its concentration ``alpha`` (an array
