@@ -160,6 +160,10 @@ def _stretched(data: np.ndarray) -> Image.Image:
     return Image.fromarray(np.rint(scaled).astype(np.uint8)).convert("RGB")
 
 
+class _Refused(ValueError):
+    """A file zoolib refuses on purpose (its message is final), not one astropy failed on."""
+
+
 def _fits_data(path: Path) -> np.ndarray:
     """The first image HDU's data, its size checked from the header before it is decoded."""
     try:
@@ -178,15 +182,13 @@ def _fits_data(path: Path) -> np.ndarray:
                     continue
                 if math.prod(shape) > MAX_PIXELS:  # every band counts
                     size = "x".join(str(d) for d in reversed(shape))
-                    raise ValueError(
+                    raise _Refused(
                         f"FITS image {path} is {size} px, larger than the "
                         f"{MAX_PIXELS:,} pixels zoolib reads (a field rather than a cutout)"
                     )
                 return np.array(hdu.data, dtype=np.float64)
-    except ValueError as err:
-        if str(err).startswith(f"FITS image {path}"):
-            raise
-        raise ValueError(f"cannot read FITS image {path}: {err}") from None
+    except _Refused:
+        raise
     except Exception as err:  # malformed headers raise many kinds of errors inside astropy
         raise ValueError(f"cannot read FITS image {path}: {err!r}") from None
     raise ValueError(f"FITS image {path} has no image data (no HDU with pixels)")
