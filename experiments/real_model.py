@@ -75,6 +75,8 @@ class Config:
     patience: int = 5
     batch_size: int = 32
     augment: bool = True
+    image_size: int = 64
+    scratch: bool = False  # a fresh CNN instead of the simulated start (any image size)
 
 
 CONFIGS = {
@@ -84,6 +86,9 @@ CONFIGS = {
     "colour": Config(channels=3),
     "grey_lr_3e-4": Config(learning_rate=3e-4),
     "grey_no_augment": Config(augment=False),
+    # image size: the shipped trunk takes 64 px only, so size is measured from scratch
+    "scratch_64": Config(scratch=True),
+    "scratch_96": Config(scratch=True, image_size=96),
 }
 
 
@@ -92,12 +97,13 @@ def kept_out(smooth: np.ndarray) -> np.ndarray:
     return stratified(smooth.astype(int), round(1 / KEPT_OUT), KEPT_OUT_SEED) == 0
 
 
-def load(survey: str, crop: float, channels: int, tmp: Path) -> tuple[np.ndarray, np.ndarray, list]:
+def load(survey: str, crop: float, channels: int, tmp: Path,
+         size: int = 64) -> tuple[np.ndarray, np.ndarray, list]:  # fmt: skip
     """(images, smooth, ids) of a survey's galaxies with a smooth or featured class."""
     path, column, smooth_set, featured_set = SURVEYS[survey]
-    name = f"{survey}-{crop}-{channels}"
+    name = f"{survey}-{crop}-{channels}" + (f"-{size}px" if size != 64 else "")
     if not (tmp / name).exists():
-        prepare.prepare_catalog(name, path, image_size=64, channels=channels, crop_fraction=crop,
+        prepare.prepare_catalog(name, path, image_size=size, channels=channels, crop_fraction=crop,
                                 split_fractions=(1.0, 0.0, 0.0), root=tmp)  # fmt: skip
     ds = data.load_processed(name, root=tmp)
     cls = ds.catalog[column].to_numpy()
@@ -120,6 +126,9 @@ def fine_tune(x, smooth, config: Config, seed: int, policy: str, start=None):
     def build():
         if start is not None:
             return start()
+        if config.scratch:
+            return models.build_bayesian_cnn(config.image_size, config.channels, 1, seed=seed,
+                                             dense_activation="leaky_relu")  # fmt: skip
         return pretrained.initial_model([QUESTION], 64, config.channels, seed=seed)[0]
 
     history, _, model = training.train(
@@ -148,7 +157,7 @@ def scores(rho: np.ndarray, smooth: np.ndarray, n_boot: int = 4000) -> dict:
 
 
 def surveys(config: Config, tmp: Path) -> dict:
-    return {s: load(s, config.crops[s], config.channels, tmp) for s in SURVEYS}
+    return {s: load(s, config.crops[s], config.channels, tmp, config.image_size) for s in SURVEYS}
 
 
 def measure(names: list[str], n_folds: int, policy: str, tmp: Path) -> list[dict]:

@@ -119,7 +119,7 @@ def test_class_map_override_and_unknown_class(tmp_path):
 def test_format_argument(tmp_path):
     with pytest.raises(ValueError, match=r"format.*'auto', 'gz2', 'decals', 'classes'.*'gz3'"):
         read_catalog(DECALS, format="gz3")
-    assert FORMATS == ("auto", "gz2", "decals", "classes")
+    assert FORMATS == ("auto", "gz2", "decals", "classes", "label")
     with pytest.raises(ValueError, match="on_error"):
         read_catalog(DECALS, on_error="ignore")
     with pytest.raises(ValueError, match=r"catalog\.csv has no vote columns.*'gz2'"):
@@ -270,3 +270,21 @@ def test_a_users_tree_is_read_from_its_columns_and_classes_refuse_other_trees(tm
     pd.DataFrame({"id_str": ["a"], "class": ["elliptical"]}).to_csv(classes, index=False)
     with pytest.raises(ValueError, match="consensus classes give the three questions"):
         read_catalog(classes, tree="gz2")
+
+
+def test_a_new_label_in_a_zero_one_column_reads_as_one_vote(tmp_path):
+    from zoolib import prepare, trees
+
+    path = tmp_path / "ring.csv"
+    path.write_text("id_str,file_loc,ring\na,a.png,1\nb,b.png,0\nc,c.png,yes\nd,d.png,maybe\n")
+    tree = prepare.tree_of("label:ring")
+    assert tree == trees.one_label("ring")
+    assert catalogs.detect_format(["id_str", "ring"], path, tree) == "label"
+    with pytest.raises(ValueError, match=r"row 3 \(id_str 'd'\): ring is 'maybe'"):
+        catalogs.read_catalog(path, tree=tree)
+    frame, skipped = catalogs.read_catalog(path, tree=tree, on_error="skip")
+    assert [s["id_str"] for s in skipped] == ["d"]
+    assert frame["ring_yes"].tolist() == [1, 0, 1] and frame["ring_no"].tolist() == [0, 1, 0]
+    assert frame["ring_total-votes"].tolist() == [1, 1, 1]
+    with pytest.raises(ValueError, match="format 'label' needs a one-question yes/no tree"):
+        catalogs.read_catalog(path, format="label")

@@ -181,3 +181,15 @@ def test_truth_does_not_depend_on_image_size():
         np.testing.assert_allclose(small[col], large[col], rtol=1e-12)
     np.testing.assert_allclose(4 * small["disk_scale_px"], large["disk_scale_px"], rtol=1e-12)
     np.testing.assert_allclose(4 * small["star1_x_px"], large["star1_x_px"], rtol=1e-12)
+
+
+def test_every_answer_has_its_true_probability_summing_to_one_per_question():
+    from zoolib import trees
+
+    cat = synthetic.simulate_catalog(300, seed=4)
+    for node in trees.THREE.nodes:
+        truth = cat[[f"true_p_{c}" for c in node.answer_columns]].to_numpy()
+        np.testing.assert_allclose(truth.sum(1), 1.0, atol=1e-12)
+    np.testing.assert_array_equal(cat["true_p_smooth-or-featured_smooth"],
+                                  cat["true_p_smooth-or-featured"])  # fmt: skip
+    np.testing.assert_array_equal(cat["true_p_bar_yes"], cat["true_p_bar"])

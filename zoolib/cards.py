@@ -17,6 +17,8 @@ import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from zoolib import files, trees
 from zoolib.schema import question
 
@@ -98,6 +100,46 @@ class ModelCard:
         if self.tree is None:
             return {q: question(q).yes for q in self.questions}
         return {q: str(self.tree[q]["answers"][0]) for q in self.questions}
+
+    @property
+    def likelihood(self) -> str:
+        """``"binomial"`` (one sigmoid rho per question, the paper's model) or a tree model's
+        ``"multinomial"`` / ``"dirichlet_multinomial"`` (a softmax or concentrations over each
+        question's answers), as notebook 02 records it in ``extra``."""
+        return self.extra.get("likelihood") or "binomial"
+
+    def answer_tree(self) -> trees.Tree:
+        """The tree of the card's questions: its own, or zoo's three (output order)."""
+        whole = trees.THREE if self.tree is None else trees.from_mapping(
+            self.model_name or "card", self.tree, "a model card's tree")  # fmt: skip
+        return whole.present([c for q in self.questions for c in whole.node(q).answer_columns
+                              + [whole.node(q).total_column]])  # fmt: skip
+
+    def outputs(self) -> list[str]:
+        """The names of what each posterior is over, in output order: the questions (rho of
+        :meth:`rho_answers`) for a binomial model, every answer column ``<question>_<answer>``
+        for a tree model (each answer's share of its question's votes)."""
+        if self.likelihood == "binomial":
+            return list(self.questions)
+        return self.answer_tree().answer_columns()
+
+    def counts(self, catalog) -> tuple[np.ndarray, np.ndarray]:
+        """(k, N), each (galaxies, len(outputs)): the votes each output's posterior is about
+        and the totals they are out of."""
+        if self.likelihood != "binomial":
+            return self.answer_tree().answer_counts(catalog)
+        k = [catalog[f"{q}_{a}"].to_numpy(np.float64) for q, a in self.rho_answers().items()]
+        n = [catalog[f"{q}_{trees.TOTAL}"].to_numpy(np.float64) for q in self.questions]
+        return np.stack(k, axis=1), np.stack(n, axis=1)
+
+    def targets(self, catalog) -> np.ndarray:
+        """What the model trains on, float32: (galaxies, Q, 2) [k, N] per question for a
+        binomial model (:class:`zoolib.losses.BinomialLoss`), (galaxies, A) vote vectors for a
+        tree model (:class:`zoolib.losses.TreeLoss`)."""
+        if self.likelihood != "binomial":
+            columns = self.answer_tree().answer_columns()
+            return catalog[columns].to_numpy(np.float32)
+        return np.stack(self.counts(catalog), axis=-1).astype(np.float32)
 
     def to_dict(self) -> dict:
         """Plain entries, ``extra`` merged in at the top level."""

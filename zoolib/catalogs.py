@@ -61,7 +61,8 @@ from zoolib.schema import (
     vote_columns,
 )
 
-FORMATS = ("auto", "gz2", "decals", "classes")
+FORMATS = ("auto", "gz2", "decals", "classes", "label")
+LABEL_VALUES = {"1": 1, "0": 0, "yes": 1, "no": 0, "true": 1, "false": 0}  # a label column's
 ON_ERROR = ("raise", "skip")
 ID_SOURCES = ("id_str", "objid", "dr7objid", "iauname", "subject_id")  # first present wins
 FILE_SOURCES = ("file_loc", "file")
@@ -135,7 +136,9 @@ def read_catalog(
     if format == "classes" and tree.questions != trees.THREE.questions:
         raise ValueError(f"{path}: consensus classes give the three questions of tree 'three' "
                          f"only, not tree {tree.name!r}")  # fmt: skip
-    if format == "gz2":
+    if format == "label":
+        votes = _votes_from_label(raw, path, tree, problems)
+    elif format == "gz2":
         votes = _votes_from_gz2(raw, path, tree)
     elif format == "decals":
         votes = _votes_from_decals(raw, path, tree)
@@ -153,9 +156,12 @@ def read_catalog(
 def detect_format(
     columns, path: str | Path = "the catalogue", tree: trees.Tree = trees.THREE
 ) -> str:
-    """Name the format ("gz2", "decals" or "classes") of a catalogue with these columns
-    (decals: count columns of the three questions or of ``tree``)."""
+    """Name the format ("gz2", "decals", "classes" or "label") of a catalogue with these columns
+    (decals: count columns of the three questions or of ``tree``; label: a one-question yes/no
+    tree, :func:`zoolib.trees.one_label`, whose question is a column of the catalogue)."""
     columns = list(columns)
+    if label_question(tree) in columns and not any(c in columns for c in tree.columns()):
+        return "label"
     if GZ2_MARKER in columns:
         return "gz2"
     if any(c in columns for c in [*vote_columns(), *tree.columns()]):
@@ -249,6 +255,34 @@ def _votes_from_decals(raw: pd.DataFrame, path: Path, tree: trees.Tree) -> pd.Da
 
 def _class_column(columns) -> str | None:
     return next((c for c in columns if c == "class" or str(c).endswith("_class")), None)
+
+
+def label_question(tree: trees.Tree) -> str | None:
+    """The question of a one-question yes/no tree (a new label), else None."""
+    if len(tree.nodes) == 1 and tree.nodes[0].answers == ("yes", "no"):
+        return tree.nodes[0].name
+    return None
+
+
+def _votes_from_label(raw: pd.DataFrame, path: Path, tree: trees.Tree, problems: dict):
+    """One vote per galaxy from a 0/1 (yes/no, true/false) column named after the label:
+    ``<label>_yes`` = 1 or 0, ``<label>_no`` the other, total 1. Other values are bad rows."""
+    name = label_question(tree)
+    if name is None or name not in raw:
+        raise ValueError(
+            f"{path}: format 'label' needs a one-question yes/no tree (tree 'label:<column>')"
+            f" and that column; tree {tree.name!r} is not"
+        )
+    text = raw[name].map(lambda v: str(v).strip().lower().removesuffix(".0"))
+    yes = text.map(LABEL_VALUES)
+    for row in raw.index[yes.isna()]:
+        problems.setdefault(row, []).append(
+            f"{name} is {raw[name][row]!r}; a label is one of 0/1, yes/no, true/false"
+        )
+    node = tree.nodes[0]
+    yes = yes.fillna(0.0).astype(float)
+    return pd.DataFrame({node.answer_columns[0]: yes, node.answer_columns[1]: 1.0 - yes,
+                         node.total_column: 1.0}, index=raw.index)  # fmt: skip
 
 
 def _votes_from_classes(

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from zoolib import binomial, files, metrics, paths
-from zoolib.schema import ancestors, counts, question, share_asked
+from zoolib.schema import QUESTIONS, ancestors, counts, question, share_asked
 
 TRUTH_COLUMNS = {"true_p_": "rmse_true", "recoverable_p_": "rmse_recoverable"}
 METRIC_LABELS = {
@@ -38,16 +38,19 @@ METRIC_LABELS = {
 }  # fmt: skip
 
 
-def baseline_fractions(train_catalog: pd.DataFrame, questions: list[str]) -> np.ndarray:
-    """(Q,) pooled training fraction sum(k) / sum(N) per question."""
-    out = []
-    for name in questions:
-        q = question(name)
-        total = train_catalog[q.total_column].sum()
-        if total == 0:
+def baseline_fractions(train_catalog: pd.DataFrame, questions: list[str], votes=None) -> np.ndarray:
+    """(Q,) pooled training fraction sum(k) / sum(N) per question (or per output: ``votes``,
+    a function catalogue -> (k, N) such as :meth:`zoolib.cards.ModelCard.counts`, gives the
+    counts of other names, e.g. a tree model's answers)."""
+    k, n = (votes or _schema_counts(questions))(train_catalog)
+    for j, name in enumerate(questions):
+        if n[:, j].sum() == 0:
             raise ValueError(f"no training galaxy was asked {name!r}: no baseline")
-        out.append(train_catalog[q.yes_column].sum() / total)
-    return np.asarray(out, dtype=np.float64)
+    return k.sum(axis=0) / n.sum(axis=0)
+
+
+def _schema_counts(questions):
+    return lambda catalog: tuple(np.asarray(c, np.float64) for c in counts(catalog, questions))
 
 
 def evaluate(
@@ -55,6 +58,7 @@ def evaluate(
     catalog: pd.DataFrame,
     questions: list[str],
     baseline: np.ndarray | None = None,
+    votes=None,
 ) -> pd.DataFrame:
     """Per-question metrics of the model (and the baseline) on ``catalog``'s galaxies.
 
@@ -63,6 +67,9 @@ def evaluate(
         catalog: canonical catalogue (vote columns, optional ``true_p_<question>``).
         questions: the Q question names, in the model's output order.
         baseline: (Q,) constant fractions (see :func:`baseline_fractions`), or None.
+        votes: catalogue -> (k, N) (as :func:`baseline_fractions`), for outputs that are not
+            schema questions: a tree model's answers ``<question>_<answer>``, scored as yes/no
+            questions (this answer or another); ``rmse_asked`` is for schema questions only.
 
     Returns:
         DataFrame indexed by (model, question) with columns ``nll`` (nats per galaxy asked),
@@ -70,7 +77,7 @@ def evaluate(
         ``rmse_recoverable`` (against the part of true p the image can show).
     """
     rho_samples = np.asarray(rho_samples, dtype=np.float64)
-    k, n = counts(catalog, questions)
+    k, n = (votes or _schema_counts(questions))(catalog)
     models = {"cnn": rho_samples}
     if baseline is not None:
         models["baseline"] = np.broadcast_to(np.asarray(baseline)[None, :, None], k.shape + (1,))
@@ -82,7 +89,8 @@ def evaluate(
         for j, name in enumerate(questions):
             row = {"model": label, "question": name, "nll": nll[j], "rmse": rmse[j]}
             row.update(_truth_rmse(mean[:, j], catalog, name))
-            row["rmse_asked"] = np.sqrt(_asked_sums(mean[:, j], catalog, name)[0])
+            if name in QUESTIONS:
+                row["rmse_asked"] = np.sqrt(_asked_sums(mean[:, j], catalog, name)[0])
             rows.append(row)
     return pd.DataFrame(rows).set_index(["model", "question"])
 
@@ -136,7 +144,8 @@ def _truth_rmse(rho: np.ndarray, catalog: pd.DataFrame, name: str) -> dict[str, 
     }
 
 
-def headroom(train: pd.DataFrame, test: pd.DataFrame, questions: list[str]) -> pd.DataFrame:
+def headroom(train: pd.DataFrame, test: pd.DataFrame, questions: list[str],
+             votes=None) -> pd.DataFrame:  # fmt: skip
     """Test NLL and RMSE of the constant baseline and of oracles that know the truth.
 
     Per question, over test galaxies asked it: the baseline predicts the training set's pooled
@@ -144,13 +153,14 @@ def headroom(train: pd.DataFrame, test: pd.DataFrame, questions: list[str]) -> p
     ``recoverable_p`` (roughly what a model of the image can reach; an approximation, see
     :func:`zoolib.volunteers.recoverable_probabilities`). Columns as in :func:`evaluate` (RMSE
     against the truth over all test galaxies, as there). A trained CNN lands between the
-    baseline and the oracles; every later notebook can say where.
+    baseline and the oracles; every later notebook can say where. ``votes`` as in
+    :func:`evaluate`.
     """
-    base = baseline_fractions(train, questions)
+    base = baseline_fractions(train, questions, votes)
+    k_all, n_all = (votes or _schema_counts(questions))(test)
     rows = []
     for j, name in enumerate(questions):
-        q = question(name)
-        k, n = test[q.yes_column].to_numpy(), test[q.total_column].to_numpy()
+        k, n = k_all[:, j], n_all[:, j]
         predictors = {"baseline": np.full(len(test), base[j])}
         for prefix, label in (("true_p_", "oracle"), ("recoverable_p_", "recoverable")):
             if f"{prefix}{name}" in test.columns:

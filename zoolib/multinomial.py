@@ -37,6 +37,20 @@ from zoolib.schema import count_problems
 
 MAX_VECTORS = 200_000  # exact BALD enumerates at most this many vote vectors per galaxy
 CONCENTRATION_RANGE = (1.0, 100.0)  # Dirichlet concentrations: lo + (hi - lo) sigmoid(x), Zoobot's
+# notebook 02's likelihood choices: binomial is one sigmoid rho per yes/no question (the paper's),
+# the others a softmax (or concentrations) over every answer of each question of a tree
+LIKELIHOODS = ("auto", "binomial", "multinomial", "dirichlet_multinomial")
+
+
+def choose_likelihood(likelihood: str, questions, binary_questions) -> str:
+    """``likelihood`` itself, or for ``"auto"``: ``"binomial"`` when every one of
+    ``questions`` is among ``binary_questions`` (zoo's yes/no questions, so the paper's model
+    and every result so far stay), else ``"multinomial"`` (a user's tree or a new label)."""
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"likelihood must be one of {LIKELIHOODS}, not {likelihood!r}")
+    if likelihood != "auto":
+        return likelihood
+    return "binomial" if set(questions) <= set(binary_questions) else "multinomial"
 
 
 def concentrations(outputs) -> np.ndarray:

@@ -4,13 +4,17 @@ r"""MC-dropout samples of :math:`\rho` from a Keras model (the maths of what the
 :func:`sample_rho` runs the deterministic trunk once per image and draws the T dropout masks
 on the small stochastic head in one call (T full passes only when a trunk layer is stochastic);
 :func:`deterministic_rho` is one pass with dropout off. Outputs are float64 :math:`\rho`,
-(galaxies, Q, T) or (galaxies, Q).
+(galaxies, Q, T) or (galaxies, Q). A tree model (a softmax over each question's answers) gives
+every answer's probability instead: :func:`sample_outputs` and :func:`deterministic_outputs`
+follow what its model card says it predicts.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import special
+
+from zoolib import multinomial
 
 RHO_CLIP = 1e-12  # predicted rho is clipped to [RHO_CLIP, 1 - RHO_CLIP]
 
@@ -202,9 +206,39 @@ def trunk_features(model, images, batch_size: int = 256, views: bool = False) ->
     return np.concatenate(parts, axis=1 if views else 0).astype(np.float32)
 
 
+def sample_outputs(model, card, images, n_samples: int, **kwargs) -> np.ndarray:
+    """MC-dropout samples of what ``card`` (:class:`zoolib.cards.ModelCard`) says the model
+    predicts, (galaxies, len(card.outputs()), T): rho per question for a binomial model
+    (:func:`sample_rho`), every answer's probability for a tree model (a softmax per question,
+    or a Dirichlet-multinomial's expected fractions). ``kwargs`` are :func:`sample_logits`'."""
+    if card.likelihood == "binomial":
+        return sample_rho(model, images, n_samples, **kwargs)
+    logits = sample_logits(model, images, n_samples, **kwargs)
+    return _answers(logits, card, axis=-2)
+
+
+def deterministic_outputs(model, card, images, batch_size: int = 256) -> np.ndarray:
+    """:func:`sample_outputs` of one pass with dropout off, (galaxies, len(card.outputs()))."""
+    if card.likelihood == "binomial":
+        return deterministic_rho(model, images, batch_size)
+    return _answers(deterministic_logits(model, images, batch_size), card, axis=-1)
+
+
+def _answers(outputs, card, axis: int) -> np.ndarray:
+    sizes = card.answer_tree().sizes()
+    p = multinomial.answer_probabilities(outputs, sizes, axis=axis, likelihood=card.likelihood)
+    return np.clip(p, RHO_CLIP, 1 - RHO_CLIP)
+
+
 def deterministic_rho(model, images, batch_size: int = 256) -> np.ndarray:
-    r"""One deterministic pass with dropout off: :math:`\rho = \sigma(x)` of the network without
-    its MCDropout layers.
+    """:func:`deterministic_logits` through the sigmoid, float64, clipped as in
+    :func:`sample_rho`: (galaxies, Q)."""
+    return to_rho(deterministic_logits(model, images, batch_size))
+
+
+def deterministic_logits(model, images, batch_size: int = 256) -> np.ndarray:
+    r"""One deterministic pass with dropout off: the outputs :math:`x` of the network without
+    its MCDropout layers (:func:`deterministic_rho` takes :math:`\rho = \sigma(x)`).
 
     Keras dropout is inverted (kept units are scaled by 1 / (1 - rate)), so each unit's mean
     over dropout masks is its input, and the network with dropout removed is the one the MC
@@ -219,7 +253,7 @@ def deterministic_rho(model, images, batch_size: int = 256) -> np.ndarray:
         batch_size: galaxies per forward pass.
 
     Returns:
-        float64 array (galaxies, Q), sigmoid in float64 and clipped as in :func:`sample_rho`.
+        float64 array (galaxies, outputs) of the raw outputs (logits).
 
     Raises:
         ValueError: if the model cannot be rebuilt without its MCDropout layers (e.g. a
@@ -238,7 +272,10 @@ def deterministic_rho(model, images, batch_size: int = 256) -> np.ndarray:
         raise ValueError(f"cannot remove the dropout layers of this model: {err}") from None
     if mc_dropout_layers(plain):
         raise ValueError("cannot remove the dropout layers of this model: MCDropout is nested")
-    parts = [to_rho(plain(batch, training=False)) for _, batch in _batches(images, batch_size)]
+    def run(batch):
+        return np.asarray(plain(batch, training=False), dtype=np.float64)
+
+    parts = [run(batch) for _, batch in _batches(images, batch_size)]
     if not parts:  # no images: one empty pass gives the (0, Q) shape
-        parts = [to_rho(plain(np.asarray(images, dtype=np.float32), training=False))]
+        parts = [run(np.asarray(images, dtype=np.float32))]
     return np.concatenate(parts)

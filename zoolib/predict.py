@@ -197,7 +197,7 @@ def summarize_tree(logits: np.ndarray, tree: trees.Tree, expected_votes: int, se
     Dirichlet-multinomial model (``likelihood``, from its card) the samples are its expected
     fractions and BALD is that of their multinomial mixture (an approximation: it leaves out
     each sample's own overdispersion)."""
-    sizes = [len(n.answers) for n in tree.nodes]
+    sizes = tree.sizes()
     p = multinomial.answer_probabilities(logits, sizes, likelihood=likelihood)  # (G, A, T)
     parts = dict(zip(tree.questions, np.split(p, np.cumsum(sizes)[:-1], axis=1), strict=True))
     asked = tree.asked_share({q: v.mean(-1) for q, v in parts.items()})

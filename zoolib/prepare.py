@@ -61,7 +61,8 @@ def prepare_catalog(
     """Read a real catalogue and its images and write them as dataset ``name``.
 
     ``tree`` names the questions read (:func:`tree_of`): ``"three"`` (zoo's models), a
-    shipped tree (``"gz2"``, ``"decals"``) or a YAML file of one's own; the dataset's manifest
+    shipped tree (``"gz2"``, ``"decals"``), a YAML file of one's own, or ``"label:<column>"``
+    for a new yes/no label in a 0/1 column (or ``<column>_yes`` / ``_no`` counts); the manifest
     records the part of it the catalogue has (:meth:`zoolib.trees.Tree.present`).
 
     Relative ``catalog_path`` and ``images_root`` are relative to the project root
@@ -113,9 +114,15 @@ def prepare_catalog(
     )  # fmt: skip
 
 
+LABEL_PREFIX = "label:"  # notebook 01's tree "label:ring": a new yes/no label
+
+
 def tree_of(tree: str) -> trees.Tree:
-    """A shipped tree by name, or a user's from a YAML file (a path ending .yaml or .yml,
-    relative to the project root)."""
+    """A shipped tree by name, a user's from a YAML file (a path ending .yaml or .yml, relative
+    to the project root), or ``"label:<column>"``: the one-question tree of a new label
+    (:func:`zoolib.trees.one_label`)."""
+    if str(tree).startswith(LABEL_PREFIX):
+        return trees.one_label(str(tree).removeprefix(LABEL_PREFIX))
     if str(tree).endswith((".yaml", ".yml")):
         return trees.from_yaml(paths.resolve(tree))
     return trees.tree(tree)

@@ -37,7 +37,7 @@ import numpy as np
 import zoolib
 from zoolib import data, evaluation, files, models, paths, pipeline, posteriors, synthetic, training
 from zoolib import precision as zprecision
-from zoolib.schema import QUESTIONS
+from zoolib.schema import QUESTIONS, question
 
 MODEL_FILE = "bayesian_cnn_64px.keras"
 MANIFEST_FILE = "manifest.json"
@@ -192,12 +192,18 @@ def initial_model(
     dropout_rate: float = 0.5,
     seed: int | None = None,
     folder: Path | None = None,
+    outputs: list[str] | None = None,
 ):
     """The paper's CNN for ``questions`` starting from the pretrained weights; and the manifest.
 
     The whole trunk is copied; each question the pretrained model also learned gets its head
     weights (its column of the last layer), any other question a fresh random column. Pass
     ``lambda: initial_model(...)[0]`` to :func:`zoolib.training.train` to fine-tune it.
+
+    ``outputs`` (default ``questions``) names a tree model's outputs instead, one per answer
+    (``<question>_<answer>``, :meth:`zoolib.cards.ModelCard.outputs`): a learned question's
+    "yes" answer gets its column, its other answers zero weights (so a two-answer softmax
+    starts exactly at the pretrained sigmoid), and answers of other questions fresh columns.
 
     A greyscale model starts a colour one (``channels=3``): the first convolution's kernel is
     repeated over the 3 input channels and divided by 3, so the colour model's output on an RGB
@@ -211,8 +217,9 @@ def initial_model(
         )
     source, manifest = load(image_size, stored, folder)
     arch = manifest["architecture"]
+    outputs = list(outputs or questions)
     model = models.build_bayesian_cnn(
-        image_size, channels, len(questions), dropout_rate, seed=seed,
+        image_size, channels, len(outputs), dropout_rate, seed=seed,
         dense_activation=arch["dense_activation"],
     )  # fmt: skip
     (src_trunk, src_head), (trunk, head) = (
@@ -225,12 +232,27 @@ def initial_model(
     trunk.set_weights(weights)
     kernel, bias = head.get_layer("logits").get_weights()
     src_kernel, src_bias = src_head.get_layer("logits").get_weights()
-    for j, name in enumerate(questions):
-        if name in arch["questions"]:
-            i = arch["questions"].index(name)
-            kernel[:, j], bias[j] = src_kernel[:, i], src_bias[i]
+    for j, name in enumerate(outputs):
+        learned = _learned_column(name, arch["questions"])
+        if learned is not None:
+            kernel[:, j], bias[j] = src_kernel[:, learned], src_bias[learned]
+        elif _learned_question(name, arch["questions"]):
+            kernel[:, j], bias[j] = 0.0, 0.0
     head.get_layer("logits").set_weights([kernel, bias])
     return model, manifest
+
+
+def _learned_column(output: str, learned: list[str]) -> int | None:
+    """The pretrained head's column for an output: a learned question, or its "yes" answer."""
+    for i, q in enumerate(learned):
+        if output in (q, question(q).yes_column):
+            return i
+    return None
+
+
+def _learned_question(output: str, learned: list[str]) -> bool:
+    """Whether ``output`` is another answer of a learned question."""
+    return any(output in question(q).answer_columns for q in learned)
 
 
 def dead_features(model, images: np.ndarray, batch_size: int = 256) -> int:

@@ -277,7 +277,8 @@ def _simulate(n_galaxies, size, seed, preset, totals) -> tuple[pd.DataFrame, pd.
     values, weights = survey.totals if totals is None else totals
     votes = draw_votes(probs, rng, rng.choice(values, size=n_galaxies, p=weights))
     ids = pd.Series([f"synth-{seed}-{i:07d}" for i in range(n_galaxies)], name=ID_COLUMN)
-    return latents, pd.concat([ids, latents, probs, recoverable, votes], axis=1)
+    per_answer = volunteers.answer_truth(probs)
+    return latents, pd.concat([ids, latents, probs, per_answer, recoverable, votes], axis=1)
 
 
 def simulate(
@@ -304,6 +305,7 @@ def simulate(
         images: uint8 (n_galaxies, size, size, channels).
         catalog: one row per galaxy: ``id_str``, every latent parameter, the answer
         probabilities ``p_*`` and ``true_p_<question>`` (the truth: what volunteers see),
+        ``true_p_<question>_<answer>`` (every answer's, for tree models),
         ``recoverable_p_<question>`` (what this image can show, see
         :func:`zoolib.volunteers.recoverable_probabilities`), and canonical vote columns.
     """

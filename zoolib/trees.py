@@ -83,6 +83,24 @@ class Tree:
         """Every count column: each question's answers, then its total."""
         return [c for n in self.nodes for c in [*n.answer_columns, n.total_column]]
 
+    def answer_columns(self) -> list[str]:
+        """Every answer's column ``<question>_<answer>``, in tree order: the names of a tree
+        model's outputs, and of its per-answer posteriors (each a yes/no question: this answer
+        or another)."""
+        return [c for n in self.nodes for c in n.answer_columns]
+
+    def sizes(self) -> list[int]:
+        """The number of answers of each question, in tree order."""
+        return [len(n.answers) for n in self.nodes]
+
+    def answer_counts(self, catalog) -> tuple[np.ndarray, np.ndarray]:
+        """(k, N), each (galaxies, A) float64: every answer's votes and its question's total,
+        so each answer reads as a yes/no question (its marginal is binomial)."""
+        k = np.stack([catalog[c].to_numpy(np.float64) for c in self.answer_columns()], axis=1)
+        n = np.stack([catalog[node.total_column].to_numpy(np.float64)
+                      for node in self.nodes for _ in node.answers], axis=1)  # fmt: skip
+        return k, n
+
     def to_mapping(self) -> dict:
         """``{question: {"answers": [...], "asked_if": [[q, a], ...]}}`` (:func:`from_mapping`)."""
         return {n.name: {"answers": list(n.answers), "asked_if": [list(p) for p in n.asked_if]}

@@ -253,6 +253,20 @@ def true_probabilities(lat: pd.DataFrame, volunteers: VolunteerModel) -> pd.Data
     return _assemble(logit, volunteers, with_ambiguity, lat.index)
 
 
+def answer_truth(probs: pd.DataFrame) -> pd.DataFrame:
+    """Every answer's true probability, ``true_p_<question>_<answer>`` (the per-answer targets
+    of a tree model), from :func:`true_probabilities`' columns: smooth / featured-or-disk /
+    artifact, then yes and no of disk-edge-on and of bar (each question's answers sum to 1)."""
+    edge, bar = probs["true_p_disk-edge-on"], probs["true_p_bar"]
+    return pd.DataFrame({
+        "true_p_smooth-or-featured_smooth": probs["p_smooth"],
+        "true_p_smooth-or-featured_featured-or-disk": probs["p_featured"],
+        "true_p_smooth-or-featured_artifact": probs["p_artifact"],
+        "true_p_disk-edge-on_yes": edge, "true_p_disk-edge-on_no": 1 - edge,
+        "true_p_bar_yes": bar, "true_p_bar_no": 1 - bar,
+    }, index=probs.index)  # fmt: skip
+
+
 def expected_expit(mu: np.ndarray, scale: float) -> np.ndarray:
     """E[expit(mu + scale * e)] for e ~ N(0, 1), by Gauss-Hermite quadrature."""
     values = special.expit(np.asarray(mu)[..., None] + scale * _NODES)
