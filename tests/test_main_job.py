@@ -28,8 +28,31 @@ def ci_run(tmp_path_factory):
     return root, done
 
 
-def _metrics(root, stem):
-    return json.loads((root / "reports" / "metrics" / f"{stem}.json").read_text())
+@pytest.fixture(scope="module")
+def tree_run(ci_run):
+    """Notebooks 02 and 03 again on the ci dataset, with a softmax over every answer."""
+    import yaml
+
+    root, _ = ci_run
+    sets = runner.load_params("ci")
+    sets["02_train"].update(likelihood="multinomial", model_name="ci_tree")
+    sets["03_dropout_posteriors"].update(model_name="ci_tree")
+    params = root / "tree.yaml"
+    params.write_text(yaml.safe_dump({k: sets[k] for k in ("02_train", "03_dropout_posteriors")}))
+    old = os.environ.get("ZOO_PROJECT_ROOT")
+    os.environ["ZOO_PROJECT_ROOT"] = str(root)
+    try:
+        runner.run(str(params), only=["02", "03"], reports_dir=root / "tree_reports")
+    finally:
+        if old is None:
+            os.environ.pop("ZOO_PROJECT_ROOT")
+        else:
+            os.environ["ZOO_PROJECT_ROOT"] = old
+    return root
+
+
+def _metrics(root, stem, reports="reports"):
+    return json.loads((root / reports / "metrics" / f"{stem}.json").read_text())
 
 
 def test_reports_and_index_are_written(ci_run):
@@ -115,3 +138,23 @@ def test_active_learning_metrics(ci_run):
     assert sorted(p.name for p in runs.iterdir()) == sorted(
         f"{s}-seed{seed}.json" for s in runs_of_a_seed for seed in (0, 1)
     )
+
+
+def test_a_tree_model_trains_and_explains_every_answer(tree_run):
+    train = _metrics(tree_run, "02_train", "tree_reports")
+    answers = ["smooth-or-featured_smooth", "smooth-or-featured_featured-or-disk",
+               "smooth-or-featured_artifact", "disk-edge-on_yes", "disk-edge-on_no", "bar_yes",
+               "bar_no"]  # fmt: skip
+    assert train["likelihood"] == "multinomial" and list(train["tree"]) == train["questions"]
+    assert list(train["test"]["cnn"]) == answers
+    for name in answers:  # every answer scored against its truth, and the first beats the constant
+        assert 0 <= train["test"]["cnn"][name]["rmse_true"] <= 1
+    smooth = "smooth-or-featured_smooth"
+    assert train["test"]["cnn"][smooth]["nll"] < train["test"]["baseline"][smooth]["nll"]
+    posterior = _metrics(tree_run, "03_dropout_posteriors", "tree_reports")
+    assert list(posterior["questions"]) == answers
+    for row in posterior["questions"].values():
+        values = [row["randomized_mc"][lv] for lv in ("0.5", "0.8", "0.95")]
+        assert values == sorted(values) and all(0 <= v <= 1 for v in values)
+    card = json.loads((tree_run / "models" / "ci_tree.card.json").read_text())
+    assert card["likelihood"] == "multinomial" and card["tree"]["bar"]["answers"] == ["yes", "no"]

@@ -164,3 +164,20 @@ def test_every_control_is_labelled_and_laid_out_in_tab_order(with_single):
     (row, _, _) = ex.widget().children
     in_layout = [c for column in row.children for c in column.children]
     assert in_layout == controls  # the page order, which is the Tab order
+
+
+def test_any_answer_of_a_tree_model_can_be_chosen():
+    from zoolib import trees
+
+    images, cat = synthetic.simulate(12, size=32, seed=3)
+    tree = trees.THREE
+    k, n = tree.answer_counts(cat)
+    rho = np.random.default_rng(1).dirichlet([1, 1, 1, 1, 1, 1, 1], (12, 10)).transpose(0, 2, 1)
+    names = tree.answer_columns()
+    explorer = GalaxyExplorer(images, rho, cat, names, votes=(k, n))
+    assert list(explorer.question.options) == names
+    explorer.question.value = "smooth-or-featured_artifact"
+    mi = acquisition.mutual_information(rho[:, 2], n[:, 2])
+    assert explorer.galaxy == int(np.argmax(mi))  # ranked on the artifact answer's own votes
+    np.testing.assert_array_equal(explorer._k_n(2)[0], cat["smooth-or-featured_artifact"])
+    assert "smooth-or-featured_artifact" in explorer.figure().axes[1].get_title()

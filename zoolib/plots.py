@@ -8,7 +8,7 @@ import pandas as pd
 import seaborn as sns
 
 from zoolib import savings
-from zoolib.schema import question
+from zoolib.schema import counts, question
 
 
 def show_image(ax, image: np.ndarray, title: str | None = None) -> None:
@@ -295,26 +295,36 @@ def learning_curves(history: dict[str, list[float]]):
     return fig
 
 
-def predicted_vs_target(mean_rho: np.ndarray, catalog: pd.DataFrame, questions: list[str]):
+def predicted_vs_target(mean_rho: np.ndarray, catalog: pd.DataFrame, questions: list[str],
+                        votes=None):  # fmt: skip
     """Scatter of the predicted mean rho (galaxies, Q) against the truth per question.
 
-    The target is ``true_p_<question>`` when the catalogue has it (simulated data), otherwise
-    the observed fraction k/N; galaxies with N = 0 are left out.
+    The target is ``true_p_<name>`` when the catalogue has it (simulated data), otherwise
+    the observed fraction k/N; galaxies with N = 0 are left out. ``votes`` (catalogue -> (k, N),
+    :meth:`zoolib.cards.ModelCard.counts`) gives the counts of names that are not schema
+    questions (a tree model's answers); four panels a row.
     """
-    fig, axes = plt.subplots(1, len(questions), figsize=(4.3 * len(questions), 4), squeeze=False)
+    if votes is None:
+        k_all, n_all = counts(catalog, questions)
+    else:
+        k_all, n_all = votes(catalog)
+    ncols = min(4, len(questions))
+    nrows = -(-len(questions) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.3 * ncols, 4 * nrows), squeeze=False)
     for j, name in enumerate(questions):
-        q = question(name)
-        n = catalog[q.total_column].to_numpy()
+        n = n_all[:, j]
         asked = n > 0
         truth = f"true_p_{name}"
         if truth in catalog.columns:
             target, label = catalog[truth].to_numpy(), "true p"
         else:
-            target, label = catalog[q.yes_column].to_numpy() / np.maximum(n, 1), "observed k/N"
-        ax = axes[0, j]
+            target, label = k_all[:, j] / np.maximum(n, 1), "observed k/N"
+        ax = axes.flat[j]
         ax.scatter(target[asked], mean_rho[asked, j], s=6, alpha=0.4)
         ax.plot([0, 1], [0, 1], color="black", lw=1)
         ax.set(xlabel=label, ylabel="predicted mean rho", title=name, xlim=(0, 1), ylim=(0, 1))
+    for ax in list(axes.flat)[len(questions):]:
+        ax.set_visible(False)
     fig.tight_layout()
     return fig
 

@@ -42,11 +42,13 @@ class GalaxyExplorer:
     """Explore posteriors of ``rho_samples`` (galaxies, Q, T) for ``images`` (galaxies, S, S, C).
 
     ``catalog`` holds the galaxies' observed votes (canonical columns), ``questions`` the Q
-    question names in the model's output order. ``rho_single`` (galaxies, Q), the single
-    deterministic pass, enables the "posterior" toggle between the MC-dropout mixture and that
-    single binomial; without it the toggle is disabled and its tooltip says why. The galaxy
-    order (sort by uncertainty or BALD) always comes from the MC samples, so switching the
-    posterior keeps the same galaxy on show.
+    question names in the model's output order; ``votes`` (k, N), each (galaxies, Q), the
+    observed votes of names that are not schema questions (a tree model's answers, from
+    :meth:`zoolib.cards.ModelCard.counts`), so any question and answer can be chosen.
+    ``rho_single`` (galaxies, Q), the single deterministic pass, enables the "posterior"
+    toggle between the MC-dropout mixture and that single binomial; without it the toggle is
+    disabled and its tooltip says why. The galaxy order (sort by uncertainty or BALD) always
+    comes from the MC samples, so switching the posterior keeps the same galaxy on show.
     """
 
     def __init__(
@@ -56,11 +58,14 @@ class GalaxyExplorer:
         catalog: pd.DataFrame,
         questions: list[str],
         rho_single: np.ndarray | None = None,
+        votes: tuple[np.ndarray, np.ndarray] | None = None,
     ):
         if not (len(images) == len(rho_samples) == len(catalog)):
             raise ValueError("images, rho_samples and catalog must have the same length")
         self.images, self.rho, self.catalog = images, np.asarray(rho_samples), catalog
         self.questions = list(questions)
+        k, n = counts(catalog, self.questions) if votes is None else votes
+        self.k, self.n = np.asarray(k), np.asarray(n)
         self.rho_single = None if rho_single is None else np.asarray(rho_single, dtype=float)
         if self.rho_single is not None and self.rho_single.shape != self.rho.shape[:2]:
             raise ValueError(
@@ -118,8 +123,7 @@ class GalaxyExplorer:
         self.redraw()
 
     def _k_n(self, j: int) -> tuple[np.ndarray, np.ndarray]:
-        k, n = counts(self.catalog, [self.questions[j]])
-        return k[:, 0], n[:, 0]
+        return self.k[:, j], self.n[:, j]
 
     def order(self) -> np.ndarray:
         """Galaxy positions in the chosen sort order (most uncertain / informative first),
