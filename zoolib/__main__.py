@@ -1,6 +1,6 @@
 """Command line of zoo.
 
-  python -m zoolib run [--params default|ci|full|paper|protocol|FILE.yaml] [--only 02 ...]
+  python -m zoolib run [--params default|ci|full|paper|protocol|tree|FILE.yaml] [--only 02 ...]
       run the numbered notebooks into reports/
   python -m zoolib predict --model M --catalog C --shard i/n --out P [--precision auto]
       predict a catalogue with MC dropout (zoolib/predict.py)
