@@ -244,3 +244,19 @@ def test_the_dataset_records_its_tree(tmp_path):
     old = data.load_processed("three", root=tmp_path / "out")
     old.manifest.pop("tree")  # a dataset written before trees were recorded
     assert old.tree.questions == trees.THREE.questions
+
+
+def test_notebook_01_reads_a_new_label_from_a_zero_one_column(project, tmp_path):
+    raw = pd.read_csv(DECALS)
+    smooth = raw["smooth-or-featured_smooth"] / raw["smooth-or-featured_total-votes"]
+    label = raw[["iauname", "file"]].assign(ring=(smooth > 0.5).astype(int))
+    label.to_csv(tmp_path / "ring.csv", index=False)
+    params = {"01_data_prep": {"source": str(tmp_path / "ring.csv"), "images_root": str(
+        DECALS.parent), "tree": "label:ring", "image_size": 32, "name": "ring-mini"}}
+    (tmp_path / "ring.yaml").write_text(json.dumps(params))
+    runner.run(str(tmp_path / "ring.yaml"), only=["01"], reports_dir=project / "reports")
+    ds = data.load_processed("ring-mini", root=project / "data" / "processed")
+    assert ds.questions == [] and ds.tree.questions == ["ring"]
+    np.testing.assert_array_equal(ds.catalog["ring_yes"], label["ring"])
+    metrics = json.loads((project / "reports" / "metrics" / "01_data_prep.json").read_text())
+    assert set(metrics["headroom"]["baseline"]) == {"ring_yes", "ring_no"}
