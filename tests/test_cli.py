@@ -48,8 +48,8 @@ def test_run_help_says_where_outputs_go_and_what_a_parameter_file_holds(capsys):
     text = help_text(capsys, "run")
     for output in ("reports/index.html", "reports/html/", "reports/executed/", "reports/metrics/"):
         assert output in text
-    assert f"Outputs go under the project root, here {paths.PROJECT_ROOT}" in text
-    assert "set ZOO_PROJECT_ROOT to use another" in text
+    assert f"Outputs go under the outputs root, here {paths.OUTPUT_ROOT}" in text
+    assert "set ZOO_OUTPUT_ROOT to use another" in text
     assert "{notebook stem: {parameter: value}}" in text
     assert "then relative to the project root, then in notebooks/params/" in text
     assert "(01_data_prep's\nsource, images_root) are relative to the project root" in text
@@ -104,3 +104,55 @@ def test_a_string_for_an_int_names_notebook_parameter_type_and_value(tmp_path, c
         "01_data_prep.ipynb: image_size is declared int (default 64), given '32' (str): write the"
         " number without quotes" in capsys.readouterr().err
     )
+
+
+def _subparser(name):
+    import argparse
+
+    from zoolib.__main__ import _add_calibrate, _add_predict
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    {"predict": _add_predict, "calibrate": _add_calibrate}[name](sub)
+    return sub.choices[name]
+
+
+# option -> the parameter of the function it calls, where the names differ
+PREDICT_NAMES = {"samples": "n_samples", "no_progress": None}
+# options whose command-line default is chosen apart from the function's, and why
+DEFAULTS_APART = {"precision": "a user gets auto (a probe); the library function stays float32"}
+
+
+@pytest.mark.parametrize("command", ["predict", "calibrate"])
+def test_every_option_states_its_default_and_it_is_the_functions(command):
+    import argparse
+    import inspect
+
+    from zoolib import calibration, predict
+
+    function = {"predict": predict.predict_catalog, "calibrate": calibration.calibrate}[command]
+    signature = inspect.signature(function).parameters
+    for action in _subparser(command)._actions:
+        if isinstance(action, argparse._HelpAction) or action.required:
+            continue
+        name = PREDICT_NAMES.get(action.dest, action.dest)
+        if action.default not in (None, False):  # a stated default is in the help text
+            shown = " ".join(map(str, action.default)) if isinstance(action.default, list) else (
+                str(action.default))
+            assert shown in action.help.replace(",", ""), (command, action.dest, action.help)
+        if name in signature and action.dest not in DEFAULTS_APART:
+            default = signature[name].default
+            if action.default is not None and default is not inspect.Parameter.empty:
+                assert action.default == default, (command, action.dest)
+        elif name is not None and command == "predict" and action.dest not in DEFAULTS_APART:
+            raise AssertionError(f"predict option --{action.dest} is no parameter of the function")
+
+
+def test_version_and_the_usage_line_of_predict(capsys):
+    import zoolib
+
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"zoolib {zoolib.__version__}"
+    text = help_text(capsys)
+    assert "predict --model M --catalog C --out P [--images-root R] [--shard i/n]" in text

@@ -3,11 +3,12 @@
 import json
 import os
 import stat
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from zoolib import data, evaluation, files, synthetic
+from zoolib import data, evaluation, files, paths, synthetic
 
 
 @pytest.fixture
@@ -106,3 +107,20 @@ def test_leftovers_of_dead_writers_are_removed_by_the_next_write(tmp_path):
     assert target.read_text() == "done"
     assert not stale.exists() and not stale_file.exists() and not stale_model.exists()
     assert running.exists() and elsewhere.exists() and unrelated.exists()
+
+
+def test_the_outputs_root_moves_what_runs_write_and_not_what_ships(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("from zoolib import paths; print(paths.PROCESSED_DIR, paths.MODELS_DIR, "
+            "paths.RUNS_DIR, paths.REPORTS_DIR, paths.RAW_DIR, paths.NOTEBOOKS_DIR, sep='\\n')")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZOO_")}
+    env["ZOO_OUTPUT_ROOT"] = str(tmp_path)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()  # fmt: skip
+    processed, models, runs, reports, raw, notebooks = map(Path, out)
+    for written in (processed, models, runs, reports):
+        assert written.is_relative_to(tmp_path)
+    for shipped in (raw, notebooks):
+        assert shipped.is_relative_to(paths.PROJECT_ROOT) and shipped.is_dir()

@@ -1,5 +1,6 @@
 """The main job in miniature: notebooks 01 -> 04 with the ci parameters, via the runner."""
 
+import contextlib
 import json
 import math
 import os
@@ -11,20 +12,35 @@ from zoolib import paths, runner
 pytestmark = pytest.mark.slow  # runs all four notebooks (about 90 s); make test-fast skips it
 
 
-@pytest.fixture(scope="module")
-def ci_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("project")
-    (root / "data").mkdir()
-    os.symlink(paths.RAW_DIR, root / "data" / "raw")
-    old = os.environ.get("ZOO_PROJECT_ROOT")
-    os.environ["ZOO_PROJECT_ROOT"] = str(root)  # the kernels write data and models here
+OUTPUTS = ("data/processed", "data/runs", "models", "reports")  # what runs write, in a checkout
+
+
+def _written(folder):
+    """{path: mtime} of every file under the checkout's output folders."""
+    return {p: p.stat().st_mtime_ns for d in OUTPUTS for p in (folder / d).rglob("*")
+            if p.is_file()}  # fmt: skip
+
+
+@contextlib.contextmanager
+def _outputs_root(root):
+    old = os.environ.get("ZOO_OUTPUT_ROOT")
+    os.environ["ZOO_OUTPUT_ROOT"] = str(root)  # the kernels write data, models, reports here
     try:
-        done = runner.run("ci", only=["01", "02", "03", "04"], reports_dir=root / "reports")
+        yield
     finally:
         if old is None:
-            os.environ.pop("ZOO_PROJECT_ROOT")
+            os.environ.pop("ZOO_OUTPUT_ROOT")
         else:
-            os.environ["ZOO_PROJECT_ROOT"] = old
+            os.environ["ZOO_OUTPUT_ROOT"] = old
+
+
+@pytest.fixture(scope="module")
+def ci_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("outputs")
+    before = _written(paths.PROJECT_ROOT)
+    with _outputs_root(root):
+        done = runner.run("ci", only=["01", "02", "03", "04"], reports_dir=root / "reports")
+    assert _written(paths.PROJECT_ROOT) == before  # nothing new or changed inside the checkout
     return root, done
 
 
@@ -39,15 +55,8 @@ def tree_run(ci_run):
     sets["03_dropout_posteriors"].update(model_name="ci_tree")
     params = root / "tree.yaml"
     params.write_text(yaml.safe_dump({k: sets[k] for k in ("02_train", "03_dropout_posteriors")}))
-    old = os.environ.get("ZOO_PROJECT_ROOT")
-    os.environ["ZOO_PROJECT_ROOT"] = str(root)
-    try:
+    with _outputs_root(root):
         runner.run(str(params), only=["02", "03"], reports_dir=root / "tree_reports")
-    finally:
-        if old is None:
-            os.environ.pop("ZOO_PROJECT_ROOT")
-        else:
-            os.environ["ZOO_PROJECT_ROOT"] = old
     return root
 
 

@@ -1,7 +1,6 @@
 """End to end: catalogue + images -> processed dataset, bad input, notebook 01 via the runner."""
 
 import json
-import os
 import shutil
 
 import numpy as np
@@ -122,10 +121,8 @@ def test_unknown_format_and_imageless_catalogue(mini_catalog):
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
-    """A scratch project root that sees the shipped raw data but writes elsewhere."""
-    (tmp_path / "data").mkdir()
-    os.symlink(paths.RAW_DIR, tmp_path / "data" / "raw")
-    monkeypatch.setenv("ZOO_PROJECT_ROOT", str(tmp_path))
+    """A scratch outputs root: the notebooks read what ships from the checkout, write here."""
+    monkeypatch.setenv("ZOO_OUTPUT_ROOT", str(tmp_path))
     return tmp_path
 
 

@@ -2,12 +2,12 @@
 
   python -m zoolib run [--params default|ci|full|paper|protocol|tree|FILE.yaml] [--only 02 ...]
       run the numbered notebooks into reports/
-  python -m zoolib predict --model M --catalog C --shard i/n --out P [--precision auto]
+  python -m zoolib predict --model M --catalog C --out P [--images-root R] [--shard i/n] ...
       predict a catalogue with MC dropout (zoolib/predict.py)
-  python -m zoolib calibrate
+  python -m zoolib calibrate [--presets gz2 decals] [--dry-run]
       refit the simulated volunteers to the shipped real catalogues (zoolib/calibration.py)
   python -m zoolib pretrain
-      make the shipped pretrained model (zoolib/pretrained.py)
+      make the shipped pretrained model, about an hour on 2 CPU cores (zoolib/pretrained.py)
 
 python -m zoolib COMMAND --help describes a command.
 """
@@ -18,7 +18,12 @@ import argparse
 import sys
 import warnings
 
+import zoolib
 from zoolib import paths, runner
+from zoolib.catalogs import FILE_SOURCES, ID_SOURCES
+from zoolib.volunteers import load_presets
+
+PRESETS = tuple(load_presets())  # the survey presets of zoolib/universe_presets.json
 
 
 def _add_predict(sub) -> None:
@@ -41,7 +46,11 @@ def _add_predict(sub) -> None:
         help="saved .keras model (its card beside it), or a shipped one: 'real' (seen real "
         "galaxies: zero-shot on a real catalogue) or 'pretrained' (simulated galaxies only)",
     )  # fmt: skip
-    p.add_argument("--catalog", required=True, help="CSV/Parquet with an id and file_loc column")
+    p.add_argument(
+        "--catalog", required=True,
+        help=f"CSV or Parquet with an id column (one of {', '.join(ID_SOURCES)}) and an image "
+        f"path column (one of {', '.join(FILE_SOURCES)})",
+    )  # fmt: skip
     p.add_argument(
         "--images-root", help="folder that file_loc paths are relative to (default: catalogue's)"
     )
@@ -107,10 +116,19 @@ def _add_calibrate(sub) -> None:
         " distributions (zoolib/calibration.py), measure the KS and Wasserstein distances on"
         " fresh universes, print them and record both in zoolib/universe_presets.json.",
     )
-    p.add_argument("--presets", nargs="+", default=["gz2", "decals"], help="in this order")
-    p.add_argument("--fit-galaxies", type=int, default=20_000, help="galaxies in the fit")
-    p.add_argument("--maxiter", type=int, default=1500, help="Nelder-Mead iterations per question")
-    p.add_argument("--dry-run", action="store_true", help="print, do not record")
+    p.add_argument(
+        "--presets", nargs="+", default=["gz2", "decals"], choices=PRESETS, metavar="PRESET",
+        help=f"survey presets to fit, in this order: any of {', '.join(PRESETS)} "
+        "(default: gz2 decals)",
+    )  # fmt: skip
+    p.add_argument(
+        "--fit-galaxies", type=int, default=20_000, help="galaxies in the fit (default 20000)"
+    )
+    p.add_argument(
+        "--maxiter", type=int, default=1500,
+        help="Nelder-Mead iterations per question (default 1500)",
+    )  # fmt: skip
+    p.add_argument("--dry-run", action="store_true", help="print, do not record (default: record)")
     p.add_argument(
         "--measure-only", action="store_true",
         help="keep the recorded constants, measure and record the distances again",
@@ -135,7 +153,8 @@ def _calibrate(args) -> None:
 def _add_pretrain(sub, with_options: bool) -> None:
     p = sub.add_parser(
         "pretrain",
-        help="pretrain the shipped Bayesian CNN on a large simulated universe (hours on a CPU)",
+        help="pretrain the shipped Bayesian CNN on a large simulated universe (about an hour "
+        "on 2 CPU cores)",
         description="Simulate a universe at 64 px with a seed no notebook uses, train the"
         " paper's CNN on every question with early stopping, measure it on its own test split"
         " and write zoolib/pretrained/ (the model and manifest.json); see zoolib/pretrained.py.",
@@ -175,7 +194,7 @@ def _pretrain(args) -> None:
 
 
 def _run_description() -> str:
-    root, reports = paths.PROJECT_ROOT, paths.REPORTS_DIR
+    root, reports = paths.OUTPUT_ROOT, paths.REPORTS_DIR
     sets = ", ".join(runner.named_sets()[1:])
     return f"""\
 Run the numbered notebooks (notebooks/NN_*.ipynb) in order with papermill.
@@ -194,8 +213,9 @@ every notebook to run is checked (its name, and its value against the type in th
 cell) before the first notebook starts. Paths given as parameter values (01_data_prep's
 source, images_root) are relative to the project root.
 
-Outputs go under the project root, here {root}
-(set ZOO_PROJECT_ROOT to use another; ZOO_REPORTS_DIR moves reports/, here {reports}):
+Outputs go under the outputs root, here {root}
+(set ZOO_OUTPUT_ROOT to use another, keeping them out of the checkout; ZOO_REPORTS_DIR moves
+reports/, here {reports}):
   reports/index.html                 start here: this run's reports and key metrics
   reports/html/<notebook>.html       each notebook as HTML (marked FAILED if it failed)
   reports/executed/<notebook>.ipynb  each notebook as executed
@@ -231,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"zoolib {zoolib.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
     _add_predict(sub)
