@@ -80,6 +80,10 @@ def test_reports_and_index_are_written(ci_run):
     assert "cnn / baseline" in index and "coverage@80%" in index and "curve gap" in index
     assert all((root / "reports" / "html" / "thumbs" / f"{p.stem}.png").is_file() for p in done)
     assert (root / "models" / "ci.keras").is_file()
+    # the ci set is a smoke test: banners on the index and every report, no significance colours
+    assert "SMOKE TEST: these numbers are not results." in index
+    assert "class=good" not in index and "class=bad" not in index
+    assert all("SMOKE TEST: these numbers are not results." in p.read_text() for p in done)
 
 
 def test_training_metrics_are_sane_and_beat_the_baseline(ci_run):

@@ -453,3 +453,30 @@ def test_metrics_of_an_unknown_shape_show_their_summary(tmp_path):
     path.write_text(json.dumps(METRICS_02_SHAPE))
     assert "1.32 / 1.83" in report_index.metrics_html(path)
     assert "bar NLL cnn" not in report_index.metrics_html(path)  # the table replaces it
+
+
+def test_a_smoke_test_colours_no_interval_and_says_why(tmp_path):
+    metrics = {"curve_gap": {"oracle": {"mean": -0.003, "ci_low": -0.004, "ci_high": -0.002}},
+               "savings": {"oracle": {"50%": {"saving": 0.48, "ci_low": 0.37, "ci_high": 0.57}}}}
+    assert "class=good" in report_index.strategy_table(metrics)
+    plain = report_index.strategy_table(metrics, colour=False)
+    assert "class=good" not in plain and "class=bad" not in plain and "not coloured" in plain
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "04_active_learning.json").write_text(json.dumps(metrics))
+    (tmp_path / "html").mkdir()
+    page = tmp_path / "html" / "04_active_learning.html"
+    page.write_text("<html></html>")
+    index = report_index.write_index(tmp_path, "ci", [page], smoke="tiny").read_text()
+    assert "SMOKE TEST: these numbers are not results.</b> tiny." in index
+    assert "class=good" not in index
+    assert "SMOKE TEST" not in report_index.write_index(tmp_path, "full", [page]).read_text()
+
+
+def test_which_runs_are_smoke_tests():
+    notebooks = runner.numbered_notebooks()
+    assert "smoke test" in runner.smoke_reason("ci", notebooks, runner.load_params("ci"))
+    assert runner.smoke_reason("default", notebooks, {}) is None  # notebook 04 runs 20 seeds
+    few = {"04_active_learning": {"n_seeds": 3}}
+    assert "3 seed(s), fewer than the 5" in runner.smoke_reason("mine.yaml", notebooks, few)
+    banner = runner.to_html(__import__("nbformat").v4.new_notebook(), "<b>hello</b>")
+    assert "<b>hello</b>" in banner

@@ -192,19 +192,21 @@ def models_table(metrics: dict) -> str:
     return table(header, rows, f"test set: {' / '.join(models)}")
 
 
-def interval(entry: dict, key: str, spec: str, better: str) -> str:
+def interval(entry: dict, key: str, spec: str, better: str, colour: bool = True) -> str:
     """``entry[key] [ci_low, ci_high]``, coloured when the interval excludes zero (``better``:
-    the sign that is better)."""
+    the sign that is better) unless ``colour`` is off (a smoke test)."""
     low, high = entry["ci_low"], entry["ci_high"]
     good, bad = (low > 0, high < 0) if better == "+" else (high < 0, low > 0)
+    good, bad = good and colour, bad and colour
     css = " class=good" if good else " class=bad" if bad else ""
     text = f"{format(entry[key], spec)} [{format(low, spec)}, {format(high, spec)}]"
     return f"<span{css}>{text}</span>"
 
 
-def strategy_table(metrics: dict) -> str:
+def strategy_table(metrics: dict, colour: bool = True) -> str:
     """``curve_gap`` {strategy: {mean, ci_low, ci_high}} and ``savings`` {strategy: {target:
-    {saving, ci_low, ci_high}}}: one row per strategy."""
+    {saving, ci_low, ci_high}}}: one row per strategy; ``colour``: mark intervals that exclude
+    zero (off for a smoke test)."""
     gaps, savings = metrics.get("curve_gap") or {}, metrics.get("savings") or {}
     if not isinstance(gaps, dict) or not isinstance(savings, dict) or not (gaps or savings):
         return ""
@@ -214,15 +216,17 @@ def strategy_table(metrics: dict) -> str:
     for s in strategies:
         row = [esc(s)]
         if gaps:
-            row.append(interval(gaps[s], "mean", "+.5f", "-") if s in gaps else "-")
+            row.append(interval(gaps[s], "mean", "+.5f", "-", colour) if s in gaps else "-")
         saved = savings.get(s, {})
-        row += [interval(saved[t], "saving", "+.0%", "+") if t in saved else "-" for t in targets]
+        row += [interval(saved[t], "saving", "+.0%", "+", colour) if t in saved else "-"
+                for t in targets]  # fmt: skip
         rows.append(row)
     header = ["strategy"] + (["curve gap"] if gaps else []) + [f"saving at {t}" for t in targets]
     metric = f" in {metrics['metric']}" if isinstance(metrics.get("metric"), str) else ""
     caption = (
         f"against random, 95% intervals: curve gap{metric} (negative is better), label saving"
-        " at targets (positive is better); green/red where the interval excludes zero"
+        " at targets (positive is better); "
+        + ("green/red where the interval excludes zero" if colour else "not coloured: a smoke test")
     )
     return table(header, rows, caption)
 
@@ -238,9 +242,9 @@ def summary_table(metrics: dict) -> str:
 RENDERERS = (models_table, strategy_table)  # summary_table when none of these applies
 
 
-def metrics_html(metrics_file: Path) -> str:
+def metrics_html(metrics_file: Path, colour: bool = True) -> str:
     """The tables of a metrics file: those of every renderer that knows its shape, else its
-    summary."""
+    summary; ``colour`` as :func:`strategy_table`."""
     try:
         metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -250,7 +254,7 @@ def metrics_html(metrics_file: Path) -> str:
     tables = []
     for render in RENDERERS:
         try:
-            tables.append(render(metrics))
+            tables.append(render(metrics, colour) if render is strategy_table else render(metrics))
         except (KeyError, TypeError, ValueError, AttributeError):  # not quite the known shape
             continue
     return "".join(tables) or summary_table(metrics)
@@ -294,12 +298,12 @@ def run_facts(nb, stem: str, reports_dir: Path, verb: str = "ran in") -> str:
     return (f"<p class=meta>{' · '.join(facts)}</p>" if facts else "") + params
 
 
-def ran_section(page: Path, nb, reports_dir: Path) -> str:
+def ran_section(page: Path, nb, reports_dir: Path, colour: bool = True) -> str:
     return (
         f'<section id="{esc(page.stem)}">{thumbnail_html(nb, page.stem, reports_dir)}'
         f'<h2><a href="{href(page, reports_dir)}">{esc(page.stem)}</a></h2>\n'
         f"{run_facts(nb, page.stem, reports_dir)}"
-        f"{metrics_html(reports_dir / 'metrics' / f'{page.stem}.json')}</section>"
+        f"{metrics_html(reports_dir / 'metrics' / f'{page.stem}.json', colour)}</section>"
     )
 
 
@@ -343,16 +347,26 @@ def status_html(executed: dict, failed: tuple[Path, str] | None) -> str:
     return f"<p>Run of {when} ({took[2:]}).</p>" if took else f"<p>Run of {when}.</p>"
 
 
+def smoke_banner(reason: str) -> str:
+    """An amber block of HTML (styled inline: it also tops each notebook's report) saying the
+    run is a smoke test, and why."""
+    return ('<div class=smoke style="background:#f6c343;color:#222;padding:.6em 1em;'
+            'font-size:1.1em"><b>SMOKE TEST: these numbers are not results.</b> '
+            f"{esc(reason)}. No interval is coloured as significant.</div>")  # fmt: skip
+
+
 def write_index(
     reports_dir: Path,
     params: str,
     done: list[Path],
     notebooks: list[Path] | None = None,
     failed: tuple[Path, str] | None = None,
+    smoke: str | None = None,
 ) -> Path:
     """Write ``reports_dir/index.html``: a section for each of ``notebooks`` (default: those of
     ``done``, this run's HTML reports), ``failed`` (notebook, message) marked FAILED, the others
-    not run."""
+    not run. ``smoke`` (why the run is a smoke test, :func:`zoolib.runner.smoke_reason`) puts a
+    banner on top and colours no interval as significant."""
     reports_dir = Path(reports_dir)
     ran = {page.stem: page for page in done}
     this_run = [*ran, *([failed[0].stem] if failed else [])]
@@ -360,12 +374,15 @@ def write_index(
     sections = []
     for nb in notebooks or [Path(page.stem + ".ipynb") for page in done]:
         if nb.stem in ran:
-            sections.append(ran_section(ran[nb.stem], executed[nb.stem], reports_dir))
+            sections.append(ran_section(ran[nb.stem], executed[nb.stem], reports_dir,
+                                        colour=smoke is None))  # fmt: skip
         elif failed and nb.stem == failed[0].stem:
             sections.append(failed_section(nb, failed[1], executed[nb.stem], reports_dir))
         else:
             sections.append(not_run_section(nb, reports_dir))
     status = status_html({s: nb for s, nb in executed.items() if nb is not None}, failed)
+    if smoke:
+        status = smoke_banner(smoke) + status
     body = "\n".join(sections) or "<p>no notebooks were run</p>"
     return files.write_text(
         reports_dir / "index.html",

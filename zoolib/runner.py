@@ -27,8 +27,8 @@ from pathlib import Path
 
 import yaml
 
-from zoolib import files, paths
-from zoolib.report_index import report_path, write_index
+from zoolib import files, paths, savings
+from zoolib.report_index import report_path, smoke_banner, write_index
 
 NOTEBOOK_PATTERN = re.compile(r"^\d\d_.+\.ipynb$")
 DEFAULT_PARAMS = "default"  # the notebooks' own parameter cells: no file, nothing overridden
@@ -310,15 +310,42 @@ def html_report(reports_dir: Path, notebook: Path) -> Path:
     return report_path(reports_dir, notebook.stem)
 
 
-def to_html(nb) -> str:
-    """A notebook node as a standalone HTML page."""
+def to_html(nb, banner: str | None = None) -> str:
+    """A notebook node as a standalone HTML page; ``banner`` (HTML) above its first cell."""
+    import nbformat
     from nbconvert import HTMLExporter
 
+    if banner:
+        nb = nbformat.from_dict(nb)  # a copy: the executed notebook on disk stays as it ran
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(banner))
     body, _ = HTMLExporter().from_notebook_node(nb)
     return body
 
 
-def run_notebook(notebook: Path, parameters: dict, reports_dir: Path) -> Path:
+SMOKE_SETS = ("ci",)  # parameter sets that check the plumbing, not the science
+
+
+def smoke_reason(params: str, notebooks: list[Path], sets: dict[str, dict]) -> str | None:
+    """Why a run's numbers cannot support a conclusion, or None: a smoke-test parameter set, or
+    an active-learning notebook run on fewer seeds than an interval needs
+    (:data:`zoolib.savings.MIN_SEEDS`)."""
+    import papermill as pm
+
+    if params in SMOKE_SETS:
+        return (f"parameter set {params!r} is the smoke test (a tiny universe, a few epochs, "
+                "2 seeds): it shows that everything runs, not what the method does")  # fmt: skip
+    for nb in notebooks:
+        declared = pm.inspect_notebook(str(nb))
+        if "n_seeds" in declared:
+            seeds = int(sets.get(nb.stem, {}).get("n_seeds", declared["n_seeds"]["default"]))
+            if seeds < savings.MIN_SEEDS:
+                return (f"{nb.stem} ran {seeds} seed(s), fewer than the {savings.MIN_SEEDS} "
+                        "a bootstrap interval needs: its intervals and savings mean nothing")
+    return None
+
+
+def run_notebook(notebook: Path, parameters: dict, reports_dir: Path,
+                 banner: str | None = None) -> Path:  # fmt: skip
     """Execute one notebook with papermill and convert it to HTML; return the HTML path."""
     problems = parameter_problems(notebook, parameters)
     if problems:
@@ -327,7 +354,8 @@ def run_notebook(notebook: Path, parameters: dict, reports_dir: Path) -> Path:
     executed.parent.mkdir(parents=True, exist_ok=True)
     executed.unlink(missing_ok=True)  # an executed notebook on disk is always this run's
     execute(notebook, parameters, executed)
-    return files.write_text(html_report(reports_dir, notebook), to_html(clean_executed(executed)))
+    page = to_html(clean_executed(executed), banner)
+    return files.write_text(html_report(reports_dir, notebook), page)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -433,17 +461,20 @@ def run(
     if precision is not None:
         sets = with_precision(notebooks, sets, precision)
     check_parameters(notebooks, sets, params)
+    smoke = smoke_reason(params, notebooks, sets)
+    banner = smoke and smoke_banner(smoke)
     done = []
     with kernel_environment(reports_dir):
         for nb in notebooks:
             start = time.perf_counter()
             print(f"running {nb.name} ...", flush=True)
             try:
-                done.append(run_notebook(nb, sets.get(nb.stem, {}), reports_dir))
+                done.append(run_notebook(nb, sets.get(nb.stem, {}), reports_dir, banner))
             except (Exception, KeyboardInterrupt) as err:
                 write_failed_report(nb, reports_dir, describe(err))
-                write_index(reports_dir, params, done, available, failed=(nb, describe(err)))
+                write_index(reports_dir, params, done, available, failed=(nb, describe(err)),
+                            smoke=smoke)  # fmt: skip
                 raise
             print(f"  {nb.name} done in {time.perf_counter() - start:.1f} s", flush=True)
-    write_index(reports_dir, params, done, available)
+    write_index(reports_dir, params, done, available, smoke=smoke)
     return done
