@@ -151,6 +151,9 @@ def browser():
         "--no-first-run",
         "--window-size=1400,1000",
         "--allow-file-access-from-files",
+        # the network blocked, as offline classrooms are: every request goes to a closed port
+        # (loopback, where JupyterLab runs, and file:// pages are never proxied)
+        "--proxy-server=127.0.0.1:9",
     ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)

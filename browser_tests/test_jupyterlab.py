@@ -200,4 +200,12 @@ def test_reports_index_and_pages_load(project, browser, artifacts, monkeypatch):
             )
         ]
         assert not broken, f"{href}: {len(broken)} images did not load"
+        # equations are MathML the browser draws itself (no MathJax from a CDN): rendered, with
+        # a size, and no TeX left in the text
+        if Path(href).stem[:2].isdigit():
+            maths = browser.find_elements(By.CSS_SELECTOR, "math")
+            assert maths, f"{href} shows no equation"
+            assert all(m.size["width"] > 0 and m.size["height"] > 0 for m in maths), href
+            text = browser.find_element(By.TAG_NAME, "body").text
+            assert "$$" not in text and "\\frac" not in text, f"{href}: raw TeX on the page"
         browser.save_screenshot(str(artifacts / f"report_{Path(href).stem}.png"))

@@ -480,3 +480,18 @@ def test_which_runs_are_smoke_tests():
     assert "3 seed(s), fewer than the 5" in runner.smoke_reason("mine.yaml", notebooks, few)
     banner = runner.to_html(__import__("nbformat").v4.new_notebook(), "<b>hello</b>")
     assert "<b>hello</b>" in banner
+
+
+def test_equations_become_mathml_outside_code_and_mathjax_goes():
+    text = ("Loss $-\\sum_k n_k \\log p_k$ and\n$$\\rho = \\sigma(x)$$\n"
+            "not `$code$`, not \\$5 or $ 3, and ```\n$fenced$\n```")
+    out = report_index.tex_to_mathml(text)
+    assert out.count("<math") == 2 and 'display="block"' in out
+    assert "`$code$`" in out and "\\$5 or $ 3" in out and "$fenced$" in out
+    assert "<msub>" in out  # n_k as a subscript, not text
+    bad = report_index.tex_to_mathml("$\\frac{1}{$")  # unreadable TeX stays as it was
+    assert "\\frac{1}{" in bad
+    page = runner.to_html(__import__("nbformat").v4.new_notebook(
+        cells=[__import__("nbformat").v4.new_markdown_cell("$x^2$")]))
+    assert "<math" in page and "Load mathjax" not in page
+    assert not re.search(r"(src|href)=\"https?://", page)  # nothing loaded from the network

@@ -19,6 +19,7 @@ import datetime
 import html
 import io
 import json
+import re
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -353,6 +354,39 @@ def smoke_banner(reason: str) -> str:
     return ('<div class=smoke style="background:#f6c343;color:#222;padding:.6em 1em;'
             'font-size:1.1em"><b>SMOKE TEST: these numbers are not results.</b> '
             f"{esc(reason)}. No interval is coloured as significant.</div>")  # fmt: skip
+
+
+# TeX in the notebooks' Markdown, outside code: $$display$$ and $inline$ (not \$ or a $ before
+# a space), rendered as MathML at report time so the reports need no network (browsers draw
+# MathML natively; MathJax would come from a CDN)
+CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.S)
+TEX = re.compile(r"\$\$(.+?)\$\$|(?<![\\$])\$(?=\S)(.+?)(?<=\S)\$", re.S)
+MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S)
+REMOTE_SCRIPT = re.compile(r"<script[^>]*\bsrc=\"https?://[^\"]*\"[^>]*>\s*</script>\s*")
+
+
+def tex_to_mathml(markdown: str) -> str:
+    """``markdown`` with each equation outside code replaced by MathML (``display="block"``
+    for ``$$...$$``); an equation latex2mathml cannot read is left as TeX."""
+    from latex2mathml.converter import convert
+
+    def one(match) -> str:
+        block = match.group(1) is not None
+        try:
+            return convert(match.group(1) if block else match.group(2),
+                           display="block" if block else "inline")  # fmt: skip
+        except Exception:  # noqa: BLE001 (any parse failure): the TeX stays readable as text
+            return match.group(0)
+
+    parts = CODE.split(markdown)
+    return "".join(TEX.sub(one, p) if i % 2 == 0 else p for i, p in enumerate(parts))
+
+
+def offline_page(page: str) -> str:
+    """An nbconvert page that loads nothing from the network: without its MathJax loader (the
+    maths is MathML) and without remote scripts (require.js from a CDN, which the reports'
+    static figures do not need)."""
+    return REMOTE_SCRIPT.sub("", MATHJAX.sub("", page))
 
 
 def write_index(

@@ -28,7 +28,13 @@ from pathlib import Path
 import yaml
 
 from zoolib import files, paths, savings
-from zoolib.report_index import report_path, smoke_banner, write_index
+from zoolib.report_index import (
+    offline_page,
+    report_path,
+    smoke_banner,
+    tex_to_mathml,
+    write_index,
+)
 
 NOTEBOOK_PATTERN = re.compile(r"^\d\d_.+\.ipynb$")
 DEFAULT_PARAMS = "default"  # the notebooks' own parameter cells: no file, nothing overridden
@@ -311,15 +317,19 @@ def html_report(reports_dir: Path, notebook: Path) -> Path:
 
 
 def to_html(nb, banner: str | None = None) -> str:
-    """A notebook node as a standalone HTML page; ``banner`` (HTML) above its first cell."""
+    """A notebook node as a standalone HTML page that needs no network: equations as MathML
+    (:func:`zoolib.report_index.tex_to_mathml`); ``banner`` (HTML) above its first cell."""
     import nbformat
     from nbconvert import HTMLExporter
 
+    nb = nbformat.from_dict(nb)  # a copy: the executed notebook on disk stays as it ran
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = tex_to_mathml(cell.source)
     if banner:
-        nb = nbformat.from_dict(nb)  # a copy: the executed notebook on disk stays as it ran
         nb.cells.insert(0, nbformat.v4.new_markdown_cell(banner))
     body, _ = HTMLExporter().from_notebook_node(nb)
-    return body
+    return offline_page(body)
 
 
 SMOKE_SETS = ("ci",)  # parameter sets that check the plumbing, not the science
