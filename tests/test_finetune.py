@@ -220,3 +220,25 @@ def test_lure_runs_record_their_pick_probabilities_and_train_on_their_weights(tm
     a, b = (curves[(curves.strategy == s)].set_index("round")[f"{Q} nll"]
             for s in ("power_bald", "power_bald_lure"))  # fmt: skip
     assert a[0] == b[0] and a[1] != b[1]
+
+
+def test_what_mi_tracks_against_a_direct_computation():
+    from scipy import stats
+
+    rng = np.random.default_rng(5)
+    g = 200
+    scored = pd.DataFrame({"mi bar": rng.random(g), "rho bar": rng.uniform(0.1, 0.9, g),
+                           "n bar": rng.integers(1, 30, g), "true_p_bar": rng.uniform(0.1, 0.9, g),
+                           "brightness": rng.random(g), "redshift": rng.uniform(0.02, 0.12, g),
+                           "morphology": rng.choice(["smooth", "featured"], g)})  # fmt: skip
+    table = finetune.what_mi_tracks(scored, ["bar"]).loc["bar"]
+    p, r = scored.true_p_bar, scored["rho bar"]
+    kl = p * np.log(p / r) + (1 - p) * np.log((1 - p) / (1 - r))
+    assert table["Spearman(MI, true excess loss)"] == pytest.approx(
+        stats.spearmanr(scored["mi bar"], scored["n bar"] * kl)[0])
+    top = scored["mi bar"].rank(ascending=False) <= 20
+    assert table["featured share, top 10% MI"] == pytest.approx(
+        (scored.morphology[top] == "featured").mean())
+    assert table["median z, pool"] == pytest.approx(scored.redshift.median())
+    real = finetune.what_mi_tracks(scored.drop(columns="true_p_bar"), ["bar"])
+    assert list(real.columns) == ["Spearman(MI, brightness)"]

@@ -46,3 +46,31 @@ def test_the_main_job_is_the_notebooks_as_they_are():
     """One source of defaults: ``make reports`` (params default) overrides no parameter cell."""
     assert runner.load_params("default") == {}
     assert not (paths.PARAMS_DIR / "default.yaml").exists()
+
+
+MAX_CELL_LINES = 25  # longer logic belongs in a tested zoolib function
+
+
+def _logic_lines(source: str) -> int:
+    """Lines of a cell outside its import statements (a long import list is no logic)."""
+    imports = {line for node in ast.parse(source).body if isinstance(node, ast.Import |
+               ast.ImportFrom) for line in range(node.lineno, node.end_lineno + 1)}  # fmt: skip
+    return len(source.splitlines()) - len(imports)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_cells_are_short_and_it_ends_with_exercises(path):
+    """For a class: no code cell over 25 lines (not counting import statements; the
+    parameters cell aside, which holds plain values), and an Exercises section of at least
+    three numbered items, each saying what to change or compute."""
+    nb = nbformat.read(path, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or "parameters" in cell.metadata.get("tags", []):
+            continue
+        lines = _logic_lines(cell.source)
+        assert lines <= MAX_CELL_LINES, f"{path.name} cell {i}: {lines} lines; move it to zoolib"
+    exercises = [c.source for c in nb.cells
+                 if c.cell_type == "markdown" and c.source.startswith("## Exercises")]
+    assert len(exercises) == 1, f"{path.name} has no '## Exercises' section"
+    items = [line for line in exercises[0].splitlines() if line[:1].isdigit() and line[1:2] == "."]
+    assert len(items) >= 3, f"{path.name}: {len(items)} exercises"

@@ -238,3 +238,34 @@ def pool_scores(
         out[f"entropy {q}"], out[f"mi {q}"] = entropy[:, j], mi[:, j]
     out["mi"] = mi[:, loop.scored(settings, list(questions))].sum(axis=1)
     return out
+
+
+def what_mi_tracks(scored: pd.DataFrame, questions: list[str]) -> pd.DataFrame:
+    r"""What a pool's mutual information ranks by, per question: its Spearman correlation with
+    the galaxy's ``brightness`` and, on a simulation (``true_p_<q>``), with the true excess loss
+    :math:`N\,\mathrm{KL}(p_\text{true}\,\|\,\bar\rho)` (what labelling the galaxy could teach),
+    and the featured share and median redshift of the top 10% by MI against the whole pool.
+
+    ``scored``: :func:`pool_scores` joined to the catalogue (``morphology``, ``redshift``) and a
+    ``brightness`` column. Returns one row per question.
+    """
+    from scipy import stats
+
+    rows = []
+    for q in questions:
+        mi = scored[f"mi {q}"]
+        row = {"question": q, "Spearman(MI, brightness)": stats.spearmanr(mi, scored.brightness)[0]}
+        if f"true_p_{q}" in scored:
+            p, r = scored[f"true_p_{q}"].to_numpy(), scored[f"rho {q}"].to_numpy()
+            excess = scored[f"n {q}"] * (special.rel_entr(p, r) + special.rel_entr(1 - p, 1 - r))
+            top = mi >= mi.quantile(0.9)
+            featured = scored.morphology == "featured"
+            row.update({
+                "Spearman(MI, true excess loss)": stats.spearmanr(mi, excess)[0],
+                "featured share, top 10% MI": featured[top].mean(),
+                "featured share, pool": featured.mean(),
+                "median z, top 10% MI": scored.redshift[top].median(),
+                "median z, pool": scored.redshift.median(),
+            })  # fmt: skip
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("question")
