@@ -74,3 +74,10 @@ def test_notebook_cells_are_short_and_it_ends_with_exercises(path):
     assert len(exercises) == 1, f"{path.name} has no '## Exercises' section"
     items = [line for line in exercises[0].splitlines() if line[:1].isdigit() and line[1:2] == "."]
     assert len(items) >= 3, f"{path.name}: {len(items)} exercises"
+
+
+def test_the_front_readme_is_short_and_starts_with_the_smoke_run():
+    text = (paths.PROJECT_ROOT / "README.md").read_text()
+    assert len(text.split()) < 1200
+    assert text.index("make reports PARAMS=ci") < text.index("make reports   #")
+    assert "## Your own catalogue" in text and "## Your own label" in text
