@@ -156,3 +156,17 @@ def test_version_and_the_usage_line_of_predict(capsys):
     assert capsys.readouterr().out.strip() == f"zoolib {zoolib.__version__}"
     text = help_text(capsys)
     assert "predict --model M --catalog C --out P [--images-root R] [--shard i/n]" in text
+
+
+def test_no_help_starts_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, contextlib, io\nfrom zoolib.__main__ import main\n"
+            "for command in ([], ['run'], ['predict'], ['calibrate'], ['pretrain']):\n"
+            "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+            "        main([*command, '--help'])\n"
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"], out.stdout + out.stderr
+    assert "cuInit" not in out.stderr

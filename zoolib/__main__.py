@@ -150,7 +150,7 @@ def _calibrate(args) -> None:
         print(table.to_string(float_format=lambda v: f"{v:.4f}"))
 
 
-def _add_pretrain(sub, with_options: bool) -> None:
+def _add_pretrain(sub) -> None:
     p = sub.add_parser(
         "pretrain",
         help="pretrain the shipped Bayesian CNN on a large simulated universe (about an hour "
@@ -159,9 +159,7 @@ def _add_pretrain(sub, with_options: bool) -> None:
         " paper's CNN on every question with early stopping, measure it on its own test split"
         " and write zoolib/pretrained/ (the model and manifest.json); see zoolib/pretrained.py.",
     )
-    if not with_options:
-        return
-    from zoolib.pretrained import Settings
+    from zoolib.pretrained import Settings  # TensorFlow-free at import: --help stays fast
 
     d = Settings()
     p.add_argument("--galaxies", type=int, default=d.n_galaxies, help=f"default {d.n_galaxies}")
@@ -256,10 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_run(sub)
     _add_predict(sub)
     _add_calibrate(sub)
-    # the pretrain options' defaults come from zoolib.pretrained, which starts TensorFlow
-    _add_pretrain(
-        sub, with_options=next((a for a in argv if not a.startswith("-")), "") == "pretrain"
-    )
+    _add_pretrain(sub)
     args = parser.parse_args(argv)
     try:
         if args.command == "calibrate":

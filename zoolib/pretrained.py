@@ -31,11 +31,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
 import numpy as np
 
 import zoolib
-from zoolib import data, evaluation, files, models, paths, pipeline, posteriors, synthetic, training
+from zoolib import data, evaluation, files, paths, posteriors, synthetic
 from zoolib import precision as zprecision
 from zoolib.schema import QUESTIONS, question
 
@@ -128,6 +127,8 @@ def check_universe(manifest: dict) -> None:
 def load(image_size: int, channels: int, folder: Path | None = None):
     """The pretrained model and its manifest, after checking the file's sha256 and that it takes
     ``image_size`` x ``image_size`` x ``channels`` images with the paper's architecture."""
+    from zoolib import models
+
     folder = Path(folder or paths.PRETRAINED_DIR)
     manifest = read_manifest(folder)
     path = folder / manifest["file"]
@@ -210,6 +211,8 @@ def initial_model(
     image equals the greyscale model's on the mean of its bands (how zoo makes greyscale;
     tested), and fine-tuning can learn colour from there.
     """
+    from zoolib import models
+
     stored = read_manifest(folder)["architecture"]["channels"]
     if channels != stored and (stored, channels) != (1, 3):
         raise ValueError(
@@ -258,6 +261,8 @@ def _learned_question(output: str, learned: list[str]) -> bool:
 def dead_features(model, images: np.ndarray, batch_size: int = 256) -> int:
     """How many of the trunk's features take one value for every one of ``images`` (for ReLU:
     zero for all, a dead unit); a head learning from the features can use none of them."""
+    from zoolib import models
+
     parts = models.split_trunk_head(model)
     if parts is None:
         raise ValueError("the model has no separate deterministic trunk")
@@ -277,6 +282,7 @@ def _code_version() -> dict:
         ).stdout.strip())  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
         commit, dirty = None, None
+    import keras
     import tensorflow as tf
 
     return {
@@ -297,6 +303,10 @@ def pretrain(
     renamed, and the manifest right after it (an interruption in that moment leaves a model
     that ``load`` refuses by its hash, never a silently mismatched pair). The best model so
     far and the training log go to ``work_dir`` (default ``models/pretrain/``) while it runs."""
+    import keras
+
+    from zoolib import models, pipeline, training
+
     s = settings or Settings()
     out_dir = Path(out_dir or paths.PRETRAINED_DIR)
     work_dir = Path(work_dir or paths.MODELS_DIR / "pretrain")
