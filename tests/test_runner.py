@@ -495,3 +495,15 @@ def test_equations_become_mathml_outside_code_and_mathjax_goes():
         cells=[__import__("nbformat").v4.new_markdown_cell("$x^2$")]))
     assert "<math" in page and "Load mathjax" not in page
     assert not re.search(r"(src|href)=\"https?://", page)  # nothing loaded from the network
+
+
+def test_no_cuda_driver_is_no_error_on_a_machine_without_nvidia(monkeypatch, tmp_path):
+    line = ("E0000 00:00:1796313699.253331   30330 cuda_platform.cc:52] failed call to cuInit: "
+            "INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)")
+    real = "E0000 00:00:1796313699.253331   30330 some_op.cc:12] a real error"
+    text = f"{line}\n{real}\n"
+    monkeypatch.setattr(runner, "NVIDIA_DEVICE", tmp_path / "absent")
+    assert runner.drop_noise(text) == f"{real}\n"
+    (tmp_path / "present").touch()
+    monkeypatch.setattr(runner, "NVIDIA_DEVICE", tmp_path / "present")
+    assert runner.drop_noise(text) == text  # with a GPU it may mean a broken driver: kept
