@@ -107,14 +107,9 @@ def test_a_string_for_an_int_names_notebook_parameter_type_and_value(tmp_path, c
 
 
 def _subparser(name):
-    import argparse
+    from zoolib.__main__ import parser, subcommands
 
-    from zoolib.__main__ import _add_calibrate, _add_predict
-
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers()
-    {"predict": _add_predict, "calibrate": _add_calibrate}[name](sub)
-    return sub.choices[name]
+    return subcommands(parser())[name]
 
 
 # option -> the parameter of the function it calls, where the names differ

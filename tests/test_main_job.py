@@ -51,8 +51,8 @@ def tree_run(ci_run):
 
     root, _ = ci_run
     sets = runner.load_params("ci")
-    sets["02_train"].update(likelihood="multinomial", model_name="ci_tree")
-    sets["03_dropout_posteriors"].update(model_name="ci_tree")
+    sets["02_train"].update(likelihood="multinomial", model_name="ci_tree", epochs=3)
+    sets["03_dropout_posteriors"].update(model_name="ci_tree", n_samples=4)
     params = root / "tree.yaml"
     params.write_text(yaml.safe_dump({k: sets[k] for k in ("02_train", "03_dropout_posteriors")}))
     with _outputs_root(root):

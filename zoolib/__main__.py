@@ -242,20 +242,31 @@ def _add_run(sub) -> None:
     )  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    parser = argparse.ArgumentParser(
+def parser() -> argparse.ArgumentParser:
+    """The command line's parser (each subcommand's: :func:`subcommands`)."""
+    top = argparse.ArgumentParser(
         prog="python -m zoolib",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"zoolib {zoolib.__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    top.add_argument("--version", action="version", version=f"zoolib {zoolib.__version__}")
+    sub = top.add_subparsers(dest="command", required=True)
     _add_run(sub)
     _add_predict(sub)
     _add_calibrate(sub)
     _add_pretrain(sub)
-    args = parser.parse_args(argv)
+    return top
+
+
+def subcommands(top: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """{name: parser} of each subcommand of :func:`parser`."""
+    action = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser().parse_args(argv)
     try:
         if args.command == "calibrate":
             _calibrate(args)
