@@ -34,16 +34,6 @@ def test_top_level_help_is_plain_text(capsys):
         assert markup not in text
 
 
-def test_help_does_not_start_tensorflow():
-    code = (
-        "import sys\nfrom zoolib.__main__ import main\n"
-        "try:\n    main(['run', '--help'])\nexcept SystemExit:\n    pass\n"
-        "print('tensorflow' in sys.modules, file=sys.stderr)"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stderr == "False\n"
-
-
 def test_run_help_says_where_outputs_go_and_what_a_parameter_file_holds(capsys):
     text = help_text(capsys, "run")
     for output in ("reports/index.html", "reports/html/", "reports/executed/", "reports/metrics/"):
@@ -154,9 +144,6 @@ def test_version_and_the_usage_line_of_predict(capsys):
 
 
 def test_no_help_starts_tensorflow():
-    import subprocess
-    import sys
-
     code = ("import sys, contextlib, io\nfrom zoolib.__main__ import main\n"
             "for command in ([], ['run'], ['predict'], ['calibrate'], ['pretrain']):\n"
             "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
