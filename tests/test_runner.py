@@ -1,4 +1,5 @@
 import json
+import os
 import re
 import struct
 import zlib
@@ -489,6 +490,7 @@ def test_equations_become_mathml_outside_code_and_mathjax_goes():
     assert out.count("<math") == 2 and 'display="block"' in out
     assert "`$code$`" in out and "\\$5 or $ 3" in out and "$fenced$" in out
     assert "<msub>" in out  # n_k as a subscript, not text
+    assert report_index.tex_to_mathml("price $5, or $x$").count("<math") == 1  # $x$ only
     bad = report_index.tex_to_mathml("$\\frac{1}{$")  # unreadable TeX stays as it was
     assert "\\frac{1}{" in bad
     page = runner.to_html(__import__("nbformat").v4.new_notebook(
@@ -507,3 +509,13 @@ def test_no_cuda_driver_is_no_error_on_a_machine_without_nvidia(monkeypatch, tmp
     (tmp_path / "present").touch()
     monkeypatch.setattr(runner, "NVIDIA_DEVICE", tmp_path / "present")
     assert runner.drop_noise(text) == text  # with a GPU it may mean a broken driver: kept
+
+
+def test_kernels_get_the_outputs_root_as_an_absolute_path(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.setenv("ZOO_OUTPUT_ROOT", "relative/outputs")  # kernels run in notebooks/
+    with runner.kernel_environment(tmp_path):
+        root = Path(os.environ["ZOO_OUTPUT_ROOT"])
+        assert root.is_absolute() and root == paths.OUTPUT_ROOT
+    assert os.environ["ZOO_OUTPUT_ROOT"] == "relative/outputs"  # restored afterwards

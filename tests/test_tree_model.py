@@ -86,14 +86,19 @@ def test_a_tree_cards_outputs_counts_and_targets_are_every_answer():
 
 
 def test_auto_likelihood_keeps_the_paper_for_zoos_questions_only():
-    from zoolib import schema
-
-    assert multinomial.choose_likelihood("auto", ["bar"], schema.QUESTIONS) == "binomial"
-    assert multinomial.choose_likelihood("auto", ["ring"], schema.QUESTIONS) == "multinomial"
-    assert multinomial.choose_likelihood("dirichlet_multinomial", ["bar"], schema.QUESTIONS) == (
-        "dirichlet_multinomial")
+    assert trees.zoos_questions(trees.THREE, ["bar", "disk-edge-on"])
+    assert not trees.zoos_questions(trees.DECALS, ["bar"])  # strong / weak / no: not zoo's bar
+    assert not trees.zoos_questions(trees.one_label("ring"), ["ring"])
+    assert multinomial.choose_likelihood("auto", True) == "binomial"
+    assert multinomial.choose_likelihood("auto", False) == "multinomial"
+    assert multinomial.choose_likelihood("dirichlet_multinomial", True) == "dirichlet_multinomial"
     with pytest.raises(ValueError, match="likelihood must be one of"):
-        multinomial.choose_likelihood("softmax", ["bar"], schema.QUESTIONS)
+        multinomial.choose_likelihood("softmax", True)
+    from zoolib import cards
+
+    assert cards.tree_entry(trees.THREE, ["bar"], "binomial") is None
+    assert cards.tree_entry(trees.DECALS, ["bar"], "binomial")["bar"]["answers"] == [
+        "strong", "weak", "no"]  # the card keeps DECaLS's answers, so counts find its columns
 
 
 def test_evaluating_answers_scores_each_against_its_questions_total():
@@ -143,3 +148,10 @@ def test_the_pretrained_cnn_starts_a_tree_model_at_its_own_answers():
     rho = posteriors.deterministic_rho(binary, images)[:, 0]
     p = multinomial.answer_probabilities(posteriors.deterministic_logits(tree, images), [2], -1)
     np.testing.assert_allclose(p[:, 0], rho, rtol=1e-5)  # a two-answer softmax = the sigmoid
+    three = ["smooth-or-featured_smooth", "smooth-or-featured_featured-or-disk",
+             "smooth-or-featured_artifact"]
+    start, _ = pretrained.initial_model(["smooth-or-featured"], seed=0, outputs=three)
+    smooth, _ = pretrained.initial_model(["smooth-or-featured"], seed=0)
+    p3 = multinomial.answer_probabilities(posteriors.deterministic_logits(start, images), [3], -1)
+    np.testing.assert_allclose(p3[:, 0], posteriors.deterministic_rho(smooth, images)[:, 0],
+                               rtol=1e-5)  # three answers too: bias -log 2 on the other two

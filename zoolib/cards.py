@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from zoolib import files, trees
-from zoolib.schema import QUESTIONS, question
+from zoolib.schema import question
 
 SUFFIX = ".card.json"
 TRAINING_IMAGES = ("simulated", "real")
@@ -36,7 +36,7 @@ def tree_entry(tree: trees.Tree, questions: list[str], likelihood: str) -> dict 
     """The ``tree`` a card records for a model of ``questions`` of ``tree``: none for the
     paper's binomial model of zoo's own questions (as every card before trees), else the
     questions' part of the tree (a tree model's answers, or a new label's)."""
-    if likelihood == "binomial" and set(questions) <= set(QUESTIONS):
+    if likelihood == "binomial" and trees.zoos_questions(tree, questions):
         return None
     nodes = [tree.node(q) for q in questions]
     part = tree.present([c for n in nodes for c in [*n.answer_columns, n.total_column]])

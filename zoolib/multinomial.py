@@ -42,15 +42,15 @@ CONCENTRATION_RANGE = (1.0, 100.0)  # Dirichlet concentrations: lo + (hi - lo) s
 LIKELIHOODS = ("auto", "binomial", "multinomial", "dirichlet_multinomial")
 
 
-def choose_likelihood(likelihood: str, questions, binary_questions) -> str:
-    """``likelihood`` itself, or for ``"auto"``: ``"binomial"`` when every one of
-    ``questions`` is among ``binary_questions`` (zoo's yes/no questions, so the paper's model
-    and every result so far stay), else ``"multinomial"`` (a user's tree or a new label)."""
+def choose_likelihood(likelihood: str, zoos: bool) -> str:
+    """``likelihood`` itself, or for ``"auto"``: ``"binomial"`` when the questions are zoo's
+    yes/no ones with zoo's answers (``zoos``, :func:`zoolib.trees.zoos_questions`: the paper's
+    model, so every result so far stays), else ``"multinomial"`` (a tree or a new label)."""
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"likelihood must be one of {LIKELIHOODS}, not {likelihood!r}")
     if likelihood != "auto":
         return likelihood
-    return "binomial" if set(questions) <= set(binary_questions) else "multinomial"
+    return "binomial" if zoos else "multinomial"
 
 
 def concentrations(outputs) -> np.ndarray:

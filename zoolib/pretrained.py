@@ -195,7 +195,7 @@ def initial_model(
     folder: Path | None = None,
     outputs: list[str] | None = None,
 ):
-    """The paper's CNN for ``questions`` starting from the pretrained weights; and the manifest.
+    r"""The paper's CNN for ``questions`` starting from the pretrained weights; and the manifest.
 
     The whole trunk is copied; each question the pretrained model also learned gets its head
     weights (its column of the last layer), any other question a fresh random column. Pass
@@ -203,8 +203,10 @@ def initial_model(
 
     ``outputs`` (default ``questions``) names a tree model's outputs instead, one per answer
     (``<question>_<answer>``, :meth:`zoolib.cards.ModelCard.outputs`): a learned question's
-    "yes" answer gets its column, its other answers zero weights (so a two-answer softmax
-    starts exactly at the pretrained sigmoid), and answers of other questions fresh columns.
+    "yes" answer gets its column, its K - 1 other answers zero weights and bias
+    :math:`-\log(K - 1)` (so the softmax's "yes" starts exactly at the pretrained sigmoid), and
+    answers of other questions fresh columns. (For a Dirichlet-multinomial model the outputs
+    are concentrations, and this start is only a start, not the pretrained prediction.)
 
     A greyscale model starts a colour one (``channels=3``): the first convolution's kernel is
     repeated over the 3 input channels and divided by 3, so the colour model's output on an RGB
@@ -239,8 +241,8 @@ def initial_model(
         learned = _learned_column(name, arch["questions"])
         if learned is not None:
             kernel[:, j], bias[j] = src_kernel[:, learned], src_bias[learned]
-        elif _learned_question(name, arch["questions"]):
-            kernel[:, j], bias[j] = 0.0, 0.0
+        elif _learned_question(name, arch["questions"]):  # softmax(x, -log(K-1), ...) = sigmoid
+            kernel[:, j], bias[j] = 0.0, -np.log(_answers_of(name, arch["questions"]) - 1)
     head.get_layer("logits").set_weights([kernel, bias])
     return model, manifest
 
@@ -256,6 +258,11 @@ def _learned_column(output: str, learned: list[str]) -> int | None:
 def _learned_question(output: str, learned: list[str]) -> bool:
     """Whether ``output`` is another answer of a learned question."""
     return any(output in question(q).answer_columns for q in learned)
+
+
+def _answers_of(output: str, learned: list[str]) -> int:
+    """How many answers the learned question of ``output`` has."""
+    return next(len(question(q).answers) for q in learned if output in question(q).answer_columns)
 
 
 def dead_features(model, images: np.ndarray, batch_size: int = 256) -> int:

@@ -360,7 +360,7 @@ def smoke_banner(reason: str) -> str:
 # a space), rendered as MathML at report time so the reports need no network (browsers draw
 # MathML natively; MathJax would come from a CDN)
 CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.S)
-TEX = re.compile(r"\$\$(.+?)\$\$|(?<![\\$])\$(?=\S)(.+?)(?<=\S)\$", re.S)
+TEX = re.compile(r"\$\$(.+?)\$\$|(?<![\\$])\$(?=[^\s$])([^$]+?)(?<=\S)\$", re.S)
 MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S)
 REMOTE_SCRIPT = re.compile(r"<script[^>]*\bsrc=\"https?://[^\"]*\"[^>]*>\s*</script>\s*")
 

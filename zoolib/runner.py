@@ -425,9 +425,12 @@ def describe(err: BaseException) -> str:
 def kernel_environment(reports_dir: Path):
     """The environment the notebooks' kernels inherit, restored afterwards."""
     saved = {
-        k: os.environ.get(k) for k in ("ZOO_REPORTS_DIR", "ZOO_HEADLESS", "TF_CPP_MIN_LOG_LEVEL")
+        k: os.environ.get(k)
+        for k in ("ZOO_REPORTS_DIR", "ZOO_HEADLESS", "TF_CPP_MIN_LOG_LEVEL", "ZOO_OUTPUT_ROOT")
     }
     os.environ["ZOO_REPORTS_DIR"] = str(reports_dir.resolve())  # notebooks write metrics here
+    # absolute: kernels run in notebooks/, where a relative root would mean another folder
+    os.environ["ZOO_OUTPUT_ROOT"] = str(paths.OUTPUT_ROOT)
     os.environ["ZOO_HEADLESS"] = "1"  # widgets draw static figures
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ log out of reports
     try:

@@ -229,6 +229,13 @@ THREE = Tree("three", tuple(
 TREES: dict[str, Tree] = {t.name: t for t in (GZ2, DECALS, THREE)}
 
 
+def zoos_questions(tree: Tree, questions) -> bool:
+    """Whether every one of ``questions`` of ``tree`` is one of zoo's three with zoo's answers
+    (GZ DECaLS's ``bar`` has three answers, so it is not zoo's yes/no bar)."""
+    return all(q in THREE.questions and tree.node(q).answers == THREE.node(q).answers
+               for q in questions)  # fmt: skip
+
+
 def tree(name: str) -> Tree:
     """A shipped tree by name, with an error listing them."""
     try:
