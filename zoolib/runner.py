@@ -430,7 +430,8 @@ def kernel_environment(reports_dir: Path):
     }
     os.environ["ZOO_REPORTS_DIR"] = str(reports_dir.resolve())  # notebooks write metrics here
     # absolute: kernels run in notebooks/, where a relative root would mean another folder
-    os.environ["ZOO_OUTPUT_ROOT"] = str(paths.OUTPUT_ROOT)
+    root = os.environ.get("ZOO_OUTPUT_ROOT", str(paths.OUTPUT_ROOT))  # as set now, not at import
+    os.environ["ZOO_OUTPUT_ROOT"] = str(Path(root).expanduser().resolve())
     os.environ["ZOO_HEADLESS"] = "1"  # widgets draw static figures
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ log out of reports
     try:
