@@ -110,3 +110,10 @@ def test_the_share_asked_follows_the_tree_and_matches_schema_for_the_three():
 def test_fraction_columns_are_not_answers():
     columns = ["bar_yes", "bar_no", "bar_total-votes", "bar_fraction", "bar_debiased"]
     assert trees.from_columns(columns).node("bar").answers == ("yes", "no")
+
+
+def test_the_part_of_a_tree_for_some_questions_drops_links_to_parents_left_out():
+    part = trees.GZ2.part(["bar", "smooth-or-featured"])
+    assert part.questions == ["smooth-or-featured", "bar"]  # tree order
+    assert part.node("bar").asked_if == ()  # its parent, disk-edge-on, is not in the part
+    assert trees.THREE.part(trees.THREE.questions) == trees.THREE

@@ -38,9 +38,7 @@ def tree_entry(tree: trees.Tree, questions: list[str], likelihood: str) -> dict 
     questions' part of the tree (a tree model's answers, or a new label's)."""
     if likelihood == "binomial" and trees.zoos_questions(tree, questions):
         return None
-    nodes = [tree.node(q) for q in questions]
-    part = tree.present([c for n in nodes for c in [*n.answer_columns, n.total_column]])
-    return part.to_mapping()
+    return tree.part(questions).to_mapping()
 
 
 @dataclass
@@ -123,8 +121,7 @@ class ModelCard:
         """The tree of the card's questions: its own, or zoo's three (output order)."""
         whole = trees.THREE if self.tree is None else trees.from_mapping(
             self.model_name or "card", self.tree, "a model card's tree")  # fmt: skip
-        return whole.present([c for q in self.questions for c in whole.node(q).answer_columns
-                              + [whole.node(q).total_column]])  # fmt: skip
+        return whole.part(self.questions)
 
     def outputs(self) -> list[str]:
         """The names of what each posterior is over, in output order: the questions (rho of

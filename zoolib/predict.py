@@ -240,8 +240,7 @@ def model_outputs(model_path: Path, n_outputs: int, questions: Sequence[str] | N
     :func:`model_questions` (one rho per question)."""
     if not questions and card is not None and card.tree is not None:
         tree = trees.from_mapping(card.model_name or "card", card.tree, str(model_path))
-        nodes = [tree.node(q) for q in card.questions]
-        tree = tree.present([c for n in nodes for c in [*n.answer_columns, n.total_column]])
+        tree = tree.part(card.questions)
         if n_outputs == tree.n_answers != len(card.questions):
             return tree
     return model_questions(model_path, n_outputs, questions, card)

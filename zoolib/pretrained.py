@@ -238,31 +238,25 @@ def initial_model(
     kernel, bias = head.get_layer("logits").get_weights()
     src_kernel, src_bias = src_head.get_layer("logits").get_weights()
     for j, name in enumerate(outputs):
-        learned = _learned_column(name, arch["questions"])
-        if learned is not None:
-            kernel[:, j], bias[j] = src_kernel[:, learned], src_bias[learned]
-        elif _learned_question(name, arch["questions"]):  # softmax(x, -log(K-1), ...) = sigmoid
-            kernel[:, j], bias[j] = 0.0, -np.log(_answers_of(name, arch["questions"]) - 1)
+        column, answers = _learned(name, arch["questions"])
+        if column is not None:
+            kernel[:, j], bias[j] = src_kernel[:, column], src_bias[column]
+        elif answers:  # softmax(x, -log(K-1), ...) = sigmoid(x)
+            kernel[:, j], bias[j] = 0.0, -np.log(answers - 1)
     head.get_layer("logits").set_weights([kernel, bias])
     return model, manifest
 
 
-def _learned_column(output: str, learned: list[str]) -> int | None:
-    """The pretrained head's column for an output: a learned question, or its "yes" answer."""
+def _learned(output: str, learned: list[str]) -> tuple[int | None, int | None]:
+    """(the pretrained head's column for ``output``, None) when it is a learned question or
+    its "yes" answer; (None, K) when it is another answer of a learned question of K answers;
+    (None, None) otherwise."""
     for i, q in enumerate(learned):
         if output in (q, question(q).yes_column):
-            return i
-    return None
-
-
-def _learned_question(output: str, learned: list[str]) -> bool:
-    """Whether ``output`` is another answer of a learned question."""
-    return any(output in question(q).answer_columns for q in learned)
-
-
-def _answers_of(output: str, learned: list[str]) -> int:
-    """How many answers the learned question of ``output`` has."""
-    return next(len(question(q).answers) for q in learned if output in question(q).answer_columns)
+            return i, None
+        if output in question(q).answer_columns:
+            return None, len(question(q).answers)
+    return None, None
 
 
 def dead_features(model, images: np.ndarray, batch_size: int = 256) -> int:

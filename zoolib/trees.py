@@ -120,6 +120,12 @@ class Tree:
             Node(n.name, n.answers, tuple(p for p in n.asked_if if p[0] in names)) for n in kept
         ))  # fmt: skip
 
+    def part(self, questions) -> Tree:
+        """The tree of ``questions`` in tree order, links to a parent left out dropped (unlike
+        :meth:`subset`, which needs the parents): what a model of those questions predicts."""
+        nodes = [self.node(q) for q in questions]
+        return self.present([c for n in nodes for c in [*n.answer_columns, n.total_column]])
+
     def asked_share(self, probabilities: dict) -> dict:
         r"""Each question's expected share of a galaxy's volunteers who are asked it: 1 for a
         question everyone is asked, else the sum over its parents (question, answer) of the
