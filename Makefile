@@ -34,7 +34,7 @@ test-browser: $(STAMP)
 reports: $(STAMP)
 	$(BIN)/python -m zoolib run --params $(PARAMS) $(if $(strip $(PRECISION)),--precision $(PRECISION),)
 
-# Regenerate the pretrained CNN shipped in zoolib/pretrained/ (about an hour on 2 CPU cores);
+# Regenerate the pretrained CNN shipped in zoolib/cnn/shipped/simulated/ (about an hour on 2 CPU cores);
 # commit the two files it writes.
 pretrain: $(STAMP)
 	$(BIN)/python -m zoolib pretrain

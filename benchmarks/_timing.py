@@ -10,7 +10,7 @@ import keras
 class EpochTimer(keras.callbacks.Callback):
     """Wall-clock seconds and CPU seconds (this process, all threads) of each epoch.
 
-    The lists grow over every ``fit`` (or ``zoolib.training.train``) the timer is passed to.
+    The lists grow over every ``fit`` (or ``zoolib.cnn.training.train``) the timer is passed to.
     """
 
     def __init__(self):

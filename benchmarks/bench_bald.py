@@ -1,4 +1,4 @@
-"""Throughput of zoolib.acquisition.mutual_information against a straightforward scipy loop.
+"""Throughput of zoolib.active.acquisition.mutual_information against a straightforward scipy loop.
 
 Usage: python benchmarks/bench_bald.py [--galaxies 200000] [--samples 30] [--votes 40]
 
@@ -29,9 +29,9 @@ import tracemalloc
 import numpy as np
 from scipy import stats
 
-from zoolib import acquisition
-from zoolib.acquisition import mutual_information
-from zoolib.binomial import CHUNK_ELEMENTS
+from zoolib.active import acquisition
+from zoolib.active.acquisition import mutual_information
+from zoolib.votes.binomial import CHUNK_ELEMENTS
 
 
 def reference_mi(rho_row: np.ndarray, n: int) -> float:

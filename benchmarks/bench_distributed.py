@@ -3,7 +3,7 @@
 Usage: python benchmarks/bench_distributed.py [--size 32] [--images 2048] [--batch-size 64]
        [--epochs 3] [--rounds 3]
 
-``zoolib.training.train`` runs Keras ``fit`` on one machine and its own ``tf.distribute`` loop
+``zoolib.cnn.training.train`` runs Keras ``fit`` on one machine and its own ``tf.distribute`` loop
 under MultiWorkerMirroredStrategy (``fit`` fails there with the pinned Keras). This script
 prints, measured side by side in one run:
 
@@ -42,15 +42,16 @@ from _timing import EpochTimer  # noqa: E402  (benchmarks/, this script's folder
 
 
 def simulate(args):
-    from zoolib import data, synthetic
+    from zoolib.data import processed
+    from zoolib.universe import synthetic
 
     images, catalog = synthetic.simulate(args.images, args.size, seed=0)
-    return images, data.votes_array(catalog, data.questions_in(catalog))
+    return images, processed.votes_array(catalog, processed.questions_in(catalog))
 
 
 def train(args, train_data, loop: str) -> tuple[float, float]:
     """Median images/s and images per CPU second over the epochs after the first."""
-    from zoolib import models, training
+    from zoolib.cnn import models, training
 
     timer = EpochTimer()
     q = args.questions
@@ -76,7 +77,7 @@ def worker(args) -> None:
     threads = 1 if args.ports else 2
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     strategy = tf.distribute.MultiWorkerMirroredStrategy() if args.ports else None
-    from zoolib import pipeline
+    from zoolib.data import pipeline
 
     images, votes = simulate(args)
     args.questions = votes.shape[1]
@@ -139,7 +140,7 @@ def main() -> None:
     if args.epochs < 2:
         parser.error("--epochs must be >= 2 (the first epoch is not timed)")
 
-    from zoolib import pipeline
+    from zoolib.data import pipeline
 
     images, votes = simulate(args)
     args.questions = votes.shape[1]

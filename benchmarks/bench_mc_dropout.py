@@ -3,7 +3,7 @@
 Usage: python benchmarks/bench_mc_dropout.py [--size 64] [--samples 30] [--images 1024]
        [--repeats 3] [--naive-images 32] [--batch-size 256] [--check]
 
-Target (issue 6): drawing T = 30 samples with ``zoolib.posteriors.sample_rho`` takes at most
+Target (issue 6): drawing T = 30 samples with ``zoolib.cnn.posteriors.sample_rho`` takes at most
 1.2 times as long as one deterministic pass over the same images, because the deterministic
 trunk runs once per batch and only the small head is evaluated T times (in one vectorised call).
 The naive method, T full stochastic forward passes, costs about T times a deterministic pass.
@@ -43,8 +43,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from zoolib import posteriors  # noqa: E402
-from zoolib.models import MCDropout, build_bayesian_cnn  # noqa: E402
+from zoolib.cnn import posteriors  # noqa: E402
+from zoolib.cnn.models import MCDropout, build_bayesian_cnn  # noqa: E402
 
 TARGET = 1.2  # fast / deterministic, time per image
 

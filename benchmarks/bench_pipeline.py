@@ -3,16 +3,17 @@
 Usage: python benchmarks/bench_pipeline.py [--sizes 32 64] [--images 2000] [--batch-size 64]
        [--repeats 3] [--check]
 
-Target (issue 6): images/s in ``model.fit`` with the pipeline of ``zoolib.pipeline.make_tf_dataset``
-(memory-mapped uint8 images read one batch at a time, shuffled, augmented) is at least 95% of
-images/s when the same batches are already in memory, i.e. the pipeline keeps the model fed.
+Target (issue 6): images/s in ``model.fit`` with the pipeline of
+``zoolib.data.pipeline.make_tf_dataset`` (memory-mapped uint8 images read one batch at a time,
+shuffled, augmented) is at least 95% of images/s when the same batches are already in memory, i.e.
+the pipeline keeps the model fed.
 
-For each image size the script simulates ``--images`` galaxies (``zoolib.synthetic``), saves
-them as ``.npy`` and memory-maps them, as ``zoolib.data.load_processed`` does, and builds the
-paper's CNN compiled as ``zoolib.training.train`` compiles it (Adam, ``BinomialLoss``). The
-"memory" dataset is one epoch of the pipeline materialised into tensors and re-batched
-identically (``from_tensor_slices(...).batch(...).cache()``), so both feed the same model the
-same number of steps of the same shapes. After a warm-up (materialising runs the pipeline
+For each image size the script simulates ``--images`` galaxies (``zoolib.universe.synthetic``),
+saves them as ``.npy`` and memory-maps them, as ``zoolib.data.processed.load_processed`` does, and
+builds the paper's CNN compiled as ``zoolib.cnn.training.train`` compiles it (Adam,
+``BinomialLoss``). The "memory" dataset is one epoch of the pipeline materialised into tensors and
+re-batched identically (``from_tensor_slices(...).batch(...).cache()``), so both feed the same
+model the same number of steps of the same shapes. After a warm-up (materialising runs the pipeline
 once, the cache is filled, two steps trace the train step), each round fits one epoch on each,
 in alternating order; an epoch is timed from ``on_epoch_begin`` to ``on_epoch_end`` (so the
 pipeline's start-up each epoch is included). The ratio pipeline/memory of images/s is taken
@@ -41,9 +42,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from _timing import EpochTimer  # noqa: E402  (benchmarks/, this script's folder)
 
-from zoolib import data, pipeline, synthetic  # noqa: E402
-from zoolib.losses import BinomialLoss  # noqa: E402
-from zoolib.models import build_bayesian_cnn  # noqa: E402
+from zoolib.cnn.losses import BinomialLoss  # noqa: E402
+from zoolib.cnn.models import build_bayesian_cnn  # noqa: E402
+from zoolib.data import pipeline, processed  # noqa: E402
+from zoolib.universe import synthetic  # noqa: E402
 
 TARGET = 0.95  # pipeline images/s over in-memory images/s
 
@@ -59,8 +61,8 @@ def bench_size(size: int, args, folder: Path) -> float:
     images, catalog = synthetic.simulate(args.images, size, seed=0)
     np.save(folder / f"images{size}.npy", images)
     images = np.load(folder / f"images{size}.npy", mmap_mode="r")
-    questions = data.questions_in(catalog)
-    votes = data.votes_array(catalog, questions)
+    questions = processed.questions_in(catalog)
+    votes = processed.votes_array(catalog, questions)
     streamed = pipeline.make_tf_dataset(images, votes, args.batch_size, seed=0)
     memory = in_memory(streamed, args.batch_size)
     steps = -(-args.images // args.batch_size)

@@ -7,14 +7,14 @@ Target (issue 21): on a machine with bfloat16 units, training and MC-dropout pre
 3x faster in mixed_bfloat16 than in float32, measured in the same run; on a machine without
 them, ``auto`` keeps float32 (printed last, with the reason).
 
-What is timed, for each precision (``zoolib.precision.apply`` on the paper's CNN,
-``zoolib.models.build_bayesian_cnn(size, 1, 3)``, leaky-ReLU trunk as shipped):
+What is timed, for each precision (``zoolib.cnn.precision.apply`` on the paper's CNN,
+``zoolib.cnn.models.build_bayesian_cnn(size, 1, 3)``, leaky-ReLU trunk as shipped):
 
 * training: one epoch of ``model.fit`` on ``--images`` simulated galaxies through the project's
-  input pipeline (``zoolib.pipeline.make_tf_dataset``: shuffled, augmented), Adam on
-  ``BinomialLoss``, batch ``--batch-size``, compiled as ``zoolib.training.train`` compiles it
+  input pipeline (``zoolib.data.pipeline.make_tf_dataset``: shuffled, augmented), Adam on
+  ``BinomialLoss``, batch ``--batch-size``, compiled as ``zoolib.cnn.training.train`` compiles it
   (timed from ``on_epoch_begin`` to ``on_epoch_end``);
-* prediction: ``zoolib.posteriors.sample_rho`` with T = ``--samples`` on the same images in
+* prediction: ``zoolib.cnn.posteriors.sample_rho`` with T = ``--samples`` on the same images in
   batches of 256 (the trunk once, T masks on the head: what notebooks 02-04 and ``predict`` do).
 
 Both models are warmed up (a traced step, a traced batch) first. Each round then times the two
@@ -37,9 +37,11 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from _timing import EpochTimer  # noqa: E402  (benchmarks/, this script's folder)
 
-from zoolib import data, models, pipeline, posteriors, precision, synthetic  # noqa: E402
-from zoolib.losses import BinomialLoss  # noqa: E402
-from zoolib.schema import QUESTIONS  # noqa: E402
+from zoolib.cnn import models, posteriors, precision  # noqa: E402
+from zoolib.cnn.losses import BinomialLoss  # noqa: E402
+from zoolib.data import pipeline, processed  # noqa: E402
+from zoolib.universe import synthetic  # noqa: E402
+from zoolib.votes.schema import QUESTIONS  # noqa: E402
 
 TARGET = 3.0
 POLICIES = (precision.FLOAT32, precision.BFLOAT16)
@@ -77,7 +79,7 @@ def main() -> None:
     print(f"CPU: {precision.cpu_model()}, {os.cpu_count()} cores; bfloat16 units: {units}")
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}; paper's CNN at {args.size} px")
     images, catalog = synthetic.simulate(args.images, args.size, seed=0)
-    votes = data.votes_array(catalog, list(QUESTIONS))
+    votes = processed.votes_array(catalog, list(QUESTIONS))
     ds = pipeline.make_tf_dataset(images, votes, args.batch_size, seed=0)
     nets = {p: build(p, args.size) for p in POLICIES}
     for model in nets.values():  # warm-up: trace the train step and the sampler

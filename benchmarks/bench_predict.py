@@ -31,7 +31,10 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=30)
     args = parser.parse_args()
 
-    from zoolib import images, models, posteriors, predict, synthetic
+    from zoolib import predict
+    from zoolib.cnn import models, posteriors
+    from zoolib.data import images
+    from zoolib.universe import synthetic
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from zoolib import synthetic
+from zoolib.universe import synthetic
 
 
 def main() -> None:

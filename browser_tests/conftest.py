@@ -48,7 +48,7 @@ def project(tmp_path_factory) -> Path:
     parameter set injected (papermill, not executed), as a student would open them."""
     import papermill as pm
 
-    from zoolib import runner
+    from zoolib.reports import runner
 
     root = tmp_path_factory.mktemp("project")
     (root / "data").mkdir()

@@ -169,7 +169,7 @@ def test_reports_index_and_pages_load(project, browser, artifacts, monkeypatch):
     page it links shows its images."""
     from pathlib import Path
 
-    from zoolib import runner
+    from zoolib.reports import runner
 
     monkeypatch.setenv("ZOO_PROJECT_ROOT", str(project))
     reports = project / "reports"

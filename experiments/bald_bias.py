@@ -21,8 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from zoolib import data, heads, posteriors, pretrained, runs, savings
-from zoolib.finetune import Data
+from zoolib.active import heads, runs, savings
+from zoolib.active.heads_regime import Data
+from zoolib.cnn import posteriors, pretrained
+from zoolib.data import processed
 
 
 def final_rmse(d: Data, settings: runs.Settings, run_dir: Path, strategy: str, seed: int):
@@ -65,7 +67,7 @@ def main() -> None:
     first = next(args.run_dir.glob("random-seed*.json"))
     header = json.loads(first.read_text())["header"]
     settings = runs.Settings.from_dict(header["settings"])
-    ds = data.load_processed(args.dataset)
+    ds = processed.load_processed(args.dataset)
     trunk, _ = pretrained.load(ds.manifest["image_size"], ds.manifest["channels"])
     d = Data.build(posteriors.trunk_features(trunk, ds.images), ds.catalog, header["questions"])
     diffs, shares = [], {"random": [], args.strategy: []}

@@ -5,11 +5,12 @@ Usage: python experiments/edge_on_gap.py [--galaxies 4000] [--seed 20261130]
 Simulates a fresh ``gz2`` universe at 64 px (a seed no notebook or the pretraining uses),
 predicts it with the shipped pretrained model (mean of T = 30 MC-dropout samples) and prints,
 per question and per group of galaxies, the RMSE of the CNN, of the constant baseline (the
-group's mean true p) and of the recoverable p (:func:`zoolib.volunteers.recoverable_probabilities`)
-against the true p, the CNN's distance to the recoverable p, and each group's share of the
-CNN's squared error. For edge-on it then bins the featured galaxies by axis ratio and by disk
-scale over PSF, the two latents the edge-on truth depends on. Also prints the manifest's final
-training and validation losses (equal losses: the model does not overfit its 54,000 galaxies).
+group's mean true p) and of the recoverable p
+(:func:`zoolib.universe.volunteers.recoverable_probabilities`) against the true p, the CNN's
+distance to the recoverable p, and each group's share of the CNN's squared error. For edge-on it
+then bins the featured galaxies by axis ratio and by disk scale over PSF, the two latents the
+edge-on truth depends on. Also prints the manifest's final training and validation losses (equal
+losses: the model does not overfit its 54,000 galaxies).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import argparse
 import numpy as np
 import pandas as pd
 
-from zoolib import posteriors, pretrained, synthetic
-from zoolib.schema import QUESTIONS
+from zoolib.cnn import posteriors, pretrained
+from zoolib.universe import synthetic
+from zoolib.votes.schema import QUESTIONS
 
 
 def rmse(a, b) -> float:

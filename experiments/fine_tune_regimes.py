@@ -27,18 +27,11 @@ import time
 import numpy as np
 import pandas as pd
 
-from zoolib import (
-    binomial,
-    data,
-    evaluation,
-    models,
-    pipeline,
-    posteriors,
-    pretrained,
-    synthetic,
-    training,
-)
-from zoolib.schema import QUESTIONS, counts
+from zoolib.cnn import evaluation, models, posteriors, pretrained, training
+from zoolib.data import processed
+from zoolib.universe import synthetic
+from zoolib.votes import binomial
+from zoolib.votes.schema import QUESTIONS, counts
 
 REGIMES = {
     "pretrained, as shipped": dict(init="pretrained", epochs=0),
@@ -60,13 +53,11 @@ def run(regime: dict, x, y, cat, questions, seed: int, epochs: int) -> dict:
     start = time.perf_counter()
     n_epochs = regime.get("epochs", epochs)
     if n_epochs:
-        train_ds = pipeline.make_tf_dataset(x["train"], y["train"], 64, seed=seed)
-        val_ds = pipeline.make_tf_dataset(
-            x["val"], y["val"], 256, shuffle=False, augment_images=False
-        )
-        history, _, model = training.train(
-            build, train_ds, val_ds, n_epochs, learning_rate=regime["learning_rate"], patience=4,
-            seed=seed, keep_start=regime["init"] == "pretrained",
+        fit = training.FitSettings(epochs=n_epochs, batch_size=64,
+                                   learning_rate=regime["learning_rate"], patience=4, seed=seed)
+        history, _, model = training.fit_labels(
+            build, x["train"], y["train"], fit, val=(x["val"], y["val"]),
+            keep_start=regime["init"] == "pretrained",
         )  # fmt: skip
         epochs_run = len(history["loss"])
         kept = history.get("start_val_loss", [np.inf])[0] <= min(history["val_loss"])
@@ -94,11 +85,11 @@ def main() -> None:
     parser.add_argument("--regimes", nargs="+", default=list(REGIMES))
     args = parser.parse_args()
     images, catalog = synthetic.simulate(args.galaxies, 64, 1, seed=0, preset="gz2")
-    split = data.assign_splits(len(catalog), (0.7, 0.1, 0.2), 0)
+    split = processed.assign_splits(len(catalog), (0.7, 0.1, 0.2), 0)
     questions = list(QUESTIONS)
     x = {s: images[split == s] for s in ("train", "val")}
     cat = {s: catalog[split == s].reset_index(drop=True) for s in ("train", "val")}
-    y = {s: data.votes_array(cat[s], questions) for s in x}
+    y = {s: processed.votes_array(cat[s], questions) for s in x}
     rows = []
     for name in args.regimes:
         for seed in args.seeds:

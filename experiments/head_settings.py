@@ -2,7 +2,7 @@
 
 Usage: python experiments/head_settings.py [--dataset synthetic] [--seeds 4]
 
-Notebook 04's fine-tuning regime trains a fresh MC-dropout head (:mod:`zoolib.heads`) on the
+Notebook 04's fine-tuning regime trains a fresh MC-dropout head (:mod:`zoolib.active.heads`) on the
 pretrained trunk's features of the labelled galaxies each round. This script chooses its
 training settings: for labelled sets of 32, 128 and 512 random pool galaxies (several seeds),
 it trains a head with each setting and prints the RMSE of the MC-dropout mean (T = 30) against
@@ -18,8 +18,10 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from zoolib import data, evaluation, heads, posteriors, pretrained
-from zoolib.schema import counts
+from zoolib.active import heads
+from zoolib.cnn import evaluation, posteriors, pretrained
+from zoolib.data import processed
+from zoolib.votes.schema import counts
 
 GRID = {
     "l2": [1e-3, 1e-2, 1e-1, 1.0],
@@ -33,7 +35,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="synthetic")
     parser.add_argument("--seeds", type=int, default=4)
     args = parser.parse_args()
-    ds = data.load_processed(args.dataset)
+    ds = processed.load_processed(args.dataset)
     cat = ds.catalog.reset_index(drop=True)
     trunk, _ = pretrained.load(ds.manifest["image_size"], ds.manifest["channels"])
     x = posteriors.trunk_features(trunk, ds.images)

@@ -13,10 +13,11 @@ common case of a new label; the real-image CNN is not used (it saw these images)
 For each of ``--folds`` stratified test folds (80 galaxies), n = ``--sizes`` training galaxies
 are drawn from the other folds (stratified, seed = fold) and each regime is fitted:
 
-* ``head``: the shipped pretrained trunk frozen, a new MC-dropout head (zoolib.heads, notebook
-  04's settings);
+* ``head``: the shipped pretrained trunk frozen, a new MC-dropout head (zoolib.active.heads,
+  notebook 04's settings);
 * ``finetune``: the shipped pretrained CNN with a new output, every layer, Adam 1e-4 (notebook
-  02's fine-tuning), early stopping on 20% of the n;
+  02's fine-tuning), early stopping on about 20% of the n (``training.fit_labels``' inner split,
+  at least 4 galaxies; batches of 16, patience 8, at most 60 epochs);
 * ``scratch``: the paper's CNN from random weights, Adam 1e-3, the same early stopping.
 
 ``--save models/edge_on.keras`` instead trains the frozen-trunk regime on all 400 and saves it
@@ -40,19 +41,10 @@ import pandas as pd
 from real_images import folds
 from real_model import SHARED, scores
 
-from zoolib import (
-    cards,
-    data,
-    files,
-    heads,
-    images,
-    models,
-    pipeline,
-    posteriors,
-    prepare,
-    pretrained,
-    training,
-)
+from zoolib import files, prepare
+from zoolib.active import heads
+from zoolib.cnn import cards, models, posteriors, pretrained, training
+from zoolib.data import images, processed
 
 CATALOG = SHARED / "sdss_gz1_sample" / "catalog.csv"
 LABEL = "edge-on-label"
@@ -61,7 +53,7 @@ LABEL = "edge-on-label"
 def load(tmp: Path) -> tuple[np.ndarray, np.ndarray]:
     prepare.prepare_catalog("sdss", CATALOG, image_size=64, crop_fraction=0.4,
                             split_fractions=(1.0, 0.0, 0.0), root=tmp)  # fmt: skip
-    ds = data.load_processed("sdss", root=tmp)
+    ds = processed.load_processed("sdss", root=tmp)
     return np.asarray(ds.images), (ds.catalog["gz1_class"] == "edge_on").to_numpy()
 
 
@@ -83,19 +75,15 @@ def fit_predict(regime: str, x, y, train, test, seed: int) -> np.ndarray:
         k, n = y[:, None].astype(float), np.ones((len(y), 1))
         w, b = heads.fit(f[train], k[train], n[train], heads.HeadSettings(), rng)
         return heads.sample_rho(f[test], w, b, 30, 0.5, rng).mean(-1)[:, 0]
-    inner = np.zeros(len(train), bool)
-    inner[rng.choice(len(train), max(len(train) // 5, 4), replace=False)] = True
     votes = np.stack([y, np.ones_like(y)], -1)[:, None, :].astype(np.float32)
-    fit_rows, val_rows = train[~inner], train[inner]
-    train_ds = pipeline.make_tf_dataset(x[fit_rows], votes[fit_rows], 16, seed=seed)
-    val_ds = pipeline.make_tf_dataset(x[val_rows], votes[val_rows], 64, shuffle=False,
-                                      augment_images=False)  # fmt: skip
     if regime == "finetune":
         build, rate = (lambda: pretrained.initial_model([LABEL], seed=seed)[0]), 1e-4
     else:
         build, rate = (lambda: models.build_bayesian_cnn(64, 1, 1, seed=seed)), 1e-3
-    _, _, model = training.train(build, train_ds, val_ds, 60, learning_rate=rate, patience=8,
-                                 seed=seed, keep_start=regime == "finetune")  # fmt: skip
+    fit = training.FitSettings(epochs=60, batch_size=16, learning_rate=rate, patience=8,
+                               val_fraction=0.2, val_batch_size=64, seed=seed)  # fmt: skip
+    _, _, model = training.fit_labels(build, x[train], votes[train], fit,
+                                      keep_start=regime == "finetune")  # fmt: skip
     return posteriors.sample_rho(model, x[test], 30, seed=seed).mean(-1)[:, 0]
 
 

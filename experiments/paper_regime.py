@@ -13,13 +13,13 @@ paper's cut). One question, smooth-or-featured, scored with expected N = 40 (as 
 ``calibrate`` trains the paper's CNN from random weights on 256 random pool galaxies and on
 1,280 (the first and the last labelled-set size), and warm-starts the 256 model on 384, printing
 the validation binomial NLL per epoch: the training length of the run is chosen where it is flat
-(validation split only). ``run`` then runs ``zoolib.active.run`` (regime ``scratch``, warm start as
-the seed code's README runs it: each round continues from the last round's model) with 256 initial
-labels and 8 rounds of 128, strategies random (and its extra reference streams), random_null and
-bald, and prints the paired curve gaps against the mean of random's streams with 95% intervals
-(bootstrap over seeds, :mod:`zoolib.savings`) in the test NLL (the paper's metric) and the RMSE
-against true p, and the wall time. Results: ``docs/active-learning.md``, "The paper's regime at
-32 px".
+(validation split only). ``run`` then runs ``zoolib.active.cnn_regime.run`` (regime ``scratch``,
+warm start as the seed code's README runs it: each round continues from the last round's model)
+with 256 initial labels and 8 rounds of 128, strategies random (and its extra reference streams),
+random_null and bald, and prints the paired curve gaps against the mean of random's streams with
+95% intervals (bootstrap over seeds, :mod:`zoolib.active.savings`) in the test NLL (the paper's
+metric) and the RMSE against true p, and the wall time. Results: ``docs/active-learning.md``, "The
+paper's regime at 32 px".
 """
 
 from __future__ import annotations
@@ -31,9 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
-from zoolib import active, data, models, paths, pipeline, savings, synthetic, training
-from zoolib.runs import Settings
-from zoolib.schema import question as question_of
+from zoolib import paths
+from zoolib.active import cnn_regime, savings
+from zoolib.active.runs import Settings
+from zoolib.cnn import models, training
+from zoolib.data import pipeline, processed
+from zoolib.universe import synthetic
+from zoolib.votes.schema import question as question_of
 
 QUESTION = "smooth-or-featured"
 MIN_VOTES = 36
@@ -43,7 +47,7 @@ SIZE = 32
 def universe(n_galaxies: int, seed: int = 0):
     """(images, catalogue) of the decals universe at 32 px, split, cut to N > 36."""
     images, catalog = synthetic.simulate(n_galaxies, SIZE, 1, seed=seed, preset="decals")
-    catalog["split"] = data.assign_splits(len(catalog), (0.7, 0.1, 0.2), seed)
+    catalog["split"] = processed.assign_splits(len(catalog), (0.7, 0.1, 0.2), seed)
     keep = (catalog[question_of(QUESTION).total_column] > MIN_VOTES).to_numpy()
     print(f"N > {MIN_VOTES}: keeping {keep.sum()} of {len(keep)} galaxies")
     return images[keep], catalog[keep].reset_index(drop=True)
@@ -55,7 +59,7 @@ def calibrate(images, catalog, epochs: int, precision: str) -> dict:
     split = catalog["split"].to_numpy()
     pool, val = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
     order = np.random.default_rng(0).permutation(pool)
-    votes = data.votes_array(catalog, [QUESTION])
+    votes = processed.votes_array(catalog, [QUESTION])
     val_ds = pipeline.make_tf_dataset(images[val], votes[val], 256, shuffle=False,
                                       augment_images=False)  # fmt: skip
 
@@ -128,7 +132,7 @@ def main() -> None:
         return
     settings = settings_for(args)
     t0 = time.perf_counter()
-    curves, _ = active.run(settings, images, catalog, [QUESTION], args.out / settings.digest())
+    curves, _ = cnn_regime.run(settings, images, catalog, [QUESTION], args.out / settings.digest())
     seconds = time.perf_counter() - t0
     result = report(curves) | {"wall_s": seconds, "settings": settings.to_dict()}
     print(f"\nwall time {seconds / 60:.1f} min")

@@ -22,7 +22,7 @@ at 64 px, split 70/10/20). Parts:
   features computed in each precision: every strategy's curve gap against random, per precision,
   and random's own curve in bfloat16 against float32 (paired by seed, the difference averaged
   over rounds) beside the random_null floor.
-* ``pretrain``: ``zoolib.pretrained.pretrain`` reduced to ``--pretrain-galaxies`` and
+* ``pretrain``: ``zoolib.cnn.pretrained.pretrain`` reduced to ``--pretrain-galaxies`` and
   ``--pretrain-epochs`` (not the shipped 60,000 and 15: the same code, in minutes), in each
   precision: its own test metrics and images/s.
 
@@ -40,30 +40,20 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from zoolib import (
-    acquisition,
-    binomial,
-    data,
-    evaluation,
-    finetune,
-    heads,
-    pipeline,
-    posteriors,
-    pretrained,
-    runs,
-    savings,
-    synthetic,
-    training,
-)
-from zoolib import precision as zprecision
-from zoolib.schema import QUESTIONS, counts
+from zoolib.active import acquisition, heads, heads_regime, runs, savings
+from zoolib.cnn import evaluation, posteriors, pretrained, training
+from zoolib.cnn import precision as zprecision
+from zoolib.data import processed
+from zoolib.universe import synthetic
+from zoolib.votes import binomial
+from zoolib.votes.schema import QUESTIONS, counts
 
 POLICIES = (zprecision.FLOAT32, zprecision.BFLOAT16)
 
 
 def universe(galaxies: int = 4000):
     images, catalog = synthetic.simulate(galaxies, 64, 1, seed=0, preset="gz2")
-    catalog["split"] = data.assign_splits(len(catalog), (0.7, 0.1, 0.2), 0)
+    catalog["split"] = processed.assign_splits(len(catalog), (0.7, 0.1, 0.2), 0)
     return images, catalog
 
 
@@ -95,13 +85,12 @@ def finetune_once(images, catalog, policy: str, seed: int) -> tuple[dict, np.nda
     split = catalog.split.to_numpy()
     x = {s: images[split == s] for s in ("train", "val", "test")}
     cat = {s: catalog[split == s].reset_index(drop=True) for s in x}
-    y = {s: data.votes_array(cat[s], questions) for s in x}
-    train_ds = pipeline.make_tf_dataset(x["train"], y["train"], 64, seed=seed)
-    val_ds = pipeline.make_tf_dataset(x["val"], y["val"], 256, shuffle=False, augment_images=False)
+    y = {s: processed.votes_array(cat[s], questions) for s in x}
     start = time.perf_counter()
-    history, _, model = training.train(
-        lambda: pretrained.initial_model(questions, seed=seed)[0], train_ds, val_ds, 15,
-        learning_rate=1e-4, patience=4, seed=seed, keep_start=True, precision=policy,
+    fit = training.FitSettings(epochs=15, batch_size=64, learning_rate=1e-4, patience=4, seed=seed)
+    history, _, model = training.fit_labels(
+        lambda: pretrained.initial_model(questions, seed=seed)[0], x["train"], y["train"], fit,
+        val=(x["val"], y["val"]), keep_start=True, precision=policy,
     )  # fmt: skip
     seconds = time.perf_counter() - start
     rho = posteriors.sample_rho(model, x["test"], 30, seed=seed)
@@ -153,7 +142,7 @@ def active_part(images, catalog, n_seeds: int) -> dict:
         seconds = time.perf_counter() - start
         s = runs.Settings(**settings, precision=policy)
         with_tmp = Path(f"/tmp/zoo-precision-effect-{policy}")
-        curves[policy], _ = finetune.run(s, features, catalog, list(QUESTIONS), with_tmp,
+        curves[policy], _ = heads_regime.run(s, features, catalog, list(QUESTIONS), with_tmp,
                                          progress=False)  # fmt: skip
         _, gaps = savings.summary(curves[policy], "all rmse_true")
         shown = {k: {m: v for m, v in g.items() if m != "per_seed"} for k, g in gaps.items()}

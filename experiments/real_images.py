@@ -9,7 +9,7 @@ catalogue, at 64 px. Galaxies classed elliptical (smooth) or spiral / edge-on (f
 into stratified folds; for each fold a model is trained on the other folds (10% of them held
 out for early stopping) and predicts the fold. Regimes:
 
-* ``head``: the shipped pretrained trunk, frozen, and a fresh MC-dropout head (zoolib.heads);
+* ``head``: the shipped pretrained trunk, frozen, and a fresh MC-dropout head (zoolib.active.heads);
 * ``finetune``: the shipped pretrained CNN, every layer, Adam at 1e-4 (notebook 02's default);
 * ``scratch``: the paper's CNN from random weights, Adam at 1e-3 (greyscale or colour).
 
@@ -29,8 +29,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from zoolib import data, heads, paths, pipeline, posteriors, prepare, pretrained, training
-from zoolib.schema import counts
+from zoolib import paths, prepare
+from zoolib.active import heads
+from zoolib.cnn import posteriors, pretrained, training
+from zoolib.data import processed
+from zoolib.votes.schema import counts
 
 QUESTION = "smooth-or-featured"
 SMOOTH = {"elliptical"}
@@ -50,37 +53,25 @@ def folds(labels: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
 def fit_predict(regime, x, k, n, train, test, seed, epochs, channels) -> np.ndarray:
     """Mean MC-dropout rho_smooth (T = 30) of the ``test`` rows after training on ``train``."""
     rng = np.random.default_rng(seed)
-    inner = rng.random(len(train)) < 0.1
-    fit_rows, val_rows = train[~inner], train[inner]
     if regime == "head":
         model, _ = pretrained.load(64, 1)
         f = posteriors.trunk_features(model, x)
         settings = heads.HeadSettings(steps=500, learning_rate=0.03, l2=0.01)
         w, b = heads.fit(f[train], k[train], n[train], settings, rng)
         return heads.sample_rho(f[test], w, b, 30, 0.5, rng).mean(-1)[:, 0]
-    votes = np.stack([k, n], axis=-1).astype(np.float32)  # as data.votes_array: [k, N]
-    train_ds = pipeline.make_tf_dataset(x[fit_rows], votes[fit_rows], 32, seed=seed)
-    val_ds = pipeline.make_tf_dataset(
-        x[val_rows], votes[val_rows], 64, shuffle=False, augment_images=False
-    )
+    votes = np.stack([k, n], axis=-1).astype(np.float32)  # as processed.votes_array: [k, N]
     if regime == "finetune":
         build = lambda: pretrained.initial_model([QUESTION], seed=seed)[0]  # noqa: E731
         lr = 1e-4
     else:
-        from zoolib import models
+        from zoolib.cnn import models
 
         build = lambda: models.build_bayesian_cnn(64, channels, 1, seed=seed)  # noqa: E731
         lr = 1e-3
-    _, _, model = training.train(
-        build,
-        train_ds,
-        val_ds,
-        epochs,
-        learning_rate=lr,
-        patience=6,
-        seed=seed,
-        keep_start=regime == "finetune",
-    )
+    fit = training.FitSettings(epochs=epochs, batch_size=32, learning_rate=lr, patience=6,
+                               val_fraction=0.1, val_batch_size=64, seed=seed)  # fmt: skip
+    _, _, model = training.fit_labels(build, x[train], votes[train], fit,
+                                      keep_start=regime == "finetune")  # fmt: skip
     return posteriors.sample_rho(model, x[test], 30, seed=seed).mean(-1)[:, 0]
 
 
@@ -118,7 +109,7 @@ def main() -> None:
                 split_fractions=(1.0, 0.0, 0.0),
                 root=Path(tmp),
             )
-            ds = data.load_processed(f"real-{crop}-{channels}", root=Path(tmp))
+            ds = processed.load_processed(f"real-{crop}-{channels}", root=Path(tmp))
             cls = ds.catalog["gz1_class"].to_numpy()
             use = np.flatnonzero(np.isin(cls, list(SMOOTH | FEATURED)))
             x = ds.images[use]

@@ -3,7 +3,7 @@
 Usage:
     python experiments/real_model.py measure [--folds 3] [--configs grey colour ...]
     python experiments/real_model.py starts [--folds 3]
-    python experiments/real_model.py train [--config grey] [--out zoolib/pretrained_real]
+    python experiments/real_model.py train [--config grey] [--out zoolib/cnn/shipped/real]
 
 Data: the shared real images with a consensus smooth / featured class, read as notebook 01 reads
 a catalogue (64 px, :func:`zoolib.prepare.prepare_catalog`):
@@ -37,20 +37,10 @@ import numpy as np
 import pandas as pd
 from real_images import folds as stratified  # the sibling script: stratified fold numbers
 
-from zoolib import (
-    cards,
-    data,
-    files,
-    images,
-    models,
-    paths,
-    pipeline,
-    posteriors,
-    prepare,
-    pretrained,
-    training,
-)
-from zoolib import precision as zprecision
+from zoolib import files, paths, prepare
+from zoolib.cnn import cards, models, posteriors, pretrained, training
+from zoolib.cnn import precision as zprecision
+from zoolib.data import images, processed
 
 QUESTION = "smooth-or-featured"
 SHARED = paths.PROJECT_ROOT.parent / "shared" / "data"
@@ -105,7 +95,7 @@ def load(survey: str, crop: float, channels: int, tmp: Path,
     if not (tmp / name).exists():
         prepare.prepare_catalog(name, path, image_size=size, channels=channels, crop_fraction=crop,
                                 split_fractions=(1.0, 0.0, 0.0), root=tmp)  # fmt: skip
-    ds = data.load_processed(name, root=tmp)
+    ds = processed.load_processed(name, root=tmp)
     cls = ds.catalog[column].to_numpy()
     use = np.flatnonzero(np.isin(cls, list(smooth_set | featured_set)))
     smooth = np.isin(cls[use], list(smooth_set))
@@ -115,13 +105,12 @@ def load(survey: str, crop: float, channels: int, tmp: Path,
 def fine_tune(x, smooth, config: Config, seed: int, policy: str, start=None):
     """A CNN fine-tuned on (x, smooth), 10% held out for early stopping, from ``start()`` (default:
     the pretrained simulated CNN)."""
-    rng = np.random.default_rng(seed)
-    inner = rng.random(len(x)) < 0.1
     votes = np.stack([smooth, np.ones_like(smooth)], -1)[:, None, :].astype(np.float32)  # (n, 1, 2)
-    train_ds = pipeline.make_tf_dataset(x[~inner], votes[~inner], config.batch_size, seed=seed,
-                                        augment_images=config.augment)  # fmt: skip
-    val_ds = pipeline.make_tf_dataset(x[inner], votes[inner], 256, shuffle=False,
-                                      augment_images=False)  # fmt: skip
+    fit = training.FitSettings(
+        epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
+        patience=config.patience, augment=config.augment, val_fraction=0.1, val_batch_size=256,
+        seed=seed,
+    )
 
     def build():
         if start is not None:
@@ -131,10 +120,8 @@ def fine_tune(x, smooth, config: Config, seed: int, policy: str, start=None):
                                              dense_activation="leaky_relu")  # fmt: skip
         return pretrained.initial_model([QUESTION], 64, config.channels, seed=seed)[0]
 
-    history, _, model = training.train(
-        build, train_ds, val_ds, config.epochs, learning_rate=config.learning_rate,
-        patience=config.patience, seed=seed, keep_start=True, precision=policy,
-    )  # fmt: skip
+    history, _, model = training.fit_labels(build, x, votes, fit, keep_start=True,
+                                            precision=policy)  # fmt: skip
     return model, history
 
 

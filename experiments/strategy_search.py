@@ -18,7 +18,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from zoolib import data, finetune, paths, posteriors, pretrained, runs, savings
+from zoolib import paths
+from zoolib.active import heads_regime, runs, savings
+from zoolib.cnn import posteriors, pretrained
+from zoolib.data import processed
 
 STRATEGIES = ("random", "random_null", "power_bald", "entropy", "kmeans", "diverse_bald",
               "bald_ensemble", "bald", "epig", "power_epig", "variance", "power_bald_lure",
@@ -44,7 +47,7 @@ def main() -> None:
     parser.add_argument("--metric", nargs="+", default=["rmse_asked", "rmse_true", "nll"])
     parser.add_argument("--samples", type=int, default=runs.Settings.n_samples)
     args = parser.parse_args()
-    ds = data.load_processed(args.dataset)
+    ds = processed.load_processed(args.dataset)
     keep = np.flatnonzero(ds.catalog.split.to_numpy() != "test")
     cat = validation_copy(ds.catalog).reset_index(drop=True)
     trunk, _ = pretrained.load(ds.manifest["image_size"], ds.manifest["channels"])
@@ -55,7 +58,7 @@ def main() -> None:
     )  # fmt: skip
     start = time.perf_counter()
     folder = paths.RUNS_DIR / f"strategy-search-{args.dataset}-{settings.digest()}"
-    curves, _ = finetune.run(settings, features, cat, ds.questions, folder)
+    curves, _ = heads_regime.run(settings, features, cat, ds.questions, folder)
     print(f"{time.perf_counter() - start:.0f} s")
     report = {}
     for metric in args.metric:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from zoolib import acquisition as acq
+from zoolib.active import acquisition as acq
 
 
 def brute_force(rho_row, n):

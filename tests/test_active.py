@@ -3,13 +3,15 @@
 import pandas as pd
 import pytest
 
-from zoolib import active, data, runs, synthetic
+from zoolib.active import cnn_regime, runs
+from zoolib.data import processed
+from zoolib.universe import synthetic
 
 
 @pytest.fixture(scope="module")
 def universe():
     images, cat = synthetic.simulate(200, size=32, seed=4)
-    cat["split"] = data.assign_splits(len(cat), (0.6, 0.15, 0.25), seed=0)
+    cat["split"] = processed.assign_splits(len(cat), (0.6, 0.15, 0.25), seed=0)
     return images, cat
 
 
@@ -33,18 +35,18 @@ Q = ["smooth-or-featured"]
 
 
 def test_steps_become_epochs():
-    assert active.epochs_for(1875, 256, 256) == 1875  # the paper: one step per epoch at first
-    assert active.epochs_for(750, 256, 3456) == 54  # 14 steps per epoch -> 756 steps
-    assert active.epochs_for(1, 256, 4000) == 1
+    assert cnn_regime.epochs_for(1875, 256, 256) == 1875  # the paper: one step per epoch at first
+    assert cnn_regime.epochs_for(750, 256, 3456) == 54  # 14 steps per epoch -> 756 steps
+    assert cnn_regime.epochs_for(1, 256, 4000) == 1
 
 
 @pytest.mark.slow
 def test_resume_after_a_kill_is_identical(tmp_path, universe):
     images, cat = universe
     settings = runs.Settings(**SMALL)
-    full, picks = active.run(settings, images, cat, Q, tmp_path / "full", progress=False)
-    active.run(settings, images, cat, Q, tmp_path / "killed", progress=False, stop_after=4)
-    resumed, picks2 = active.run(settings, images, cat, Q, tmp_path / "killed", progress=False)
+    full, picks = cnn_regime.run(settings, images, cat, Q, tmp_path / "full", progress=False)
+    cnn_regime.run(settings, images, cat, Q, tmp_path / "killed", progress=False, stop_after=4)
+    resumed, picks2 = cnn_regime.run(settings, images, cat, Q, tmp_path / "killed", progress=False)
     pd.testing.assert_frame_equal(full, resumed)
     pd.testing.assert_frame_equal(picks, picks2)
     assert sorted(full.n_labelled.unique()) == [16, 24, 32]
@@ -55,14 +57,14 @@ def test_resume_after_a_kill_is_identical(tmp_path, universe):
 def test_the_gate_and_the_oracle_are_checked(tmp_path, universe):
     images, cat = universe
     with pytest.raises(ValueError, match=r"cannot run strategies \['oracle'\]"):
-        active.run(
+        cnn_regime.run(
             runs.Settings(**{**SMALL, "strategies": ("random", "oracle")}), images, cat, Q, tmp_path
         )
     # the one loop checks the question for both regimes (a bare "not in list" before)
     with pytest.raises(ValueError, match="question='bar' is not learned"):
-        active.run(runs.Settings(**{**SMALL, "question": "bar"}), images, cat, Q, tmp_path)
+        cnn_regime.run(runs.Settings(**{**SMALL, "question": "bar"}), images, cat, Q, tmp_path)
     with pytest.raises(ValueError, match="learning gate: round 0 of seed 0"):
-        active.run(
+        cnn_regime.run(
             runs.Settings(**{**SMALL, "gate_margin": 0.99, "n_rounds": 1}),
             images,
             cat,

@@ -1,4 +1,4 @@
-"""Binomial maths of votes (zoolib.binomial) against scipy.stats and brute-force loops."""
+"""Binomial maths of votes (zoolib.votes.binomial) against scipy.stats and brute-force loops."""
 
 import math
 import warnings
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from zoolib import binomial
+from zoolib.votes import binomial
 
 
 def test_vote_pmf_matches_scipy(rng):

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from zoolib import calibration, synthetic, volunteers
-from zoolib.schema import question
+from zoolib.universe import calibration, synthetic, volunteers
+from zoolib.votes.schema import question
 
 TEST_GALAXIES = 20_000
 ALPHA = 1e-3  # chance that sampling alone fails a regression check

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from zoolib import cards
+from zoolib.cnn import cards
 
 
 def test_round_trip_beside_the_model(tmp_path):

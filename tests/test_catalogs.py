@@ -1,4 +1,4 @@
-"""zoolib.catalogs: the shipped real samples, every bad-input case, and on_error="skip"."""
+"""zoolib.data.catalogs: the shipped real samples, every bad-input case, and on_error="skip"."""
 
 import csv
 import gzip
@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from zoolib import catalogs
-from zoolib.catalogs import FORMATS, GZ1_CLASS_MAP, read_catalog
-from zoolib.schema import vote_columns
+from zoolib.data import catalogs
+from zoolib.data.catalogs import FORMATS, GZ1_CLASS_MAP, read_catalog
+from zoolib.votes.schema import vote_columns
 
 RAW = Path(__file__).resolve().parents[1] / "data" / "raw"
 GZ2 = RAW / "gz2_stripe82" / "table5_counts.csv.gz"
@@ -237,7 +237,8 @@ def test_vote_fractions_without_counts_say_so_and_how_to_give_n(column):
 
 
 def test_the_whole_gz2_tree_is_read_from_the_shipped_table():
-    from zoolib import paths, trees
+    from zoolib import paths
+    from zoolib.votes import trees
 
     table = paths.RAW_DIR / "gz2_stripe82" / "table5_counts.csv.gz"
     three, _ = read_catalog(table)
@@ -254,7 +255,7 @@ def test_the_whole_gz2_tree_is_read_from_the_shipped_table():
 
 
 def test_a_users_tree_is_read_from_its_columns_and_classes_refuse_other_trees(tmp_path):
-    from zoolib import trees
+    from zoolib.votes import trees
 
     path = tmp_path / "rings.csv"
     pd.DataFrame({"id_str": ["a", "b", "c"], "ring_yes": [3, 0, 5], "ring_no": [2, 4, 0],
@@ -273,7 +274,8 @@ def test_a_users_tree_is_read_from_its_columns_and_classes_refuse_other_trees(tm
 
 
 def test_a_new_label_in_a_zero_one_column_reads_as_one_vote(tmp_path):
-    from zoolib import prepare, trees
+    from zoolib import prepare
+    from zoolib.votes import trees
 
     path = tmp_path / "ring.csv"
     path.write_text("id_str,file_loc,ring\na,a.png,1\nb,b.png,0\nc,c.png,yes\nd,d.png,maybe\n")

@@ -7,8 +7,9 @@ import sys
 import pytest
 import yaml
 
-from zoolib import paths, runner
+from zoolib import paths
 from zoolib.__main__ import main
+from zoolib.reports import runner
 
 
 def help_text(capsys, *argv):
@@ -113,7 +114,8 @@ def test_every_option_states_its_default_and_it_is_the_functions(command):
     import argparse
     import inspect
 
-    from zoolib import calibration, predict
+    from zoolib import predict
+    from zoolib.universe import calibration
 
     function = {"predict": predict.predict_catalog, "calibrate": calibration.calibrate}[command]
     signature = inspect.signature(function).parameters

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from zoolib import data, synthetic
+from zoolib.data import processed
+from zoolib.universe import synthetic
 
 
 @pytest.fixture(scope="module")
@@ -14,8 +15,8 @@ def small():
 
 def test_write_and_load_round_trip(tmp_path, small):
     images, cat = small
-    folder = data.write_processed("demo", images, cat, "synthetic", seed=5, root=tmp_path)
-    ds = data.load_processed("demo", root=tmp_path, verify=True)
+    folder = processed.write_processed("demo", images, cat, "synthetic", seed=5, root=tmp_path)
+    ds = processed.load_processed("demo", root=tmp_path, verify=True)
     assert isinstance(ds.images, np.memmap)
     np.testing.assert_array_equal(ds.images, images)
     pd.testing.assert_frame_equal(ds.catalog.drop(columns="split"), cat.reset_index(drop=True))
@@ -25,22 +26,22 @@ def test_write_and_load_round_trip(tmp_path, small):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # no temporary leftovers
     x, rows = ds.split("test")
     assert len(x) == len(rows) == 24 and (rows["split"] == "test").all()
-    votes = data.votes_array(rows, ds.questions)
+    votes = processed.votes_array(rows, ds.questions)
     assert votes.shape == (24, 3, 2)
     np.testing.assert_array_equal(votes[:, 2, 1], rows["bar_total-votes"])
     # a tampered file is caught by verify
     (folder / "catalog.parquet").write_bytes(b"not parquet")
     with pytest.raises(ValueError, match="does not match the hash"):
-        data.load_processed("demo", root=tmp_path, verify=True)
+        processed.load_processed("demo", root=tmp_path, verify=True)
 
 
 def test_splits_are_seeded_and_sized():
-    a = data.assign_splits(1000, (0.7, 0.1, 0.2), seed=1)
+    a = processed.assign_splits(1000, (0.7, 0.1, 0.2), seed=1)
     assert (a == "train").sum() == 700 and (a == "val").sum() == 100
-    np.testing.assert_array_equal(a, data.assign_splits(1000, (0.7, 0.1, 0.2), seed=1))
-    assert not np.array_equal(a, data.assign_splits(1000, (0.7, 0.1, 0.2), seed=2))
+    np.testing.assert_array_equal(a, processed.assign_splits(1000, (0.7, 0.1, 0.2), seed=1))
+    assert not np.array_equal(a, processed.assign_splits(1000, (0.7, 0.1, 0.2), seed=2))
     with pytest.raises(ValueError, match="split_fractions"):
-        data.assign_splits(10, (0.7, 0.2, 0.2), seed=0)
+        processed.assign_splits(10, (0.7, 0.2, 0.2), seed=0)
 
 
 @pytest.mark.parametrize(
@@ -63,23 +64,24 @@ def test_splits_are_seeded_and_sized():
 )
 def test_bad_catalogue_is_refused_and_nothing_is_written(tmp_path, small, break_it, message):
     images, cat = small
-    data.write_processed("keep", images, cat, "synthetic", root=tmp_path)
+    processed.write_processed("keep", images, cat, "synthetic", root=tmp_path)
     with pytest.raises(ValueError, match=message):
-        data.write_processed("keep", images, break_it(cat.copy()), "synthetic", root=tmp_path)
+        processed.write_processed("keep", images, break_it(cat.copy()), "synthetic", root=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep"]
-    assert data.load_processed("keep", root=tmp_path, verify=True).manifest["n_galaxies"] == 120
+    kept = processed.load_processed("keep", root=tmp_path, verify=True)
+    assert kept.manifest["n_galaxies"] == 120
 
 
 def test_failure_while_writing_leaves_old_dataset_intact(tmp_path, small, monkeypatch):
     images, cat = small
-    data.write_processed("keep", images, cat, "first", root=tmp_path)
+    processed.write_processed("keep", images, cat, "first", root=tmp_path)
 
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
     monkeypatch.setattr(pd.DataFrame, "to_parquet", boom)
     with pytest.raises(OSError, match="disk full"):
-        data.write_processed("keep", images, cat, "second", root=tmp_path)
+        processed.write_processed("keep", images, cat, "second", root=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep"]
     manifest = json.loads((tmp_path / "keep" / "manifest.json").read_text())
     assert manifest["source"] == "first"
@@ -87,14 +89,14 @@ def test_failure_while_writing_leaves_old_dataset_intact(tmp_path, small, monkey
 
 def test_missing_dataset_says_how_to_make_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="01_data_prep"):
-        data.load_processed("nothing", root=tmp_path)
+        processed.load_processed("nothing", root=tmp_path)
 
 
 def test_failed_swap_puts_the_old_dataset_back(tmp_path, small, monkeypatch):
     from pathlib import Path
 
     images, cat = small
-    data.write_processed("keep", images, cat, "first", root=tmp_path)
+    processed.write_processed("keep", images, cat, "first", root=tmp_path)
     real_rename = Path.rename
 
     def rename(self, target):
@@ -104,20 +106,21 @@ def test_failed_swap_puts_the_old_dataset_back(tmp_path, small, monkeypatch):
 
     monkeypatch.setattr(Path, "rename", rename)
     with pytest.raises(OSError, match="rename failed"):
-        data.write_processed("keep", images, cat, "second", root=tmp_path)
+        processed.write_processed("keep", images, cat, "second", root=tmp_path)
     monkeypatch.undo()
-    assert data.load_processed("keep", root=tmp_path, verify=True).manifest["source"] == "first"
+    kept = processed.load_processed("keep", root=tmp_path, verify=True)
+    assert kept.manifest["source"] == "first"
 
 
 def test_an_older_dataset_without_a_recorded_tree_reads_its_questions(tmp_path):
-    from zoolib import trees
+    from zoolib.votes import trees
 
     catalog = pd.DataFrame({"id_str": ["a", "b"], "smooth-or-featured_smooth": [1, 0],
                             "smooth-or-featured_featured-or-disk": [0, 1],
                             "smooth-or-featured_artifact": [0, 0],
                             "smooth-or-featured_total-votes": [1, 1], "bar_yes": [0, 1],
                             "bar_no": [1, 0], "bar_total-votes": [1, 1]})  # fmt: skip
-    ds = data.ProcessedDataset(np.zeros((2, 4, 4, 1), np.uint8), catalog,
+    ds = processed.ProcessedDataset(np.zeros((2, 4, 4, 1), np.uint8), catalog,
                                {"questions": ["smooth-or-featured", "bar"]}, tmp_path)  # fmt: skip
     assert ds.tree.questions == ["smooth-or-featured", "bar"]  # bar's parent is not there
     assert ds.tree.node("bar").asked_if == () and trees.THREE.node("bar").asked_if != ()

@@ -5,8 +5,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from zoolib import evaluation, schema
-from zoolib.schema import question
+from zoolib.cnn import evaluation
+from zoolib.votes import schema
+from zoolib.votes.schema import question
 
 QS = ["smooth-or-featured", "disk-edge-on", "bar"]
 

@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zoolib import data, evaluation, files, paths, synthetic
+from zoolib import files, paths
+from zoolib.cnn import evaluation
+from zoolib.data import processed
+from zoolib.universe import synthetic
 
 
 @pytest.fixture
@@ -34,7 +37,7 @@ def test_outputs_follow_the_umask(tmp_path, umask, mask, file_mode, dir_mode):
         evaluation.write_metrics("m", {"n": np.int64(3)}, tmp_path / "metrics"),
     ]
     images, catalog = synthetic.simulate(20, size=16, seed=1)
-    folder = data.write_processed("tiny", images, catalog, "synthetic", root=tmp_path / "proc")
+    folder = processed.write_processed("tiny", images, catalog, "synthetic", root=tmp_path / "proc")
     written += [folder / f for f in ("images.npy", "catalog.parquet", "manifest.json")]
     for path in written:
         assert mode(path) == file_mode, path

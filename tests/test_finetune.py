@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from scipy import special
 
-from zoolib import finetune, heads, runs
-from zoolib.schema import question
+from zoolib.active import heads, heads_regime, runs
+from zoolib.votes.schema import question
 
 Q = "smooth-or-featured"
 
@@ -49,9 +49,9 @@ SMALL = dict(
 def test_book_keeping_and_resume_after_a_kill_are_identical(tmp_path):
     x, cat = toy()
     settings = runs.Settings(**SMALL)
-    full, picks = finetune.run(settings, x, cat, [Q], tmp_path / "full", progress=False)
-    finetune.run(settings, x, cat, [Q], tmp_path / "killed", progress=False, stop_after=11)
-    resumed, picks2 = finetune.run(settings, x, cat, [Q], tmp_path / "killed", progress=False)
+    full, picks = heads_regime.run(settings, x, cat, [Q], tmp_path / "full", progress=False)
+    heads_regime.run(settings, x, cat, [Q], tmp_path / "killed", progress=False, stop_after=11)
+    resumed, picks2 = heads_regime.run(settings, x, cat, [Q], tmp_path / "killed", progress=False)
     pd.testing.assert_frame_equal(full, resumed)
     pd.testing.assert_frame_equal(picks, picks2)
     assert settings.runs == ("random", "random_2", "random_3", "random_null", "bald",
@@ -76,7 +76,7 @@ def test_book_keeping_and_resume_after_a_kill_are_identical(tmp_path):
 def test_a_round_equals_a_head_trained_afresh_on_the_same_features(tmp_path):
     x, cat = toy()
     settings = runs.Settings(**{**SMALL, "strategies": ("random", "bald"), "n_seeds": 1})
-    curves, picks = finetune.run(settings, x, cat, [Q], tmp_path, progress=False)
+    curves, picks = heads_regime.run(settings, x, cat, [Q], tmp_path, progress=False)
     rounds = runs.read_run(runs.run_file(tmp_path, "bald", 0), _header(settings, cat))
     ids = runs.labelled_after(rounds[:2])  # labelled at round 2
     rows = cat.index[cat.id_str.isin(ids)].to_numpy()
@@ -96,11 +96,11 @@ def test_a_round_equals_a_head_trained_afresh_on_the_same_features(tmp_path):
 
 
 def _header(settings, cat):
-    return finetune.run_header(settings, finetune.Data.build(toy()[0], cat, [Q]))
+    return heads_regime.run_header(settings, heads_regime.Data.build(toy()[0], cat, [Q]))
 
 
 def test_the_oracle_beats_random_on_a_seeded_toy(tmp_path):
-    from zoolib import savings
+    from zoolib.active import savings
 
     x, cat = toy(signal=3.0)
     settings = runs.Settings(
@@ -112,7 +112,7 @@ def test_the_oracle_beats_random_on_a_seeded_toy(tmp_path):
             "n_rounds": 4,
         }
     )
-    curves, _ = finetune.run(settings, x, cat, [Q], tmp_path, progress=False)
+    curves, _ = heads_regime.run(settings, x, cat, [Q], tmp_path, progress=False)
     gap = savings.curve_gap(curves, "oracle", f"{Q} rmse_true")
     assert gap["ci_high"] < 0
 
@@ -120,17 +120,17 @@ def test_the_oracle_beats_random_on_a_seeded_toy(tmp_path):
 def test_the_learning_gate_fires_on_features_without_signal(tmp_path):
     x, cat = toy(signal=0.0)
     with pytest.raises(ValueError, match="learning gate: round 0 of seed 0 .* Raise n_initial"):
-        finetune.run(runs.Settings(**SMALL), x, cat, [Q], tmp_path, progress=False)
+        heads_regime.run(runs.Settings(**SMALL), x, cat, [Q], tmp_path, progress=False)
 
 
 def test_real_catalogues_refuse_the_truth_metric_and_the_oracle(tmp_path):
     x, cat = toy()
     real = cat.drop(columns=f"true_p_{Q}")
     with pytest.raises(ValueError, match="metric 'rmse_true' needs the true p"):
-        finetune.run(runs.Settings(**{**SMALL, "metric": "rmse_true"}), x, real, [Q], tmp_path,
+        heads_regime.run(runs.Settings(**{**SMALL, "metric": "rmse_true"}), x, real, [Q], tmp_path,
                      progress=False)  # fmt: skip
     with pytest.raises(ValueError, match="oracle needs the true p"):
-        finetune.run(
+        heads_regime.run(
             runs.Settings(**{**SMALL, "metric": "rmse"}), x, real, [Q], tmp_path, progress=False
         )
 
@@ -138,9 +138,9 @@ def test_real_catalogues_refuse_the_truth_metric_and_the_oracle(tmp_path):
 def test_resuming_with_other_settings_is_refused(tmp_path):
     x, cat = toy()
     settings = runs.Settings(**{**SMALL, "strategies": ("random",), "n_seeds": 1})
-    finetune.run(settings, x, cat, [Q], tmp_path, progress=False)
+    heads_regime.run(settings, x, cat, [Q], tmp_path, progress=False)
     with pytest.raises(ValueError, match=r"other settings \(settings\.n_rounds: "):
-        finetune.run(
+        heads_regime.run(
             runs.Settings(**{**SMALL, "strategies": ("random",), "n_seeds": 1, "n_rounds": 2}),
             x,
             cat,
@@ -153,9 +153,10 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
 def test_pool_scores_reproduce_what_bald_ranked_by(tmp_path):
     x, cat = toy()
     settings = runs.Settings(**{**SMALL, "strategies": ("random", "bald"), "n_seeds": 1})
-    finetune.run(settings, x, cat, [Q], tmp_path, progress=False)
+    heads_regime.run(settings, x, cat, [Q], tmp_path, progress=False)
     rounds = runs.read_run(runs.run_file(tmp_path, "bald", 0), _header(settings, cat))
-    scored = finetune.pool_scores(settings, x, cat, [Q], tmp_path, "bald", 0, 1).set_index("id_str")
+    scored = heads_regime.pool_scores(settings, x, cat, [Q], tmp_path, "bald", 0, 1)
+    scored = scored.set_index("id_str")
     picked = rounds[1]["acquired"]
     np.testing.assert_allclose(scored.loc[picked, "mi"], rounds[1]["scores"], rtol=1e-10)
     assert set(picked) == set(scored["mi"].nlargest(len(picked)).index)
@@ -181,7 +182,7 @@ def test_every_finetune_strategy_runs_and_ensemble_samples_are_bootstrap_heads(t
     )
     settings = runs.Settings(**{**SMALL, "strategies": every, "n_seeds": 1, "n_rounds": 2,
                                 "random_streams": 1})  # fmt: skip
-    curves, picks = finetune.run(settings, x, cat, [Q], tmp_path, views=views, progress=False)
+    curves, picks = heads_regime.run(settings, x, cat, [Q], tmp_path, views=views, progress=False)
     assert picks.groupby("strategy").id_str.nunique().to_dict() == {s: 16 for s in every}
     assert curves[f"{Q} rmse_true"].notna().all()
 
@@ -190,23 +191,23 @@ def test_bald_views_without_views_is_refused_before_any_run(tmp_path):
     x, cat = toy()
     settings = runs.Settings(**{**SMALL, "strategies": ("random", "bald_views")})
     with pytest.raises(ValueError, match="'bald_views' needs views="):
-        finetune.run(settings, x, cat, [Q], tmp_path, progress=False)
+        heads_regime.run(settings, x, cat, [Q], tmp_path, progress=False)
     assert not list(tmp_path.glob("*.json"))
 
 
 def test_other_data_under_the_same_settings_is_refused(tmp_path):
     x, cat = toy()
     settings = runs.Settings(**{**SMALL, "strategies": ("random",), "n_seeds": 1})
-    finetune.run(settings, x, cat, [Q], tmp_path, progress=False)
+    heads_regime.run(settings, x, cat, [Q], tmp_path, progress=False)
     with pytest.raises(ValueError, match=r"other settings \(data: "):
-        finetune.run(settings, x * 1.01, cat, [Q], tmp_path, progress=False)  # new features
+        heads_regime.run(settings, x * 1.01, cat, [Q], tmp_path, progress=False)  # new features
 
 
 def test_lure_runs_record_their_pick_probabilities_and_train_on_their_weights(tmp_path):
     x, cat = toy()
     settings = runs.Settings(**{**SMALL, "strategies": ("random", "power_bald", "power_bald_lure"),
                                 "n_seeds": 1, "random_streams": 1})  # fmt: skip
-    curves, picks = finetune.run(settings, x, cat, [Q], tmp_path, progress=False)
+    curves, picks = heads_regime.run(settings, x, cat, [Q], tmp_path, progress=False)
     header = _header(settings, cat)
     lure = runs.read_run(runs.run_file(tmp_path, "power_bald_lure", 0), header)
     plain = runs.read_run(runs.run_file(tmp_path, "power_bald", 0), header)
@@ -231,7 +232,7 @@ def test_what_mi_tracks_against_a_direct_computation():
                            "n bar": rng.integers(1, 30, g), "true_p_bar": rng.uniform(0.1, 0.9, g),
                            "brightness": rng.random(g), "redshift": rng.uniform(0.02, 0.12, g),
                            "morphology": rng.choice(["smooth", "featured"], g)})  # fmt: skip
-    table = finetune.what_mi_tracks(scored, ["bar"]).loc["bar"]
+    table = heads_regime.what_mi_tracks(scored, ["bar"]).loc["bar"]
     p, r = scored.true_p_bar, scored["rho bar"]
     kl = p * np.log(p / r) + (1 - p) * np.log((1 - p) / (1 - r))
     assert table["Spearman(MI, true excess loss)"] == pytest.approx(
@@ -240,5 +241,5 @@ def test_what_mi_tracks_against_a_direct_computation():
     assert table["featured share, top 10% MI"] == pytest.approx(
         (scored.morphology[top] == "featured").mean())
     assert table["median z, pool"] == pytest.approx(scored.redshift.median())
-    real = finetune.what_mi_tracks(scored.drop(columns="true_p_bar"), ["bar"])
+    real = heads_regime.what_mi_tracks(scored.drop(columns="true_p_bar"), ["bar"])
     assert list(real.columns) == ["Spearman(MI, brightness)"]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import optimize, special
 
-from zoolib import heads
+from zoolib.active import heads
 
 
 def toy(seed=0, galaxies=400, features=6, questions=2):
@@ -26,7 +26,7 @@ def test_masks_drop_at_the_rate_and_keep_the_mean(rate):
 
 
 def test_no_dropout_logits_equal_the_keras_head():
-    from zoolib import models
+    from zoolib.cnn import models
 
     head = models.build_head(8, 3, dropout_rate=0.0, seed=3)
     w, b = heads.keras_head_weights(head)

@@ -1,4 +1,5 @@
-"""zoolib.images: greyscale = channel mean, crop, resize, shapes, and errors naming the file."""
+"""zoolib.data.images: greyscale = channel mean, crop, resize, shapes, and errors naming the
+file."""
 
 import importlib.util
 from pathlib import Path
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zoolib.images import load_image, load_images
+from zoolib.data.images import load_image, load_images
 
 RAW = Path(__file__).resolve().parents[1] / "data" / "raw"
 DECALS_PNG = RAW / "gz_decals_dr5" / "images" / "J104924.86-002547.5.png"
@@ -163,7 +164,7 @@ def _png_claiming(tmp_path, width, height):
 def test_bad_files_give_one_line_errors_naming_them(tmp_path):
     from PIL import Image as PILImage
 
-    from zoolib import images
+    from zoolib.data import images
 
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")
@@ -191,7 +192,7 @@ def test_bad_files_give_one_line_errors_naming_them(tmp_path):
 def test_sixteen_bit_images_are_stretched_not_clipped(tmp_path):
     from PIL import Image as PILImage
 
-    from zoolib import images
+    from zoolib.data import images
 
     values = np.linspace(1000, 60000, 64 * 64).reshape(64, 64).astype(np.uint16)
     path = tmp_path / "deep.png"
@@ -205,7 +206,7 @@ def test_sixteen_bit_images_are_stretched_not_clipped(tmp_path):
 def test_reduced_jpeg_decoding_stays_close_to_a_full_decode(tmp_path):
     from PIL import Image as PILImage
 
-    from zoolib import images
+    from zoolib.data import images
 
     yy, xx = np.mgrid[:423, :423]
     blob = 200 * np.exp(-((xx - 211) ** 2 + (yy - 211) ** 2) / (2 * 40.0**2))
@@ -232,7 +233,7 @@ def test_reduced_jpeg_decoding_stays_close_to_a_full_decode(tmp_path):
 def test_errors_raised_inside_pillow_name_the_file(tmp_path):
     from PIL import Image as PILImage
 
-    from zoolib import images
+    from zoolib.data import images
 
     good = tmp_path / "good.png"
     PILImage.new("L", (32, 32)).save(good)
@@ -257,7 +258,7 @@ def _cutout(side=96, seed=0):
 
 def test_fits_round_trip_one_band_and_a_stack_of_three(tmp_path):
     fits = pytest.importorskip("astropy.io.fits")
-    from zoolib import images
+    from zoolib.data import images
 
     band = _cutout()
     band[5, 70] = np.nan
@@ -277,7 +278,7 @@ def test_fits_round_trip_one_band_and_a_stack_of_three(tmp_path):
 
 
 def test_the_asinh_stretch_shows_the_galaxy_where_min_max_hid_it():
-    from zoolib import images
+    from zoolib.data import images
 
     band = _cutout()
     asinh = images.stretch(band)
@@ -294,7 +295,7 @@ def test_the_asinh_stretch_shows_the_galaxy_where_min_max_hid_it():
 
 def test_bad_fits_files_give_one_line_errors(tmp_path):
     fits = pytest.importorskip("astropy.io.fits")
-    from zoolib import images
+    from zoolib.data import images
 
     corrupt = tmp_path / "corrupt.fits"
     corrupt.write_bytes(np.random.default_rng(0).bytes(2880))
@@ -326,7 +327,7 @@ def test_bad_fits_files_give_one_line_errors(tmp_path):
 
 def test_fits_cubes_and_malformed_headers_are_refused_in_one_line(tmp_path):
     fits = pytest.importorskip("astropy.io.fits")
-    from zoolib import images
+    from zoolib.data import images
 
     header = fits.Header({"SIMPLE": True, "BITPIX": -32, "NAXIS": 3,
                           "NAXIS1": 2000, "NAXIS2": 2000, "NAXIS3": 40})  # fmt: skip

@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 import pytest
 
-from zoolib import loop, strategies
+from zoolib.active import loop, strategies
 
 
 def test_gumbel_pick_probabilities_match_a_monte_carlo_of_the_picker():

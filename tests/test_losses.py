@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 from scipy import special, stats
 
-from zoolib.losses import BinomialLoss, binomial_nll
+from zoolib.cnn.losses import BinomialLoss, binomial_nll
 
 
 def _random_votes(rng, size):
@@ -106,8 +106,8 @@ def test_keras_loss_serializes():
 
 
 def test_tree_nll_equals_the_numpy_multinomial_and_dirichlet_multinomial():
-    from zoolib import multinomial, trees
-    from zoolib.losses import TreeLoss, concentrations, tree_nll
+    from zoolib.cnn.losses import TreeLoss, concentrations, tree_nll
+    from zoolib.votes import multinomial, trees
 
     tree = trees.GZ2.subset("two", ["smooth-or-featured", "disk-edge-on"])
     sizes = [len(n.answers) for n in tree.nodes]  # 3 + 2 answers side by side
@@ -135,7 +135,7 @@ def test_tree_nll_equals_the_numpy_multinomial_and_dirichlet_multinomial():
 
 
 def test_two_answer_multinomial_is_the_binomial_of_the_logit_difference():
-    from zoolib.losses import tree_nll
+    from zoolib.cnn.losses import tree_nll
 
     rng = np.random.default_rng(1)
     k = rng.integers(0, 11, 20).astype(float)
@@ -149,7 +149,8 @@ def test_two_answer_multinomial_is_the_binomial_of_the_logit_difference():
 def test_votes_without_the_question_axis_are_refused_before_training():
     import keras
 
-    from zoolib import models, pipeline
+    from zoolib.cnn import models
+    from zoolib.data import pipeline
 
     model = models.build_bayesian_cnn(16, 1, 1, filters=(4,) * 6, dense_units=8, seed=0)
     model.compile(optimizer="adam", loss=BinomialLoss())

@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from zoolib import paths, runner
+from zoolib import paths
+from zoolib.reports import runner
 
 pytestmark = pytest.mark.slow  # runs all four notebooks (about 90 s); make test-fast skips it
 

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from zoolib import evaluation, metrics, synthetic
+from zoolib.cnn import evaluation
+from zoolib.universe import synthetic
+from zoolib.votes import metrics
 
 
 def test_rmse_masks_unasked_questions(rng):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import special
 
-from zoolib import losses, models, posteriors
+from zoolib.cnn import losses, models, posteriors
 
 
 def test_architecture_follows_the_paper():

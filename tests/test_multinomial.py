@@ -1,10 +1,11 @@
-"""zoolib.multinomial against scipy.stats and against zoo's binomial BALD (K = 2)."""
+"""zoolib.votes.multinomial against scipy.stats and against zoo's binomial BALD (K = 2)."""
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from zoolib import acquisition, multinomial
+from zoolib.active import acquisition
+from zoolib.votes import multinomial
 
 
 def _votes(rng, shape, k, n_max=12):
@@ -136,7 +137,7 @@ def test_exact_bald_refuses_fractional_votes_and_chunks_to_the_same_answer():
 
 
 def test_dirichlet_outputs_give_expected_fractions_with_one_concentration_map():
-    from zoolib import losses
+    from zoolib.cnn import losses
 
     x = np.random.default_rng(6).normal(0, 2, (4, 5, 3))  # (G, A, T), sizes 3 + 2
     alpha = multinomial.concentrations(x)

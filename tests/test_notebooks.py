@@ -5,7 +5,8 @@ import ast
 import nbformat
 import pytest
 
-from zoolib import paths, runner
+from zoolib import paths
+from zoolib.reports import runner
 
 NOTEBOOKS = runner.numbered_notebooks(paths.NOTEBOOKS_DIR)
 

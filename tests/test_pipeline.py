@@ -1,9 +1,11 @@
-"""The tf.data input pipeline (zoolib.pipeline): order, seeds, sharding, augmentation, resize."""
+"""The tf.data input pipeline (zoolib.data.pipeline): order, seeds, sharding, augmentation,
+resize."""
 
 import numpy as np
 import pytest
 
-from zoolib import data, pipeline, synthetic
+from zoolib.data import pipeline, processed
+from zoolib.universe import synthetic
 
 
 @pytest.fixture(scope="module")
@@ -13,7 +15,7 @@ def small():
 
 def test_tf_dataset_batches_in_order_without_shuffle(small):
     images, cat = small
-    votes = data.votes_array(cat, ["smooth-or-featured", "bar"])
+    votes = processed.votes_array(cat, ["smooth-or-featured", "bar"])
     plain = pipeline.make_tf_dataset(
         images, votes, batch_size=16, shuffle=False, augment_images=False
     )
@@ -29,7 +31,7 @@ def test_tf_dataset_reads_a_memmap(tmp_path, small):
     images, cat = small
     np.save(tmp_path / "x.npy", images)
     mm = np.load(tmp_path / "x.npy", mmap_mode="r")
-    votes = data.votes_array(cat, ["bar"])
+    votes = processed.votes_array(cat, ["bar"])
     x, _ = next(iter(pipeline.make_tf_dataset(mm, votes, batch_size=8, augment_images=False)))
     assert x.shape == (8, 32, 32, 1)
 
@@ -38,7 +40,7 @@ def test_tf_dataset_is_seeded_whatever_the_global_seed(small):
     import tensorflow as tf
 
     images, cat = small
-    votes = data.votes_array(cat, ["smooth-or-featured"])
+    votes = processed.votes_array(cat, ["smooth-or-featured"])
     first = next(iter(pipeline.make_tf_dataset(images, votes, batch_size=16, seed=3)))
     tf.random.set_seed(99)
     again = next(iter(pipeline.make_tf_dataset(images, votes, batch_size=16, seed=3)))
@@ -56,7 +58,7 @@ def test_sharded_pipelines_split_every_global_batch_between_workers_and_replicas
     import tensorflow as tf
 
     images, cat = small
-    votes = data.votes_array(cat, ["smooth-or-featured", "bar"])
+    votes = processed.votes_array(cat, ["smooth-or-featured", "bar"])
     kw = dict(batch_size=32, seed=5, augment_images=False)  # 120 = 3 x 32 + 24
     whole = [(x.numpy(), y.numpy()) for x, y in pipeline.make_tf_dataset(images, votes, **kw)]
     # 2 workers x 2 local replicas: each global batch is cut into 4 consecutive parts, worker i
@@ -109,14 +111,14 @@ def test_sharded_parts_are_augmented_with_their_own_seeds():
 def test_bad_sharding_is_refused(small, kwargs, message):
     images, cat = small
     with pytest.raises(ValueError, match=message):
-        pipeline.make_tf_dataset(images, data.votes_array(cat, ["bar"]), 16, **kwargs)
+        pipeline.make_tf_dataset(images, processed.votes_array(cat, ["bar"]), 16, **kwargs)
 
 
 def test_dataset_fn_refuses_replicas_that_workers_cannot_share_evenly(small):
     import tensorflow as tf
 
     images, cat = small
-    fn = pipeline.dataset_fn(images, data.votes_array(cat, ["bar"]), 16)
+    fn = pipeline.dataset_fn(images, processed.votes_array(cat, ["bar"]), 16)
     ctx = tf.distribute.InputContext(num_input_pipelines=2, num_replicas_in_sync=3)
     with pytest.raises(ValueError, match="3 replicas cannot be shared evenly by 2"):
         fn(ctx)
@@ -124,7 +126,7 @@ def test_dataset_fn_refuses_replicas_that_workers_cannot_share_evenly(small):
 
 def test_augmentation_keeps_each_galaxy_and_its_votes_together(small):
     images, cat = small
-    votes = data.votes_array(cat, ["smooth-or-featured", "bar"])
+    votes = processed.votes_array(cat, ["smooth-or-featured", "bar"])
     ds = pipeline.make_tf_dataset(images, votes, batch_size=120, shuffle=False, seed=1)
     x, y = next(iter(ds))
     np.testing.assert_array_equal(y.numpy(), votes)  # votes follow their images

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import special
 
-from zoolib import metrics
-from zoolib import posteriors as post
-from zoolib.models import build_bayesian_cnn, mc_dropout_layers, split_trunk_head
+from zoolib.cnn import posteriors as post
+from zoolib.cnn.models import build_bayesian_cnn, mc_dropout_layers, split_trunk_head
+from zoolib.votes import metrics
 
 
 @pytest.fixture(scope="module")

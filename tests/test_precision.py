@@ -1,5 +1,5 @@
-"""zoolib.precision: auto's choice (with faked hardware and probes), bfloat16 layers with float32
-outputs, the float32 path bit for bit, the shipped CNN in bfloat16 against float32, and the
+"""zoolib.cnn.precision: auto's choice (with faked hardware and probes), bfloat16 layers with
+float32 outputs, the float32 path bit for bit, the shipped CNN in bfloat16 against float32, and the
 precision recorded where results are kept (cards, run headers, predict's metadata, the runner)."""
 
 import keras
@@ -8,19 +8,11 @@ import pytest
 from scipy import special
 from test_finetune import SMALL, Q, toy
 
-from zoolib import (
-    cards,
-    finetune,
-    models,
-    posteriors,
-    precision,
-    pretrained,
-    runner,
-    runs,
-    synthetic,
-    training,
-)
-from zoolib.losses import BinomialLoss
+from zoolib.active import heads_regime, runs
+from zoolib.cnn import cards, models, posteriors, precision, pretrained, training
+from zoolib.cnn.losses import BinomialLoss
+from zoolib.reports import runner
+from zoolib.universe import synthetic
 
 
 @pytest.fixture
@@ -150,9 +142,9 @@ def test_card_records_precision_and_refuses_unknown_ones(tmp_path):
 def test_run_header_records_precision_and_resume_refuses_another(tmp_path):
     x, cat = toy()
     base = {**SMALL, "strategies": ("random",), "n_seeds": 1}
-    finetune.run(runs.Settings(**base), x, cat, [Q], tmp_path, progress=False)
+    heads_regime.run(runs.Settings(**base), x, cat, [Q], tmp_path, progress=False)
     with pytest.raises(ValueError, match=r"settings\.precision: 'float32' -> 'mixed_bfloat16'"):
-        finetune.run(runs.Settings(**base, precision="mixed_bfloat16"), x, cat, [Q], tmp_path,
+        heads_regime.run(runs.Settings(**base, precision="mixed_bfloat16"), x, cat, [Q], tmp_path,
                      progress=False)  # fmt: skip
     with pytest.raises(ValueError, match="resolves auto"):
         runs.Settings(precision="auto")

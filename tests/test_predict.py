@@ -9,9 +9,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from zoolib import acquisition, cards, images, paths, posteriors, predict
+from zoolib import paths, predict
 from zoolib.__main__ import main
-from zoolib.models import build_bayesian_cnn, load_model
+from zoolib.active import acquisition
+from zoolib.cnn import cards, posteriors
+from zoolib.cnn.models import build_bayesian_cnn, load_model
+from zoolib.data import images
 
 N_GALAXIES, BLOCK, T = 30, 4, 8  # 8 blocks, the last one of 2 galaxies
 QUESTIONS = ["smooth-or-featured", "disk-edge-on", "bar"]
@@ -377,7 +380,7 @@ def test_the_shipped_real_model_by_name_applies_its_cards_crop(tmp_path):
 
 
 def test_a_tree_model_writes_answer_fractions_asked_shares_and_bald(setup, tmp_path):
-    from zoolib import trees
+    from zoolib.votes import trees
 
     tree = trees.GZ2.subset("two", ["smooth-or-featured", "disk-edge-on"])
     model_file = tmp_path / "tree.keras"
@@ -400,7 +403,7 @@ def test_a_tree_model_writes_answer_fractions_asked_shares_and_bald(setup, tmp_p
 
 
 def test_tree_summaries_estimate_bald_where_vote_vectors_are_too_many():
-    from zoolib import trees
+    from zoolib.votes import trees
 
     tree = trees.GZ2.subset("odd", ["smooth-or-featured", "anything-odd", "odd-feature"])
     logits = np.random.default_rng(0).normal(0, 1, (3, tree.n_answers, 6))

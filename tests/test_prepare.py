@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from zoolib import data, paths, prepare, runner
+from zoolib import paths, prepare
+from zoolib.data import processed
+from zoolib.reports import runner
 
 DECALS = paths.RAW_DIR / "gz_decals_dr5" / "catalog.csv"
 
@@ -30,7 +32,7 @@ def _prepare(folder, **kw):
 
 def test_real_catalogue_becomes_a_dataset(mini_catalog):
     _prepare(mini_catalog, image_size=48, crop_fraction=0.5, split_fractions=(0.5, 0.25, 0.25))
-    ds = data.load_processed("mini", root=mini_catalog / "out", verify=True)
+    ds = processed.load_processed("mini", root=mini_catalog / "out", verify=True)
     assert ds.images.shape == (4, 48, 48, 1)
     assert ds.questions == ["smooth-or-featured"]
     raw = pd.read_csv(mini_catalog / "cat.csv")
@@ -67,7 +69,7 @@ def test_bad_image_names_the_file_and_writes_nothing(mini_catalog, how):
 def test_skip_drops_bad_images_and_lists_them(mini_catalog):
     cat, target = _break(mini_catalog, "corrupt")
     _prepare(mini_catalog, image_size=48, on_error="skip", split_fractions=(1.0, 0.0, 0.0))
-    ds = data.load_processed("mini", root=mini_catalog / "out")
+    ds = processed.load_processed("mini", root=mini_catalog / "out")
     assert len(ds.catalog) == 3 and cat["iauname"].iloc[2] not in set(ds.catalog["id_str"])
     (skipped,) = ds.manifest["skipped"]
     assert skipped["id_str"] == cat["iauname"].iloc[2] and target.name in skipped["file"]
@@ -100,7 +102,7 @@ def test_row_without_an_image_file_is_named(mini_catalog):
     with pytest.raises(ValueError, match=r"row 1 \(id_str 'J.*'\): no image file named"):
         _prepare(mini_catalog)
     _prepare(mini_catalog, on_error="skip", split_fractions=(1.0, 0.0, 0.0))
-    ds = data.load_processed("mini", root=mini_catalog / "out")
+    ds = processed.load_processed("mini", root=mini_catalog / "out")
     assert len(ds.catalog) == 3 and ds.manifest["skipped"][0]["id_str"] == cat.loc[1, "iauname"]
 
 
@@ -162,12 +164,12 @@ def test_every_bad_image_row_is_named_in_one_error_and_nothing_is_written(mini_c
     assert not (mini_catalog / "out" / "mini").exists()
     # skipped: listed with row, id, file and reason; allowed outside: kept
     _prepare(mini_catalog, image_size=48, on_error="skip", split_fractions=(1.0, 0.0, 0.0))
-    skipped = data.load_processed("mini", root=mini_catalog / "out").manifest["skipped"]
+    skipped = processed.load_processed("mini", root=mini_catalog / "out").manifest["skipped"]
     assert [(s["row"], s["id_str"]) for s in skipped] == [(0, cat.iauname[0]), (2, cat.iauname[2])]
     assert all(s["file"] and s["reason"] for s in skipped)
     _prepare(mini_catalog, image_size=48, on_error="skip", allow_outside_root=True,
              split_fractions=(1.0, 0.0, 0.0))  # fmt: skip
-    ds = data.load_processed("mini", root=mini_catalog / "out")
+    ds = processed.load_processed("mini", root=mini_catalog / "out")
     assert cat.iauname[2] in set(ds.catalog.id_str) and len(ds.manifest["skipped"]) == 1
 
 
@@ -192,7 +194,7 @@ def test_relative_paths_are_relative_to_the_project_root_wherever_we_run(
     cat.to_csv(mini_catalog / "cat.csv", index=False)
     prepare.prepare_catalog("mini", "cat.csv", images_root="pictures", image_size=48,
                             split_fractions=(1.0, 0.0, 0.0), root=mini_catalog / "out")  # fmt: skip
-    assert len(data.load_processed("mini", root=mini_catalog / "out").catalog) == 4
+    assert len(processed.load_processed("mini", root=mini_catalog / "out").catalog) == 4
 
 
 def test_symlinked_image_folders_and_padded_names_are_read(mini_catalog, tmp_path_factory):
@@ -203,23 +205,23 @@ def test_symlinked_image_folders_and_padded_names_are_read(mini_catalog, tmp_pat
     cat.loc[0, "file"] = "  " + cat.loc[0, "file"] + " "  # stray spaces around a name
     cat.to_csv(mini_catalog / "cat.csv", index=False)
     _prepare(mini_catalog, image_size=48, split_fractions=(1.0, 0.0, 0.0))
-    ds = data.load_processed("mini", root=mini_catalog / "out")
+    ds = processed.load_processed("mini", root=mini_catalog / "out")
     assert len(ds.catalog) == 4 and ds.manifest["skipped"] == []
 
 
 def test_the_image_recipe_says_simulated_or_real_and_the_crop(mini_catalog):
-    from zoolib import images
+    from zoolib.data import images
 
     assert prepare.image_recipe({"source": "synthetic", "parameters": {}}) == {
         "training_images": "simulated", "crop_fraction": None, "stretch": None}  # fmt: skip
     _prepare(mini_catalog, image_size=48, crop_fraction=0.5, split_fractions=(0.5, 0.25, 0.25))
-    manifest = data.load_processed("mini", root=mini_catalog / "out").manifest
+    manifest = processed.load_processed("mini", root=mini_catalog / "out").manifest
     assert prepare.image_recipe(manifest) == {
         "training_images": "real", "crop_fraction": 0.5, "stretch": images.STRETCH}  # fmt: skip
 
 
 def test_the_dataset_records_its_tree(tmp_path):
-    from zoolib import trees
+    from zoolib.votes import trees
 
     table = paths.RAW_DIR / "gz2_stripe82" / "table5_counts.csv.gz"
     raw = pd.read_csv(table, nrows=6)
@@ -231,14 +233,16 @@ def test_the_dataset_records_its_tree(tmp_path):
     raw.to_csv(tmp_path / "gz2.csv", index=False)
     prepare.prepare_catalog("whole", tmp_path / "gz2.csv", image_size=16, tree="gz2",
                             split_fractions=(0.5, 0.5, 0.0), root=tmp_path / "out")  # fmt: skip
-    ds = data.load_processed("whole", root=tmp_path / "out")
+    ds = processed.load_processed("whole", root=tmp_path / "out")
     assert ds.tree.questions == trees.GZ2.questions and ds.tree.n_answers == 37
     assert set(trees.GZ2.columns()) <= set(ds.catalog.columns)
-    assert ds.questions == ["smooth-or-featured", "disk-edge-on", "bar"]  # the binomial three
+    assert ds.questions == trees.GZ2.questions  # one list: the tree's
+    assert ds.zoo_questions == ["smooth-or-featured", "disk-edge-on", "bar"]  # the binomial three
+    assert ds.manifest["questions"] == ds.questions
     prepare.prepare_catalog("three", tmp_path / "gz2.csv", image_size=16,
                             split_fractions=(0.5, 0.5, 0.0), root=tmp_path / "out")  # fmt: skip
-    assert data.load_processed("three", root=tmp_path / "out").tree == trees.THREE
-    old = data.load_processed("three", root=tmp_path / "out")
+    assert processed.load_processed("three", root=tmp_path / "out").tree == trees.THREE
+    old = processed.load_processed("three", root=tmp_path / "out")
     old.manifest.pop("tree")  # a dataset written before trees were recorded
     assert old.tree.questions == trees.THREE.questions
 
@@ -252,8 +256,9 @@ def test_notebook_01_reads_a_new_label_from_a_zero_one_column(project, tmp_path)
         DECALS.parent), "tree": "label:ring", "image_size": 32, "name": "ring-mini"}}
     (tmp_path / "ring.yaml").write_text(json.dumps(params))
     runner.run(str(tmp_path / "ring.yaml"), only=["01"], reports_dir=project / "reports")
-    ds = data.load_processed("ring-mini", root=project / "data" / "processed")
-    assert ds.questions == [] and ds.tree.questions == ["ring"]
+    ds = processed.load_processed("ring-mini", root=project / "data" / "processed")
+    assert ds.questions == ds.tree.questions == ds.manifest["questions"] == ["ring"]
+    assert ds.zoo_questions == []  # not one of zoo's yes/no questions
     np.testing.assert_array_equal(ds.catalog["ring_yes"], label["ring"])
     metrics = json.loads((project / "reports" / "metrics" / "01_data_prep.json").read_text())
     assert set(metrics["headroom"]["baseline"]) == {"ring_yes", "ring_no"}

@@ -7,7 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-from zoolib import cards, files, models, paths, pretrained
+from zoolib import files, paths
+from zoolib.cnn import cards, models, pretrained
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def test_fine_tuning_starts_from_the_pretrained_trunk_and_head_columns(shipped):
     np.testing.assert_array_equal(kernel, src_kernel[:, [2, 0]])
     np.testing.assert_array_equal(bias, src_bias[[2, 0]])
     images = np.random.default_rng(0).integers(0, 255, (4, 64, 64, 1)).astype(np.uint8)
-    from zoolib import posteriors
+    from zoolib.cnn import posteriors
 
     np.testing.assert_allclose(
         posteriors.deterministic_rho(model, images),

@@ -10,7 +10,8 @@ import nbformat
 import pytest
 import yaml
 
-from zoolib import paths, report_index, runner
+from zoolib import paths
+from zoolib.reports import index_page, runner
 
 
 def make_notebook(path, params_source, *body_sources):
@@ -410,7 +411,7 @@ def test_the_index_shows_figures_parameters_wall_times_and_metrics(figures):
     duration = nbformat.read(reports / "executed" / "01_fig.ipynb", as_version=4).metadata[
         "papermill"
     ]["duration"]
-    assert f"ran in <b>{report_index.duration_text(duration)}</b>" in index
+    assert f"ran in <b>{index_page.duration_text(duration)}</b>" in index
 
     assert '<h2 class=failed><a href="html/02_fail.html">02_fail</a> FAILED</h2>' in index
     assert "<p class=failed>02_fail.ipynb failed in cell 3 (AssertionError: y must be 2)" in index
@@ -437,7 +438,7 @@ def test_savings_and_curve_gaps_are_a_table_per_strategy():
         },
         "summary": {"oracle curve gap": "-0.00324"},
     }
-    page = report_index.strategy_table(metrics)
+    page = index_page.strategy_table(metrics)
     assert "<th>strategy</th><th>curve gap</th><th>saving at 50%</th>" in page
     assert "<td>oracle</td><td><span class=good>-0.00324 [-0.00414, -0.00242]</span></td>" in page
     assert "<td><span class=good>+48% [+37%, +57%]</span></td>" in page
@@ -448,29 +449,29 @@ def test_savings_and_curve_gaps_are_a_table_per_strategy():
 def test_metrics_of_an_unknown_shape_show_their_summary(tmp_path):
     path = tmp_path / "m.json"
     path.write_text(json.dumps({"test": [1, 2], "summary": {"KS <distance>": 0.019017}}))
-    assert report_index.metrics_html(path) == (
+    assert index_page.metrics_html(path) == (
         "<table><tbody><tr><td>KS &lt;distance&gt;</td><td>0.01902</td></tr></tbody></table>"
     )
     path.write_text(json.dumps(METRICS_02_SHAPE))
-    assert "1.32 / 1.83" in report_index.metrics_html(path)
-    assert "bar NLL cnn" not in report_index.metrics_html(path)  # the table replaces it
+    assert "1.32 / 1.83" in index_page.metrics_html(path)
+    assert "bar NLL cnn" not in index_page.metrics_html(path)  # the table replaces it
 
 
 def test_a_smoke_test_colours_no_interval_and_says_why(tmp_path):
     metrics = {"curve_gap": {"oracle": {"mean": -0.003, "ci_low": -0.004, "ci_high": -0.002}},
                "savings": {"oracle": {"50%": {"saving": 0.48, "ci_low": 0.37, "ci_high": 0.57}}}}
-    assert "class=good" in report_index.strategy_table(metrics)
-    plain = report_index.strategy_table(metrics, colour=False)
+    assert "class=good" in index_page.strategy_table(metrics)
+    plain = index_page.strategy_table(metrics, colour=False)
     assert "class=good" not in plain and "class=bad" not in plain and "not coloured" in plain
     (tmp_path / "metrics").mkdir()
     (tmp_path / "metrics" / "04_active_learning.json").write_text(json.dumps(metrics))
     (tmp_path / "html").mkdir()
     page = tmp_path / "html" / "04_active_learning.html"
     page.write_text("<html></html>")
-    index = report_index.write_index(tmp_path, "ci", [page], smoke="tiny").read_text()
+    index = index_page.write_index(tmp_path, "ci", [page], smoke="tiny").read_text()
     assert "SMOKE TEST: these numbers are not results.</b> tiny." in index
     assert "class=good" not in index
-    assert "SMOKE TEST" not in report_index.write_index(tmp_path, "full", [page]).read_text()
+    assert "SMOKE TEST" not in index_page.write_index(tmp_path, "full", [page]).read_text()
 
 
 def test_which_runs_are_smoke_tests():
@@ -486,12 +487,12 @@ def test_which_runs_are_smoke_tests():
 def test_equations_become_mathml_outside_code_and_mathjax_goes():
     text = ("Loss $-\\sum_k n_k \\log p_k$ and\n$$\\rho = \\sigma(x)$$\n"
             "not `$code$`, not \\$5 or $ 3, and ```\n$fenced$\n```")
-    out = report_index.tex_to_mathml(text)
+    out = index_page.tex_to_mathml(text)
     assert out.count("<math") == 2 and 'display="block"' in out
     assert "`$code$`" in out and "\\$5 or $ 3" in out and "$fenced$" in out
     assert "<msub>" in out  # n_k as a subscript, not text
-    assert report_index.tex_to_mathml("price $5, or $x$").count("<math") == 1  # $x$ only
-    bad = report_index.tex_to_mathml("$\\frac{1}{$")  # unreadable TeX stays as it was
+    assert index_page.tex_to_mathml("price $5, or $x$").count("<math") == 1  # $x$ only
+    bad = index_page.tex_to_mathml("$\\frac{1}{$")  # unreadable TeX stays as it was
     assert "\\frac{1}{" in bad
     page = runner.to_html(__import__("nbformat").v4.new_notebook(
         cells=[__import__("nbformat").v4.new_markdown_cell("$x^2$")]))

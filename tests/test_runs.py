@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from zoolib import heads, runs
+from zoolib.active import heads, runs
 
 
 def test_settings_name_the_bad_field():

@@ -1,10 +1,10 @@
-"""Savings statistics (zoolib.savings) on simulated learning curves with a known answer."""
+"""Savings statistics (zoolib.active.savings) on simulated learning curves with a known answer."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from zoolib import savings
+from zoolib.active import savings
 
 SIZES = np.arange(64, 64 + 16 * 32, 32)  # 16 rounds
 

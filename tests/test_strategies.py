@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from zoolib import acquisition, strategies
+from zoolib.active import acquisition, strategies
 
 
 def test_bald_picks_exactly_the_top_mutual_information():

@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from zoolib import calibration, synthetic, volunteers
-from zoolib.schema import QUESTIONS
+from zoolib.universe import calibration, synthetic, volunteers
+from zoolib.votes.schema import QUESTIONS
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +184,7 @@ def test_truth_does_not_depend_on_image_size():
 
 
 def test_every_answer_has_its_true_probability_summing_to_one_per_question():
-    from zoolib import trees
+    from zoolib.votes import trees
 
     cat = synthetic.simulate_catalog(300, seed=4)
     for node in trees.THREE.nodes:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from zoolib import acquisition, heads, strategies, targeted
+from zoolib.active import acquisition, heads, strategies, targeted
 
 
 def brute_epig(rho, n, targets, weights):

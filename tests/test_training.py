@@ -10,12 +10,14 @@ import keras
 import numpy as np
 import pytest
 
-from zoolib import data, models, pipeline, synthetic, training
+from zoolib.cnn import models, training
+from zoolib.data import pipeline, processed
+from zoolib.universe import synthetic
 
 
 def test_train_stops_early_keeps_best_weights_and_writes_logs(tmp_path):
     images, cat = synthetic.simulate(300, size=32, seed=1)
-    votes = data.votes_array(cat, ["smooth-or-featured"])
+    votes = processed.votes_array(cat, ["smooth-or-featured"])
     train_ds = pipeline.make_tf_dataset(images[:200], votes[:200], 32, seed=0)
     val_ds = pipeline.make_tf_dataset(
         images[200:], votes[200:], 100, shuffle=False, augment_images=False
@@ -39,7 +41,7 @@ def test_train_stops_early_keeps_best_weights_and_writes_logs(tmp_path):
 
 def test_an_interrupted_run_leaves_no_model_and_no_checkpoint(tmp_path):
     images, cat = synthetic.simulate(64, size=16, seed=3)
-    ds = pipeline.make_tf_dataset(images, data.votes_array(cat, ["bar"]), 32, seed=0)
+    ds = pipeline.make_tf_dataset(images, processed.votes_array(cat, ["bar"]), 32, seed=0)
 
     class Interrupt(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -58,7 +60,7 @@ def test_tensorboard_logs_or_a_clear_error_before_training(tmp_path):
     import importlib.util
 
     images, cat = synthetic.simulate(64, size=16, seed=2)
-    ds = pipeline.make_tf_dataset(images, data.votes_array(cat, ["bar"]), 32, seed=0)
+    ds = pipeline.make_tf_dataset(images, processed.votes_array(cat, ["bar"]), 32, seed=0)
     run = dict(epochs=1, log_dir=tmp_path / "logs", model_path=tmp_path / "m.keras")
     build = lambda: models.build_bayesian_cnn(16, 1, 1, seed=0)  # noqa: E731
     if importlib.util.find_spec("tensorboard") is None:  # (not in this project's environment)
@@ -74,7 +76,7 @@ def test_train_respects_the_distribution_strategy_scope():
     import tensorflow as tf
 
     images, cat = synthetic.simulate(64, size=32, seed=2)
-    ds = pipeline.make_tf_dataset(images, data.votes_array(cat, ["bar"]), 32, seed=0)
+    ds = pipeline.make_tf_dataset(images, processed.votes_array(cat, ["bar"]), 32, seed=0)
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     with strategy.scope():
         _, _, model = training.train(
@@ -95,7 +97,7 @@ def test_custom_loop_trains_exactly_like_fit(tmp_path):
     # the same seeds give the same dropout masks and batches, so the weights must come out the
     # same, and the logs and checkpoints must say the same.
     images, cat = synthetic.simulate(260, size=16, seed=3)
-    votes = data.votes_array(cat, ["smooth-or-featured", "bar"])
+    votes = processed.votes_array(cat, ["smooth-or-featured", "bar"])
     runs = {}
     for loop in ("fit", "custom"):
         train_ds = pipeline.make_tf_dataset(images[:200], votes[:200], 48, seed=0)  # 4 x 48 + 8
@@ -129,7 +131,7 @@ def test_custom_loop_trains_exactly_like_fit(tmp_path):
 def test_custom_loop_adds_regularisation_losses_as_fit_does():
     # no dropout: both loops must then give the same weights, penalty included
     images, cat = synthetic.simulate(96, size=16, seed=4)
-    votes = data.votes_array(cat, ["bar"])
+    votes = processed.votes_array(cat, ["bar"])
 
     def build(l2):
         inputs = keras.Input((16, 16, 1))
@@ -183,7 +185,8 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-from zoolib import data, models, pipeline, training
+from zoolib.data import processed, pipeline
+from zoolib.cnn import models, training
 
 images, votes = toy(256)
 
@@ -283,7 +286,8 @@ import tensorflow as tf
 tf.config.threading.set_intra_op_parallelism_threads(1)
 # the strategy first: collectives must be set up before TensorFlow runs anything
 strategy = tf.distribute.MultiWorkerMirroredStrategy() if ports else tf.distribute.get_strategy()
-from zoolib import data, models, pipeline, training
+from zoolib.data import processed, pipeline
+from zoolib.cnn import models, training
 
 images, votes = toy(257 + 64)
 train_fn = pipeline.dataset_fn(images[:257], votes[:257], global_batch_size=32, seed=0)
@@ -456,7 +460,7 @@ def test_keep_start_keeps_better_starting_weights(tmp_path):
     """Fine-tuning from weights already fitted, with a learning rate that can only hurt: the
     starting weights are kept and saved; with a harmless rate, the trained ones are."""
     images, cat = synthetic.simulate(128, size=16, seed=4)
-    votes = data.votes_array(cat, ["bar"])
+    votes = processed.votes_array(cat, ["bar"])
     ds = pipeline.make_tf_dataset(images, votes, 32, seed=0, augment_images=False)
     val = pipeline.make_tf_dataset(images, votes, 128, shuffle=False, augment_images=False)
     build = lambda: models.build_bayesian_cnn(16, 1, 1, dropout_rate=0.0, seed=0)  # noqa: E731
@@ -471,3 +475,45 @@ def test_keep_start_keeps_better_starting_weights(tmp_path):
         np.testing.assert_array_equal(a, b.numpy())
     for a, b in zip(start, models.load_model(path).get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_inner_split_holds_out_the_fraction_by_seed_and_at_least_four_rows():
+    mask = training.inner_split(1000, 0.1, seed=3)
+    assert mask.dtype == bool and mask.shape == (1000,)
+    # each row with probability 0.1: the count is binomial(1000, 0.1), sd 9.5
+    assert 60 < mask.sum() < 140
+    np.testing.assert_array_equal(mask, np.random.default_rng(3).random(1000) < 0.1)
+    assert not np.array_equal(mask, training.inner_split(1000, 0.1, seed=4))
+    small = [training.inner_split(12, 0.1, seed) for seed in range(50)]
+    assert min(m.sum() for m in small) == training.MIN_INNER  # topped up where too few were drawn
+    for bad, match in [((100, 0.0, 0), "val_fraction"), ((100, 1.0, 0), "val_fraction"),
+                       ((4, 0.5, 0), "4 labelled rows")]:  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            training.inner_split(*bad)
+
+
+def test_fit_labels_is_train_on_the_two_pipelines():
+    """With a validation set given, fit_labels trains exactly as training.train on the pipelines
+    notebook 02 built by hand (same weights); without one, on the inner split's rows."""
+    images, cat = synthetic.simulate(120, size=16, seed=2)
+    votes = processed.votes_array(cat, ["smooth-or-featured"])
+    fit = training.FitSettings(epochs=2, batch_size=32, learning_rate=1e-3, patience=2, seed=5)
+
+    def build():
+        return models.build_bayesian_cnn(16, 1, 1, seed=0)
+
+    def by_hand(x_train, y_train, x_val, y_val):
+        train_ds = pipeline.make_tf_dataset(x_train, y_train, 32, seed=5)
+        val_ds = pipeline.make_tf_dataset(x_val, y_val, 256, shuffle=False, augment_images=False)
+        return training.train(build, train_ds, val_ds, 2, learning_rate=1e-3, patience=2, seed=5)
+
+    given = training.fit_labels(build, images[:90], votes[:90], fit, val=(images[90:], votes[90:]))
+    manual = by_hand(images[:90], votes[:90], images[90:], votes[90:])
+    inner = training.inner_split(120, 0.1, 5)
+    held = training.fit_labels(build, images, votes, fit)
+    manual_inner = by_hand(images[~inner], votes[~inner], images[inner], votes[inner])
+    for (h1, _, m1), (h2, _, m2) in [(given, manual), (held, manual_inner)]:
+        assert h1["val_loss"] == h2["val_loss"]
+        for a, b in zip(m1.get_weights(), m2.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert given[0]["val_loss"] != held[0]["val_loss"]

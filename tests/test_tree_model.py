@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from zoolib import losses, models, multinomial, pipeline, posteriors, training, trees
+from zoolib.cnn import losses, models, posteriors, training
+from zoolib.data import pipeline
+from zoolib.votes import multinomial, trees
 
 
 def _universe(n=256, seed=0):
@@ -43,7 +45,7 @@ def test_a_tree_model_learns_answer_probabilities(likelihood):
 
 
 def _tree_card(likelihood="multinomial", questions=("smooth-or-featured", "disk-edge-on")):
-    from zoolib import cards
+    from zoolib.cnn import cards
 
     tree = trees.THREE.present([c for q in questions for c in
                                 [*trees.THREE.node(q).answer_columns, f"{q}_total-votes"]])
@@ -94,7 +96,7 @@ def test_auto_likelihood_keeps_the_paper_for_zoos_questions_only():
     assert multinomial.choose_likelihood("dirichlet_multinomial", True) == "dirichlet_multinomial"
     with pytest.raises(ValueError, match="likelihood must be one of"):
         multinomial.choose_likelihood("softmax", True)
-    from zoolib import cards
+    from zoolib.cnn import cards
 
     assert cards.tree_entry(trees.THREE, ["bar"], "binomial") is None
     assert cards.tree_entry(trees.DECALS, ["bar"], "binomial")["bar"]["answers"] == [
@@ -102,7 +104,8 @@ def test_auto_likelihood_keeps_the_paper_for_zoos_questions_only():
 
 
 def test_evaluating_answers_scores_each_against_its_questions_total():
-    from zoolib import evaluation, metrics
+    from zoolib.cnn import evaluation
+    from zoolib.votes import metrics
 
     card, cat = _tree_card(), _catalog()
     base = evaluation.baseline_fractions(cat, card.outputs(), card.counts)
@@ -139,7 +142,7 @@ def test_a_tree_models_outputs_follow_its_card():
 
 
 def test_the_pretrained_cnn_starts_a_tree_model_at_its_own_answers():
-    from zoolib import pretrained
+    from zoolib.cnn import pretrained
 
     images = np.random.default_rng(0).integers(0, 255, (8, 64, 64, 1)).astype(np.uint8)
     binary, _ = pretrained.initial_model(["bar"], seed=0)

@@ -1,10 +1,13 @@
-"""zoolib.trees: the shipped decision trees against the shipped GZ2 table, and users' trees."""
+"""zoolib.votes.trees: the shipped decision trees against the shipped GZ2 table, and users'
+trees."""
 
 import gzip
 
 import pytest
 
-from zoolib import catalogs, paths, schema, trees
+from zoolib import paths
+from zoolib.data import catalogs
+from zoolib.votes import schema, trees
 
 GZ2_TABLE = paths.RAW_DIR / "gz2_stripe82" / "table5_counts.csv.gz"
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import integrate, special
 
-from zoolib import calibration, synthetic, volunteers
+from zoolib.universe import calibration, synthetic, volunteers
 
 
 @pytest.fixture(scope="module")

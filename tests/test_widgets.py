@@ -5,8 +5,9 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from zoolib import acquisition, synthetic  # noqa: E402
-from zoolib.widgets import SORT_KEYS, GalaxyExplorer  # noqa: E402
+from zoolib.active import acquisition  # noqa: E402
+from zoolib.reports.widgets import SORT_KEYS, GalaxyExplorer  # noqa: E402
+from zoolib.universe import synthetic  # noqa: E402
 
 
 @pytest.fixture
@@ -61,7 +62,7 @@ def test_posterior_panel_shades_the_credible_interval(rho, n, level):
     import matplotlib.pyplot as plt
     from scipy import stats
 
-    from zoolib import plots
+    from zoolib.reports import plots
 
     fig, ax = plt.subplots()
     plots.draw_posterior(ax, np.array([rho]), n, k=5, level=level)
@@ -167,7 +168,7 @@ def test_every_control_is_labelled_and_laid_out_in_tab_order(with_single):
 
 
 def test_any_answer_of_a_tree_model_can_be_chosen():
-    from zoolib import trees
+    from zoolib.votes import trees
 
     images, cat = synthetic.simulate(12, size=32, seed=3)
     tree = trees.THREE

@@ -5,9 +5,9 @@
   python -m zoolib predict --model M --catalog C --out P [--images-root R] [--shard i/n] ...
       predict a catalogue with MC dropout (zoolib/predict.py)
   python -m zoolib calibrate [--presets gz2 decals] [--dry-run]
-      refit the simulated volunteers to the shipped real catalogues (zoolib/calibration.py)
+      refit the simulated volunteers to the shipped real catalogues (zoolib/universe/calibration.py)
   python -m zoolib pretrain
-      make the shipped pretrained model, about an hour on 2 CPU cores (zoolib/pretrained.py)
+      make the shipped pretrained model, about an hour on 2 CPU cores (zoolib/cnn/pretrained.py)
 
 python -m zoolib COMMAND --help describes a command.
 """
@@ -19,11 +19,12 @@ import sys
 import warnings
 
 import zoolib
-from zoolib import paths, runner
-from zoolib.catalogs import FILE_SOURCES, ID_SOURCES
-from zoolib.volunteers import load_presets
+from zoolib import paths
+from zoolib.data.catalogs import FILE_SOURCES, ID_SOURCES
+from zoolib.reports import runner
+from zoolib.universe.volunteers import load_presets
 
-PRESETS = tuple(load_presets())  # the survey presets of zoolib/universe_presets.json
+PRESETS = tuple(load_presets())  # the survey presets of zoolib/universe/presets.json
 
 
 def _add_predict(sub) -> None:
@@ -104,7 +105,7 @@ def _add_precision(p, task: str) -> None:
         "--precision", choices=["float32", "mixed_bfloat16", "auto"], default="auto",
         help=f"numeric precision of the CNN's {task}: auto (the default) takes mixed_bfloat16 "
         "only where the machine has bfloat16 units and a few-second probe measures it faster, "
-        "and says what it chose; see zoolib/precision.py",
+        "and says what it chose; see zoolib/cnn/precision.py",
     )  # fmt: skip
 
 
@@ -113,8 +114,9 @@ def _add_calibrate(sub) -> None:
         "calibrate",
         help="refit the simulated volunteers to the shipped real vote fractions",
         description="Fit each preset's volunteer-model constants to its survey's vote-fraction"
-        " distributions (zoolib/calibration.py), measure the KS and Wasserstein distances on"
-        " fresh universes, print them and record both in zoolib/universe_presets.json.",
+        " distributions (zoolib/universe/calibration.py), measure the KS and Wasserstein"
+        " distances on fresh universes, print them and record both in"
+        " zoolib/universe/presets.json.",
     )
     p.add_argument(
         "--presets", nargs="+", default=["gz2", "decals"], choices=PRESETS, metavar="PRESET",
@@ -138,7 +140,7 @@ def _add_calibrate(sub) -> None:
 def _calibrate(args) -> None:
     import pandas as pd
 
-    from zoolib import calibration
+    from zoolib.universe import calibration
 
     for name in args.presets:
         record = calibration.calibrate(
@@ -157,9 +159,10 @@ def _add_pretrain(sub) -> None:
         "on 2 CPU cores)",
         description="Simulate a universe at 64 px with a seed no notebook uses, train the"
         " paper's CNN on every question with early stopping, measure it on its own test split"
-        " and write zoolib/pretrained/ (the model and manifest.json); see zoolib/pretrained.py.",
+        " and write zoolib/cnn/shipped/simulated/ (the model and manifest.json); see"
+        " zoolib/cnn/pretrained.py.",
     )
-    from zoolib.pretrained import Settings  # TensorFlow-free at import: --help stays fast
+    from zoolib.cnn.pretrained import Settings  # TensorFlow-free at import: --help stays fast
 
     d = Settings()
     p.add_argument("--galaxies", type=int, default=d.n_galaxies, help=f"default {d.n_galaxies}")
@@ -174,7 +177,7 @@ def _add_pretrain(sub) -> None:
 
 
 def _pretrain(args) -> None:
-    from zoolib import pretrained
+    from zoolib.cnn import pretrained
 
     settings = pretrained.Settings(
         n_galaxies=args.galaxies, epochs=args.epochs, patience=args.patience,

@@ -13,13 +13,13 @@ each galaxy and question, a summary of T MC-dropout samples :math:`\rho_t` (prob
   (``np.quantile``, linear interpolation); ``q_entropy``, the predictive entropy of the vote
   count out of n = ``expected_votes`` volunteers (a whole number, default 40: the vote count is
   not known before labelling), and ``q_mi``, its mutual information with the weights (BALD),
-  both in nats, as :mod:`zoolib.acquisition` defines them.
+  both in nats, as :mod:`zoolib.active.acquisition` defines them.
 
 The catalogue is a CSV (optionally compressed) or Parquet file: the id is the first of
 ``id_str``, ``objid``, ``dr7objid``, ``iauname``, ``subject_id`` present (read as text, as in
-:mod:`zoolib.catalogs`), the image the first of ``file_loc``, ``file``, a path relative to
+:mod:`zoolib.data.catalogs`), the image the first of ``file_loc``, ``file``, a path relative to
 ``images_root`` (default: the catalogue's folder, as :func:`zoolib.prepare.prepare_catalog`).
-Vote columns are not needed. Images are read with :func:`zoolib.images.load_image` at the
+Vote columns are not needed. Images are read with :func:`zoolib.data.images.load_image` at the
 model's input size and channel count, on a thread pool, a few blocks ahead of the model.
 
 Sharding and seeding: the catalogue is cut into blocks of ``block_size`` consecutive rows
@@ -33,8 +33,8 @@ build; another CPU type may change the last bits of the convolutions).
 
 Provenance goes in the Parquet schema metadata under the key ``zoolib.predict`` (JSON, read
 it with :func:`read_metadata`), not in columns: sha256 of the model and catalogue files, the
-zoolib / TensorFlow / Keras versions, the precision (:mod:`zoolib.precision`), questions, T, seed,
-block size, expected votes, shard, its row range, and the rows left out (``skipped``: row, id,
+zoolib / TensorFlow / Keras versions, the precision (:mod:`zoolib.cnn.precision`), questions, T,
+seed, block size, expected votes, shard, its row range, and the rows left out (``skipped``: row, id,
 file, reason).
 
 Faults: each finished block is written at once to a folder beside the output
@@ -70,19 +70,13 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 import zoolib
-from zoolib import (
-    acquisition,
-    cards,
-    catalogs,
-    files,
-    images,
-    multinomial,
-    paths,
-    posteriors,
-    trees,
-)
-from zoolib import precision as zprecision
-from zoolib.schema import FILE_COLUMN, ID_COLUMN, QUESTIONS, question
+from zoolib import files, paths
+from zoolib.active import acquisition
+from zoolib.cnn import cards, posteriors
+from zoolib.cnn import precision as zprecision
+from zoolib.data import catalogs, images
+from zoolib.votes import multinomial, trees
+from zoolib.votes.schema import FILE_COLUMN, ID_COLUMN, QUESTIONS, question
 
 METADATA_KEY = b"zoolib.predict"
 SHIPPED = {  # --model names of the models shipped in the package
@@ -181,7 +175,7 @@ def tree_columns(tree: trees.Tree) -> list[str]:
     """A tree model's columns: per question q and answer a, ``q_a_fraction_mean`` (the expected
     vote fraction, the mean over T samples), ``q_a_fraction_q05`` and ``_q95`` (a 90% interval
     over the samples); then ``q_asked`` (the expected share of volunteers asked q,
-    :meth:`zoolib.trees.Tree.asked_share`) and ``q_mi`` (BALD over q's vote vector)."""
+    :meth:`zoolib.votes.trees.Tree.asked_share`) and ``q_mi`` (BALD over q's vote vector)."""
     out = []
     for node in tree.nodes:
         out += [f"{c}_{s}" for c in node.answer_columns for s in TREE_STATS]
@@ -193,7 +187,7 @@ def summarize_tree(logits: np.ndarray, tree: trees.Tree, expected_votes: int, se
                    likelihood: str = "multinomial") -> dict:  # fmt: skip
     """:func:`tree_columns` from a tree model's (G, A, T) MC-dropout outputs. BALD is over the
     vote vector of ``expected_votes`` volunteers: exact where the vectors can be enumerated
-    (:func:`zoolib.multinomial.mutual_information`), else its Monte Carlo estimate. For a
+    (:func:`zoolib.votes.multinomial.mutual_information`), else its Monte Carlo estimate. For a
     Dirichlet-multinomial model (``likelihood``, from its card) the samples are its expected
     fractions and BALD is that of their multinomial mixture (an approximation: it leaves out
     each sample's own overdispersion)."""
@@ -235,7 +229,7 @@ def summarize(rho_samples: np.ndarray, questions: Sequence[str], expected_votes:
 
 
 def model_outputs(model_path: Path, n_outputs: int, questions: Sequence[str] | None, card):
-    """What the model's outputs are: its ``card``'s tree (:class:`zoolib.trees.Tree`) when the
+    """What the model's outputs are: its ``card``'s tree (:class:`zoolib.votes.trees.Tree`) when the
     card carries one and there is an output per answer (a softmax per question), else
     :func:`model_questions` (one rho per question)."""
     if not questions and card is not None and card.tree is not None:
@@ -249,7 +243,7 @@ def model_outputs(model_path: Path, n_outputs: int, questions: Sequence[str] | N
 def model_questions(model_path: Path, n_outputs: int, questions: Sequence[str] | None,
                     card: cards.ModelCard | None) -> dict:  # fmt: skip
     """{question: the answer rho is the probability of} of the model's Q outputs, in order:
-    ``questions`` if given, else the model's ``card``'s (:mod:`zoolib.cards`, written by
+    ``questions`` if given, else the model's ``card``'s (:mod:`zoolib.cnn.cards`, written by
     notebook 02; a card with its own tree names new questions), else the first Q schema
     questions. Raises ValueError, naming ``model_path``, unless there are Q distinct known
     names."""
@@ -400,7 +394,7 @@ def image_settings(card, crop_fraction: float | None) -> tuple[float, list[str],
     """The crop to apply, warnings and notes from the model's ``card`` (None: no card): the
     card's crop unless ``crop_fraction`` is given (a warning when it differs), 1.0 where the
     card records none, with the card's ``crop_note`` when its crop is taken; a warning when
-    the card's FITS stretch is not this version's (:data:`zoolib.images.STRETCH`)."""
+    the card's FITS stretch is not this version's (:data:`zoolib.data.images.STRETCH`)."""
     trained = card.crop_fraction if card else None
     warned, noted = [], []
     if crop_fraction is None:
@@ -450,7 +444,7 @@ def predict_catalog(
     count, at most 16) run up to ``prefetch`` blocks ahead. Returns the path written, or None
     when ``out`` exists and ``overwrite`` is False (a message says so). ``stop_after``: stop after
     writing that many blocks, as a killed run would (for tests); returns None. ``precision``:
-    ``float32``, ``mixed_bfloat16`` or ``auto`` (:func:`zoolib.precision.choose` for
+    ``float32``, ``mixed_bfloat16`` or ``auto`` (:func:`zoolib.cnn.precision.choose` for
     prediction); the policy used is in the metadata, and blocks of another precision are not
     resumed. Shards meant to be concatenated should name the same policy, not ``auto``, when
     they run on different machines.
@@ -487,7 +481,7 @@ def predict_catalog(
     import keras
     import tensorflow as tf
 
-    from zoolib.models import load_model
+    from zoolib.cnn.models import load_model
 
     model = load_model(model_path)
     choice = zprecision.choose(precision, "predict")

@@ -1,9 +1,10 @@
-"""Build processed datasets (:mod:`zoolib.data`) from a simulated universe or a real catalogue.
+"""Build processed datasets (:mod:`zoolib.data.processed`) from a simulated universe or a real
+catalogue.
 
-:func:`prepare_synthetic` simulates galaxies, images and votes (:mod:`zoolib.synthetic`);
-:func:`prepare_catalog` reads a Galaxy Zoo catalogue (:mod:`zoolib.catalogs`) and its image
-files (:mod:`zoolib.images`), dropping and listing bad rows and images when asked to.
-Both write through :func:`zoolib.data.write_processed`, which is atomic.
+:func:`prepare_synthetic` simulates galaxies, images and votes (:mod:`zoolib.universe.synthetic`);
+:func:`prepare_catalog` reads a Galaxy Zoo catalogue (:mod:`zoolib.data.catalogs`) and its image
+files (:mod:`zoolib.data.images`), dropping and listing bad rows and images when asked to.
+Both write through :func:`zoolib.data.processed.write_processed`, which is atomic.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from zoolib import catalogs, images, paths, synthetic, trees, volunteers
-from zoolib.catalogs import listed
-from zoolib.data import write_processed
-from zoolib.schema import FILE_COLUMN, ID_COLUMN, ROW_COLUMN
+from zoolib import paths
+from zoolib.data import catalogs, images
+from zoolib.data.catalogs import listed
+from zoolib.data.processed import write_processed
+from zoolib.universe import synthetic, volunteers
+from zoolib.votes import trees
+from zoolib.votes.schema import FILE_COLUMN, ID_COLUMN, ROW_COLUMN
 
 
 def prepare_synthetic(
@@ -28,9 +32,10 @@ def prepare_synthetic(
     root: Path | None = None,
     preset: str = volunteers.DEFAULT_PRESET,
 ) -> Path:
-    """Simulate a universe (:func:`zoolib.synthetic.simulate`) and write it as dataset ``name``.
+    """Simulate a universe (:func:`zoolib.universe.synthetic.simulate`) and write it as dataset
+    ``name``.
 
-    ``preset`` names the survey imitated (:func:`zoolib.volunteers.preset`).
+    ``preset`` names the survey imitated (:func:`zoolib.universe.volunteers.preset`).
     """
     images, catalog = synthetic.simulate(n_galaxies, image_size, channels, seed=seed, preset=preset)
     params = dict(
@@ -63,7 +68,7 @@ def prepare_catalog(
     ``tree`` names the questions read (:func:`tree_of`): ``"three"`` (zoo's models), a
     shipped tree (``"gz2"``, ``"decals"``), a YAML file of one's own, or ``"label:<column>"``
     for a new yes/no label in a 0/1 column (or ``<column>_yes`` / ``_no`` counts); the manifest
-    records the part of it the catalogue has (:meth:`zoolib.trees.Tree.present`).
+    records the part of it the catalogue has (:meth:`zoolib.votes.trees.Tree.present`).
 
     Relative ``catalog_path`` and ``images_root`` are relative to the project root
     (:func:`zoolib.paths.resolve`). Image paths are the catalogue's ``file_loc`` relative to
@@ -120,7 +125,7 @@ LABEL_PREFIX = "label:"  # notebook 01's tree "label:ring": a new yes/no label
 def tree_of(tree: str) -> trees.Tree:
     """A shipped tree by name, a user's from a YAML file (a path ending .yaml or .yml, relative
     to the project root), or ``"label:<column>"``: the one-question tree of a new label
-    (:func:`zoolib.trees.one_label`)."""
+    (:func:`zoolib.votes.trees.one_label`)."""
     if str(tree).startswith(LABEL_PREFIX):
         return trees.one_label(str(tree).removeprefix(LABEL_PREFIX))
     if str(tree).endswith((".yaml", ".yml")):
@@ -130,7 +135,7 @@ def tree_of(tree: str) -> trees.Tree:
 
 def image_recipe(manifest: dict) -> dict:
     """How a processed dataset's images were made, as model cards record it
-    (:class:`zoolib.cards.ModelCard`'s training_images, crop_fraction and stretch): simulated
+    (:class:`zoolib.cnn.cards.ModelCard`'s training_images, crop_fraction and stretch): simulated
     images are drawn at their size (no crop, no stretch); real ones were cropped and, if FITS,
     stretched as notebook 01's parameters say (older datasets: stretch unknown, None)."""
     if manifest["source"] == "synthetic":
