@@ -143,7 +143,7 @@ def active_part(images, catalog, n_seeds: int) -> dict:
         s = runs.Settings(**settings, precision=policy)
         with_tmp = Path(f"/tmp/zoo-precision-effect-{policy}")
         curves[policy], _ = heads_regime.run(s, features, catalog, list(QUESTIONS), with_tmp,
-                                         progress=False)  # fmt: skip
+                                             progress=False)  # fmt: skip
         _, gaps = savings.summary(curves[policy], "all rmse_true")
         shown = {k: {m: v for m, v in g.items() if m != "per_seed"} for k, g in gaps.items()}
         out[policy] = {"feature_seconds": seconds, "curve_gap": shown}

@@ -121,6 +121,7 @@ def test_an_older_dataset_without_a_recorded_tree_reads_its_questions(tmp_path):
                             "smooth-or-featured_total-votes": [1, 1], "bar_yes": [0, 1],
                             "bar_no": [1, 0], "bar_total-votes": [1, 1]})  # fmt: skip
     ds = processed.ProcessedDataset(np.zeros((2, 4, 4, 1), np.uint8), catalog,
-                               {"questions": ["smooth-or-featured", "bar"]}, tmp_path)  # fmt: skip
+                                    {"questions": ["smooth-or-featured", "bar"]},
+                                    tmp_path)  # fmt: skip
     assert ds.tree.questions == ["smooth-or-featured", "bar"]  # bar's parent is not there
     assert ds.tree.node("bar").asked_if == () and trees.THREE.node("bar").asked_if != ()

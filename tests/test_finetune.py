@@ -127,8 +127,8 @@ def test_real_catalogues_refuse_the_truth_metric_and_the_oracle(tmp_path):
     x, cat = toy()
     real = cat.drop(columns=f"true_p_{Q}")
     with pytest.raises(ValueError, match="metric 'rmse_true' needs the true p"):
-        heads_regime.run(runs.Settings(**{**SMALL, "metric": "rmse_true"}), x, real, [Q], tmp_path,
-                     progress=False)  # fmt: skip
+        heads_regime.run(runs.Settings(**{**SMALL, "metric": "rmse_true"}), x, real, [Q],
+                         tmp_path, progress=False)  # fmt: skip
     with pytest.raises(ValueError, match="oracle needs the true p"):
         heads_regime.run(
             runs.Settings(**{**SMALL, "metric": "rmse"}), x, real, [Q], tmp_path, progress=False

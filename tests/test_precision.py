@@ -144,8 +144,8 @@ def test_run_header_records_precision_and_resume_refuses_another(tmp_path):
     base = {**SMALL, "strategies": ("random",), "n_seeds": 1}
     heads_regime.run(runs.Settings(**base), x, cat, [Q], tmp_path, progress=False)
     with pytest.raises(ValueError, match=r"settings\.precision: 'float32' -> 'mixed_bfloat16'"):
-        heads_regime.run(runs.Settings(**base, precision="mixed_bfloat16"), x, cat, [Q], tmp_path,
-                     progress=False)  # fmt: skip
+        heads_regime.run(runs.Settings(**base, precision="mixed_bfloat16"), x, cat, [Q],
+                         tmp_path, progress=False)  # fmt: skip
     with pytest.raises(ValueError, match="resolves auto"):
         runs.Settings(precision="auto")
 
