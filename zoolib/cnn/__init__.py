@@ -13,4 +13,5 @@ models that ship with the package, each with its manifest: ``simulated/`` (``mak
     * :mod:`zoolib.cnn.posteriors` - MC-dropout samples of rho from a Keras model
     * :mod:`zoolib.cnn.evaluation` - test-set metrics against baselines, metrics files
     * :mod:`zoolib.cnn.pretrained` - the shipped CNNs: made, checked, loaded, fine-tuned
+    * :mod:`zoolib.cnn.probes` - linear probes, learning curves, precision@k: a trunk's yardstick
 """

@@ -1,0 +1,161 @@
+"""The yardstick of a trunk: what its frozen features know about real galaxies (issue 33, item 1).
+
+Usage: python experiments/yardstick.py [--trunks simulated real random pixels] [--folds 5]
+       [--ring-crops 0.5 0.7 1.0] [--out yardstick.json]
+
+Every number comes from :mod:`zoolib.cnn.probes` on the shared real images (64 px greyscale,
+read as notebook 01 reads a catalogue), on galaxies no shipped trunk was trained on:
+
+* **rings** (``gz_decals_rings``, 310 DECaLS galaxies, 160 rings): linear-probe learning curves
+  at 25, 50, 100, 200 and all training labels, 5-fold CV; precision@10 of same-label neighbours.
+  Headline crop 0.5, fixed beforehand (DECaLS images are scaled to the galaxy like GZ2's, whose
+  crop 0.5 was chosen by cross-validation on GZ2); ``--ring-crops`` shows the others beside it.
+* **SDSS** (GZ1 classes, crop 0.4 as notebook 01): the 72 cutouts of ``sdss_gz1_sample`` kept out
+  of the real model's training, and the 3,845 ellipticals of ``sdss_gz1_more`` (new for this
+  issue: no trunk saw them). Smooth / featured zero-shot (the shipped models' own head: rho of
+  "smooth" > 0.5) and with a probe (5-fold CV, classes weighted equally); edge-on against the
+  rest; spiral against the rest; precision@10 of GZ1 classes (elliptical, spiral, edge-on) on the
+  72 kept out.
+* **GZ2** (``gz2_kaggle_sample``, crop 0.5): the 401 galaxies kept out of the real model's
+  training; smooth / featured zero-shot and with a probe.
+
+Rows: ``simulated`` (the shipped pretrained trunk), ``real`` (fine-tuned on real images),
+``random`` (the paper's CNN, untrained) and ``pixels`` (PCA-64 of 32 px greyscale): the floor
+every new trunk must clear. Accuracy, balanced accuracy and per-class recall, with 95% bootstrap
+intervals over galaxies. Results: ``docs/representations.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from zoolib import files, paths, prepare
+from zoolib.cnn import posteriors, pretrained, probes
+from zoolib.data import processed
+
+SHARED = paths.PROJECT_ROOT.parent / "shared" / "data"
+SPIRAL = {"spiral_clockwise", "spiral_anticlockwise"}
+FEATURED = SPIRAL | {"edge_on"}
+SIZES = (25, 50, 100, 200, probes.ALL)
+
+
+def load(name: str, catalog: Path, crop: float, tmp: Path,
+         **kwargs) -> tuple[np.ndarray, pd.DataFrame]:  # fmt: skip
+    """(images (G, 64, 64, 1) uint8, catalogue) of a shared catalogue, as notebook 01 reads it."""
+    prepare.prepare_catalog(name, catalog, image_size=64, channels=1, crop_fraction=crop,
+                            split_fractions=(1.0, 0.0, 0.0), root=tmp, **kwargs)  # fmt: skip
+    ds = processed.load_processed(name, root=tmp)
+    return np.array(ds.images), ds.catalog  # a copy: the folder is temporary
+
+
+def kept_out(survey: str) -> set[str]:
+    """Ids the shipped real model was not trained on (its manifest)."""
+    manifest = json.loads((paths.PRETRAINED_REAL_DIR / "manifest.json").read_text())
+    return set(manifest["data"][survey]["kept_out_ids"])
+
+
+def datasets(tmp: Path, ring_crops) -> dict:
+    """{name: (images, labels dict)} of every evaluation set."""
+    out = {}
+    for crop in ring_crops:
+        x, cat = load(f"rings-{crop}", SHARED / "gz_decals_rings" / "catalog.csv", crop, tmp,
+                      tree="label:ring")  # fmt: skip
+        out[f"rings crop {crop}"] = (x, {"ring": cat["ring_yes"].to_numpy().astype(int)})
+    x1, c1 = load("sdss", SHARED / "sdss_gz1_sample" / "catalog.csv", 0.4, tmp)
+    x2, c2 = load("sdss-more", SHARED / "sdss_gz1_more" / "catalog.csv", 0.4, tmp)
+    keep = c1["id_str"].isin(kept_out("sdss")).to_numpy()
+    cls = np.r_[c1["gz1_class"].to_numpy()[keep], c2["gz1_class"].to_numpy()]
+    out["sdss"] = (np.concatenate([x1[keep], x2]), {
+        "smooth": (cls == "elliptical").astype(int), "edge-on": (cls == "edge_on").astype(int),
+        "spiral": np.isin(cls, list(SPIRAL)).astype(int),
+        "gz1 class": np.select([cls == "elliptical", np.isin(cls, list(SPIRAL))], [0, 1], 2),
+        "kept out": np.r_[np.ones(keep.sum(), bool), np.zeros(len(c2), bool)],
+    })  # fmt: skip
+    x3, c3 = load("gz2", SHARED / "gz2_kaggle_sample" / "catalog.csv", 0.5, tmp)
+    keep = c3["id_str"].isin(kept_out("gz2")).to_numpy()
+    out["gz2"] = (x3[keep], {"smooth": (c3["gz2_class"].to_numpy()[keep] == "smooth").astype(int)})
+    return out
+
+
+def features(trunk: str, images: np.ndarray) -> np.ndarray:
+    if trunk == "pixels":
+        return probes.pixel_features(images)
+    return probes.trunk_features(trunk, images)
+
+
+def zero_shot(trunk: str, images: np.ndarray) -> np.ndarray | None:
+    """(G, 2) [P(featured), P(smooth)] from a shipped model's own head; None for other rows."""
+    if trunk not in ("simulated", "real"):
+        return None
+    folder = paths.PRETRAINED_DIR if trunk == "simulated" else paths.PRETRAINED_REAL_DIR
+    model, manifest = pretrained.load(64, 1, folder)
+    column = manifest["architecture"]["questions"].index("smooth-or-featured")
+    rho = posteriors.sample_rho(model, images, 30, seed=0).mean(-1)[:, column]
+    return np.stack([1 - rho, rho], axis=1)
+
+
+def neighbours(precision: np.ndarray) -> dict:
+    value, interval = probes.bootstrap_mean(precision)
+    return {"labels": "-", "galaxies": len(precision), "value": value, "value 95%": interval}
+
+
+def measure(trunk: str, data: dict, n_folds: int) -> list[dict]:
+    rows = []
+    for name, (images, labels) in data.items():
+        f = features(trunk, images)
+        base = {"trunk": trunk, "set": name}
+        if name.startswith("rings"):
+            curve = probes.learning_curve(f, labels["ring"], SIZES, n_folds)
+            rows += [{**base, "task": "ring probe", **r} for r in curve.to_dict("records")]
+            p10 = probes.precision_at_k(f, labels["ring"], 10)
+            rows.append({**base, "task": "ring precision@10", **neighbours(p10)})
+            continue
+        for task in ("smooth", "edge-on", "spiral") if name == "sdss" else ("smooth",):
+            curve = probes.learning_curve(f, labels[task], (probes.ALL,), n_folds)
+            rows.append({**base, "task": f"{task} probe", **curve.iloc[0].to_dict()})
+        prob = zero_shot(trunk, images)
+        if prob is not None:
+            rows.append({**base, "task": "smooth zero-shot", "labels": 0,
+                         **probes.scores(prob, labels["smooth"])})  # fmt: skip
+        if name == "sdss":
+            mine = labels["kept out"]
+            p10 = probes.precision_at_k(f[mine], labels["gz1 class"][mine], 10)
+            rows.append({**base, "task": "gz1 class precision@10", **neighbours(p10)})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--trunks", nargs="+", default=["simulated", "real", "random", "pixels"])
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--ring-crops", type=float, nargs="+", default=[0.5, 0.7, 1.0])
+    parser.add_argument("--out", type=Path, default=Path("yardstick.json"))
+    args = parser.parse_args()
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        data = datasets(Path(tmp), args.ring_crops)
+    for name, (images, labels) in data.items():
+        counts = {k: np.bincount(v).tolist() for k, v in labels.items() if v.dtype != bool}
+        print(f"{name}: {len(images)} galaxies; label counts {counts}", flush=True)
+    rows = []
+    for trunk in args.trunks:  # the file is rewritten after each trunk: a long run keeps its part
+        rows += measure(trunk, data, args.folds)
+        files.write_json(args.out, {"rows": rows, "seconds": round(time.perf_counter() - start)})
+        print(f"{trunk} done, {time.perf_counter() - start:.0f} s", flush=True)
+    table = pd.DataFrame(rows)
+    cols = ["trunk", "set", "task", "labels", "accuracy", "balanced accuracy",
+            "balanced accuracy 95%", "recall 0", "recall 1", "value", "value 95%"]  # fmt: skip
+    with pd.option_context("display.width", 250, "display.max_rows", 500):
+        print(table[[c for c in cols if c in table]].round(3).to_string(index=False))
+    print(f"{time.perf_counter() - start:.0f} s; rows -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
