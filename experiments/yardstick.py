@@ -131,6 +131,38 @@ def measure(trunk: str, data: dict, n_folds: int) -> list[dict]:
     return rows
 
 
+def cell(row: dict, key: str = "balanced accuracy") -> str:
+    return f"{row[key]:.3f} {row[key + ' 95%']}"
+
+
+def markdown(rows: list[dict], crop: float = 0.5) -> str:
+    """The two tables of docs/representations.md: rings by training labels (at ``crop``), and
+    the surveys (balanced accuracy; precision@10 as the share of same-label neighbours)."""
+    t = pd.DataFrame(rows)
+    trunks = list(dict.fromkeys(t["trunk"]))
+    ring = t[t["set"] == f"rings crop {crop}"]
+    sizes = [s for s in ring["labels"].unique() if s != "-"]
+    lines = ["| trunk | " + " | ".join(f"{s} labels" for s in sizes) + " | precision@10 |",
+             "| --- " * (len(sizes) + 2) + "|"]  # fmt: skip
+    for trunk in trunks:
+        mine = ring[ring["trunk"] == trunk].set_index("labels")
+        probe = [cell(mine.loc[s]) for s in sizes]
+        lines.append(f"| {trunk} | " + " | ".join(probe) + f" | {cell(mine.loc['-'], 'value')} |")
+    tasks = [("sdss", "smooth zero-shot"), ("sdss", "smooth probe"), ("sdss", "edge-on probe"),
+             ("sdss", "spiral probe"), ("sdss", "gz1 class precision@10"),
+             ("gz2", "smooth zero-shot"), ("gz2", "smooth probe")]  # fmt: skip
+    lines += ["", "| trunk | " + " | ".join(f"{s.upper()} {task}" for s, task in tasks) + " |",
+              "| --- " * (len(tasks) + 1) + "|"]  # fmt: skip
+    for trunk in trunks:
+        out = []
+        for survey, task in tasks:
+            row = t[(t["trunk"] == trunk) & (t["set"] == survey) & (t["task"] == task)]
+            key = "value" if "precision" in task else "balanced accuracy"
+            out.append(cell(row.iloc[0].to_dict(), key) if len(row) else "-")
+        lines.append(f"| {trunk} | " + " | ".join(out) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trunks", nargs="+", default=["simulated", "real", "random", "pixels"])
@@ -154,6 +186,7 @@ def main() -> None:
             "balanced accuracy 95%", "recall 0", "recall 1", "value", "value 95%"]  # fmt: skip
     with pd.option_context("display.width", 250, "display.max_rows", 500):
         print(table[[c for c in cols if c in table]].round(3).to_string(index=False))
+    print(markdown(rows, args.ring_crops[0]))
     print(f"{time.perf_counter() - start:.0f} s; rows -> {args.out}")
 
 

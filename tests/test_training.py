@@ -497,7 +497,7 @@ def test_fit_labels_is_train_on_the_two_pipelines():
     notebook 02 built by hand (same weights); without one, on the inner split's rows."""
     images, cat = synthetic.simulate(120, size=16, seed=2)
     votes = processed.votes_array(cat, ["smooth-or-featured"])
-    fit = training.FitSettings(epochs=2, batch_size=32, learning_rate=1e-3, patience=2, seed=5)
+    fit = training.FitSettings(epochs=1, batch_size=32, learning_rate=1e-3, patience=1, seed=5)
 
     def build():
         return models.build_bayesian_cnn(16, 1, 1, seed=0)
@@ -505,7 +505,7 @@ def test_fit_labels_is_train_on_the_two_pipelines():
     def by_hand(x_train, y_train, x_val, y_val):
         train_ds = pipeline.make_tf_dataset(x_train, y_train, 32, seed=5)
         val_ds = pipeline.make_tf_dataset(x_val, y_val, 256, shuffle=False, augment_images=False)
-        return training.train(build, train_ds, val_ds, 2, learning_rate=1e-3, patience=2, seed=5)
+        return training.train(build, train_ds, val_ds, 1, learning_rate=1e-3, patience=1, seed=5)
 
     given = training.fit_labels(build, images[:90], votes[:90], fit, val=(images[90:], votes[90:]))
     manual = by_hand(images[:90], votes[:90], images[90:], votes[90:])
