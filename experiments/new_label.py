@@ -38,12 +38,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from real_images import folds
 from real_model import SHARED, scores
 
 from zoolib import files, prepare
 from zoolib.active import heads
-from zoolib.cnn import cards, models, posteriors, pretrained, training
+from zoolib.cnn import cards, models, posteriors, pretrained, probes, training
 from zoolib.data import images, processed
 
 CATALOG = SHARED / "sdss_gz1_sample" / "catalog.csv"
@@ -117,7 +116,7 @@ def main() -> None:
     if args.save:
         print("saved", save(x, y, args.save))
         return
-    fold = folds(y.astype(int), args.folds)
+    fold = probes.stratified_folds(y.astype(int), args.folds)
     rows = []
     for regime in args.regimes:
         for size in args.sizes:

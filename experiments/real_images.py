@@ -31,23 +31,13 @@ import pandas as pd
 
 from zoolib import paths, prepare
 from zoolib.active import heads
-from zoolib.cnn import posteriors, pretrained, training
+from zoolib.cnn import posteriors, pretrained, probes, training
 from zoolib.data import processed
 from zoolib.votes.schema import counts
 
 QUESTION = "smooth-or-featured"
 SMOOTH = {"elliptical"}
 FEATURED = {"spiral_clockwise", "spiral_anticlockwise", "edge_on"}
-
-
-def folds(labels: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
-    """Stratified fold number of each galaxy."""
-    rng = np.random.default_rng(seed)
-    out = np.empty(len(labels), int)
-    for value in np.unique(labels):
-        rows = rng.permutation(np.flatnonzero(labels == value))
-        out[rows] = np.arange(len(rows)) % k
-    return out
 
 
 def fit_predict(regime, x, k, n, train, test, seed, epochs, channels) -> np.ndarray:
@@ -115,7 +105,7 @@ def main() -> None:
             x = ds.images[use]
             k, n = (a[use] for a in counts(ds.catalog, [QUESTION]))
             smooth = np.isin(cls[use], list(SMOOTH))
-            fold = folds(smooth.astype(int), args.folds)
+            fold = probes.stratified_folds(smooth.astype(int), args.folds)
             for regime in args.regimes:
                 if regime != "scratch" and channels != 1:
                     continue  # the pretrained CNN is greyscale

@@ -35,10 +35,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from real_images import folds as stratified  # the sibling script: stratified fold numbers
 
 from zoolib import files, paths, prepare
-from zoolib.cnn import cards, models, posteriors, pretrained, training
+from zoolib.cnn import cards, models, posteriors, pretrained, probes, training
 from zoolib.cnn import precision as zprecision
 from zoolib.data import images, processed
 
@@ -84,7 +83,7 @@ CONFIGS = {
 
 def kept_out(smooth: np.ndarray) -> np.ndarray:
     """The kept-out mask: a stratified 20% (fold 0 of 5, seed 2026)."""
-    return stratified(smooth.astype(int), round(1 / KEPT_OUT), KEPT_OUT_SEED) == 0
+    return probes.stratified_folds(smooth.astype(int), round(1 / KEPT_OUT), KEPT_OUT_SEED) == 0
 
 
 def load(survey: str, crop: float, channels: int, tmp: Path,
@@ -153,7 +152,8 @@ def measure(names: list[str], n_folds: int, policy: str, tmp: Path) -> list[dict
         config, start = CONFIGS[name], time.perf_counter()
         sets = surveys(config, tmp)
         pools = {s: np.flatnonzero(~kept_out(smooth)) for s, (_, smooth, _) in sets.items()}
-        fold = {s: stratified(sets[s][1][p].astype(int), n_folds, 0) for s, p in pools.items()}
+        fold = {s: probes.stratified_folds(sets[s][1][p].astype(int), n_folds, 0)
+                for s, p in pools.items()}
         rho = {s: np.empty(len(p)) for s, p in pools.items()}
         for f in range(n_folds):
             train = {s: p[fold[s] != f] for s, p in pools.items()}
@@ -186,7 +186,7 @@ def starts(n_folds: int, policy: str, tmp: Path, config: Config | None = None) -
     real_start.save(tmp / "gz2_start.keras")
     x, smooth, _ = sets["sdss"]
     pool = np.flatnonzero(~kept_out(smooth))
-    fold = stratified(smooth[pool].astype(int), n_folds, 0)
+    fold = probes.stratified_folds(smooth[pool].astype(int), n_folds, 0)
     loaders = {
         "simulated": lambda: pretrained.initial_model([QUESTION], 64, config.channels, seed=0)[0],
         "gz2 real": lambda: models.load_model(tmp / "gz2_start.keras"),

@@ -176,12 +176,13 @@ def test_the_layering_check_passes_a_good_package_and_names_each_bad_import(tmp_
 def private_uses(path: Path) -> list[str]:
     """``from zoolib.x import _y`` and ``x._y`` for a zoolib module ``x`` imported by name."""
     tree = ast.parse(path.read_text())
+    known = set(modules())
     aliases = {
         a.asname or a.name
         for node in ast.walk(tree)
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("zoolib")
         for a in node.names
-        if f"{node.module}.{a.name}" in modules()
+        if f"{node.module}.{a.name}" in known
     }
     found = []
     for node in ast.walk(tree):
