@@ -10,16 +10,17 @@ read as notebook 01 reads a catalogue), on galaxies no shipped trunk was trained
   at 25, 50, 100, 200 and all training labels, 5-fold CV; precision@10 of same-label neighbours.
   Headline crop 0.5, fixed beforehand (DECaLS images are scaled to the galaxy like GZ2's, whose
   crop 0.5 was chosen by cross-validation on GZ2); ``--ring-crops`` shows the others beside it.
-* **SDSS** (GZ1 classes, crop 0.4 as notebook 01): the 72 cutouts of ``sdss_gz1_sample`` kept out
-  of the real model's training, and the 3,845 ellipticals of ``sdss_gz1_more`` (new for this
-  issue: no trunk saw them). Smooth / featured zero-shot (the shipped models' own head: rho of
-  "smooth" > 0.5) and with a probe (5-fold CV, classes weighted equally); edge-on against the
-  rest; spiral against the rest; precision@10 of GZ1 classes (elliptical, spiral, edge-on) on the
-  72 kept out.
+* **SDSS** (GZ1 classes, crop 0.4 as notebook 01): the 72 cutouts of ``sdss_gz1_sample`` kept out of
+  the real model's training, and the half of the 3,845 ellipticals of ``sdss_gz1_more`` that
+  ``real_trunk.py`` never trains on (1,922; :func:`real_trunk.held_out_more`). Smooth / featured
+  zero-shot (the model's own head: rho of "smooth" > 0.5) and with a probe (5-fold CV, classes
+  weighted equally); edge-on against the rest; spiral against the rest; precision@10 of GZ1 classes
+  (elliptical, spiral, edge-on) on the 72 kept out.
 * **GZ2** (``gz2_kaggle_sample``, crop 0.5): the 401 galaxies kept out of the real model's
   training; smooth / featured zero-shot and with a probe.
 
-Rows: ``simulated`` (the shipped pretrained trunk), ``real`` (fine-tuned on real images),
+Rows: ``simulated`` (the shipped pretrained trunk), ``real`` (the shipped real-image model),
+a folder holding a model and its manifest (a trunk being measured, named by the folder),
 ``random`` (the paper's CNN, untrained) and ``pixels`` (PCA-64 of 32 px greyscale): the floor
 every new trunk must clear. Accuracy, balanced accuracy and per-class recall, with 95% bootstrap
 intervals over galaxies. Results: ``docs/representations.md``.
@@ -28,13 +29,13 @@ intervals over galaxies. Results: ``docs/representations.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import real_trunk
 
 from zoolib import files, paths, prepare
 from zoolib.cnn import posteriors, pretrained, probes
@@ -55,14 +56,8 @@ def load(name: str, catalog: Path, crop: float, tmp: Path,
     return np.array(ds.images), ds.catalog  # a copy: the folder is temporary
 
 
-def kept_out(survey: str) -> set[str]:
-    """Ids the shipped real model was not trained on (its manifest)."""
-    manifest = json.loads((paths.PRETRAINED_REAL_DIR / "manifest.json").read_text())
-    return set(manifest["data"][survey]["kept_out_ids"])
-
-
 def datasets(tmp: Path, ring_crops) -> dict:
-    """{name: (images, labels dict)} of every evaluation set."""
+    """{name: (images, labels dict)} of every evaluation set: what real_trunk.py never trains on."""
     out = {}
     for crop in ring_crops:
         x, cat = load(f"rings-{crop}", SHARED / "gz_decals_rings" / "catalog.csv", crop, tmp,
@@ -70,16 +65,17 @@ def datasets(tmp: Path, ring_crops) -> dict:
         out[f"rings crop {crop}"] = (x, {"ring": cat["ring_yes"].to_numpy().astype(int)})
     x1, c1 = load("sdss", SHARED / "sdss_gz1_sample" / "catalog.csv", 0.4, tmp)
     x2, c2 = load("sdss-more", SHARED / "sdss_gz1_more" / "catalog.csv", 0.4, tmp)
-    keep = c1["id_str"].isin(kept_out("sdss")).to_numpy()
-    cls = np.r_[c1["gz1_class"].to_numpy()[keep], c2["gz1_class"].to_numpy()]
-    out["sdss"] = (np.concatenate([x1[keep], x2]), {
+    keep1 = ~real_trunk.training_mask("sdss", c1)
+    keep2 = ~real_trunk.training_mask("sdss_more", c2)
+    cls = np.r_[c1["gz1_class"].to_numpy()[keep1], c2["gz1_class"].to_numpy()[keep2]]
+    out["sdss"] = (np.concatenate([x1[keep1], x2[keep2]]), {
         "smooth": (cls == "elliptical").astype(int), "edge-on": (cls == "edge_on").astype(int),
         "spiral": np.isin(cls, list(SPIRAL)).astype(int),
         "gz1 class": np.select([cls == "elliptical", np.isin(cls, list(SPIRAL))], [0, 1], 2),
-        "kept out": np.r_[np.ones(keep.sum(), bool), np.zeros(len(c2), bool)],
+        "kept out": np.r_[np.ones(keep1.sum(), bool), np.zeros(keep2.sum(), bool)],
     })  # fmt: skip
     x3, c3 = load("gz2", SHARED / "gz2_kaggle_sample" / "catalog.csv", 0.5, tmp)
-    keep = c3["id_str"].isin(kept_out("gz2")).to_numpy()
+    keep = ~real_trunk.training_mask("gz2", c3)
     out["gz2"] = (x3[keep], {"smooth": (c3["gz2_class"].to_numpy()[keep] == "smooth").astype(int)})
     return out
 
@@ -91,10 +87,11 @@ def features(trunk: str, images: np.ndarray) -> np.ndarray:
 
 
 def zero_shot(trunk: str, images: np.ndarray) -> np.ndarray | None:
-    """(G, 2) [P(featured), P(smooth)] from a shipped model's own head; None for other rows."""
-    if trunk not in ("simulated", "real"):
+    """(G, 2) [P(featured), P(smooth)] from a model's own head; None for random and pixels."""
+    if trunk in ("random", "pixels"):
         return None
-    folder = paths.PRETRAINED_DIR if trunk == "simulated" else paths.PRETRAINED_REAL_DIR
+    folder = {"simulated": paths.PRETRAINED_DIR, "real": paths.PRETRAINED_REAL_DIR}.get(
+        trunk, Path(trunk))
     model, manifest = pretrained.load(64, 1, folder)
     column = manifest["architecture"]["questions"].index("smooth-or-featured")
     rho = posteriors.sample_rho(model, images, 30, seed=0).mean(-1)[:, column]
@@ -110,7 +107,7 @@ def measure(trunk: str, data: dict, n_folds: int) -> list[dict]:
     rows = []
     for name, (images, labels) in data.items():
         f = features(trunk, images)
-        base = {"trunk": trunk, "set": name}
+        base = {"trunk": Path(trunk).name, "set": name}
         if name.startswith("rings"):
             curve = probes.learning_curve(f, labels["ring"], SIZES, n_folds)
             rows += [{**base, "task": "ring probe", **r} for r in curve.to_dict("records")]

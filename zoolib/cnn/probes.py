@@ -33,6 +33,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from zoolib.cnn import similarity
+
 N_BOOT = 4000  # bootstrap resamples for every interval
 CS = np.logspace(-4, 2, 7)  # the probe's inverse regularisation strengths, a factor 10 apart
 ALL = 0  # a learning-curve size meaning "every training galaxy of the other folds"
@@ -146,23 +148,15 @@ def balanced_accuracy(labels, pred) -> float:
     return float(np.mean([recall(labels, pred, c) for c in np.unique(labels)]))
 
 
-def precision_at_k(features, labels, k: int = 10, block: int = 1024) -> np.ndarray:
+def precision_at_k(features, labels, k: int = 10) -> np.ndarray:
     """(G,) share of each galaxy's ``k`` nearest neighbours (cosine similarity of standardised
-    features, the galaxy itself left out; ties broken by position) that share its label."""
-    x = np.asarray(features, np.float64)
-    x = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1.0)
-    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    features, the galaxy itself left out; ties broken by position:
+    :func:`zoolib.cnn.similarity.nearest`) that share its label."""
     labels = np.asarray(labels)
-    if not 0 < k < len(labels):
-        raise ValueError(f"k must be between 1 and {len(labels) - 1}, got {k}")
-    out = np.empty(len(labels))
-    for start in range(0, len(labels), block):
-        rows = np.arange(start, min(start + block, len(labels)))
-        sim = x[rows] @ x.T
-        sim[np.arange(len(rows)), rows] = -np.inf  # not its own neighbour
-        near = np.argsort(-sim, axis=1, kind="stable")[:, :k]
-        out[rows] = np.mean(labels[near] == labels[rows, None], axis=1)
-    return out
+    if len(labels) != len(features):
+        raise ValueError(f"{len(labels)} labels for {len(features)} rows of features")
+    near, _ = similarity.nearest(features, k)
+    return np.mean(labels[near] == labels[:, None], axis=1)
 
 
 def bootstrap_mean(values, n_boot: int = N_BOOT, seed: int = 0) -> tuple[float, str]:
@@ -195,8 +189,11 @@ TRUNKS = ("simulated", "real", "random")  # the shipped trunks, and the paper's 
 
 def trunk_features(trunk: str, images, seed: int = 0) -> np.ndarray:
     """(G, 128) features of 64 px greyscale ``images`` from a trunk: ``simulated`` (the shipped
-    pretrained CNN, :data:`zoolib.paths.PRETRAINED_DIR`), ``real`` (the one fine-tuned on real
-    images) or ``random`` (the paper's CNN with freshly initialised weights, ``seed``)."""
+    pretrained CNN, :data:`zoolib.paths.PRETRAINED_DIR`), ``real`` (the one trained on real
+    images), ``random`` (the paper's CNN with freshly initialised weights, ``seed``), or the path
+    of a folder holding a model and its manifest as ``shipped/`` does (a trunk being measured)."""
+    from pathlib import Path
+
     from zoolib import paths
     from zoolib.cnn import models, posteriors, pretrained
 
@@ -204,9 +201,11 @@ def trunk_features(trunk: str, images, seed: int = 0) -> np.ndarray:
     size, channels = images.shape[1], images.shape[3]
     if trunk == "random":
         model = models.build_bayesian_cnn(size, channels, 1, seed=seed)
-    elif trunk in ("simulated", "real"):
-        folder = paths.PRETRAINED_DIR if trunk == "simulated" else paths.PRETRAINED_REAL_DIR
+    elif trunk in ("simulated", "real") or (Path(trunk) / pretrained.MANIFEST_FILE).is_file():
+        folder = {"simulated": paths.PRETRAINED_DIR, "real": paths.PRETRAINED_REAL_DIR}.get(
+            trunk, Path(trunk))
         model, _ = pretrained.load(size, channels, folder)
     else:
-        raise ValueError(f"unknown trunk {trunk!r}; expected one of {TRUNKS} (or 'pixels')")
+        raise ValueError(f"unknown trunk {trunk!r}; expected one of {TRUNKS} (or 'pixels', or "
+                         "a folder with a model and its manifest.json)")
     return posteriors.trunk_features(model, images)
