@@ -12,7 +12,7 @@ from PIL import Image
 from zoolib import paths, predict
 from zoolib.__main__ import main
 from zoolib.active import acquisition
-from zoolib.cnn import cards, posteriors
+from zoolib.cnn import cards, posteriors, similarity
 from zoolib.cnn.models import build_bayesian_cnn, load_model
 from zoolib.data import images
 
@@ -412,3 +412,40 @@ def test_tree_summaries_estimate_bald_where_vote_vectors_are_too_many():
     assert np.isfinite(stats["odd-feature_mi"]).all() and (stats["odd-feature_mi"] > 0).all()
     odd_yes = stats["anything-odd_yes_fraction_mean"]
     np.testing.assert_allclose(stats["odd-feature_asked"], stats["anything-odd_asked"] * odd_yes)
+
+
+def test_representations_are_trunk_features_beside_unchanged_predictions(setup, unsharded,
+                                                                          tmp_path):  # fmt: skip
+    out = tmp_path / "reps_{i}of{n}.parquet"
+    argv = ["predict", "--model", str(setup["model"]), "--catalog", str(setup["catalog"]),
+            "--samples", str(T), "--block-size", str(BLOCK), "--out", str(out), "--no-progress",
+            "--representations"]  # fmt: skip
+    assert main(argv) == 0
+    written = tmp_path / "reps_0of1.parquet"
+    got = pd.read_parquet(written)
+    features = [f"feature_{f:03d}" for f in range(8)]  # the tiny model's 8 dense units
+    assert list(got.columns) == list(unsharded.columns) + features
+    pd.testing.assert_frame_equal(got[unsharded.columns], unsharded)  # same dropout draws
+    catalog = pd.read_csv(setup["catalog"], dtype={"id_str": str})
+    pixels, _ = images.load_images([setup["root"] / f for f in catalog["file_loc"]], 16, 1)
+    want = posteriors.trunk_features(load_model(setup["model"]), pixels)
+    np.testing.assert_allclose(got[features].to_numpy(), want, rtol=1e-5, atol=1e-6)
+    assert predict.read_metadata(written)["representations"] == 8
+    ids, feats = similarity.read_representations(written)
+    assert ids.tolist() == catalog["id_str"].tolist() and feats.shape == (N_GALAXIES, 8)
+    with pytest.raises(ValueError, match="no feature_"):
+        similarity.read_representations(setup["root"] / "all.parquet")
+
+
+def test_representations_of_a_model_without_a_trunk_are_refused(setup, tmp_path):
+    import keras
+
+    flat = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Flatten(),
+                             keras.layers.Dense(3)])  # fmt: skip
+    flat.save(tmp_path / "flat.keras")
+    with pytest.raises(ValueError, match="no trunk to read"):
+        predict.predict_catalog(tmp_path / "flat.keras", setup["catalog"],
+                                tmp_path / "x.parquet", representations=True,
+                                progress=False)  # fmt: skip
+    assert not (tmp_path / "x.parquet").exists()
+    assert not predict.blocks_folder(tmp_path / "x.parquet").exists()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, log_loss
 
-from zoolib.cnn import probes
+from zoolib.cnn import probes, similarity
 
 
 def blobs(n=120, classes=2, separation=3.0, features=8, seed=0):
@@ -61,9 +61,10 @@ def test_a_majority_guess_has_high_accuracy_but_balanced_accuracy_one_half():
     assert s["recall 0"] == 1.0 and s["recall 1"] == 0.0
 
 
-def test_precision_at_k_equals_a_brute_force_loop():
+def test_precision_at_k_equals_a_brute_force_loop(monkeypatch):
     x, labels = blobs(60, classes=3, separation=1.0, seed=4)
-    got = probes.precision_at_k(x, labels, k=5, block=7)  # blocks smaller than G
+    monkeypatch.setattr(similarity, "BLOCK", 7)  # blocks smaller than G
+    got = probes.precision_at_k(x, labels, k=5)
     z = (x - x.mean(0)) / x.std(0)
     z /= np.linalg.norm(z, axis=1, keepdims=True)
     for g in range(len(x)):

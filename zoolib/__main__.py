@@ -93,6 +93,11 @@ def _add_predict(sub) -> None:
     p.add_argument("--workers", type=int, help="image decoding threads (default: CPU count)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--representations", action="store_true",
+        help="also write the trunk's features (feature_000 ... feature_127) per galaxy, for "
+        "similarity search and unusual galaxies (zoolib.cnn.similarity)",
+    )  # fmt: skip
     _add_precision(p, "prediction")
 
 
@@ -287,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                 allow_outside_root=args.allow_outside_root, overwrite=args.overwrite,
                 workers=args.workers, progress=not args.no_progress,
                 on_error=args.on_error, precision=args.precision,
+                representations=args.representations,
             )  # fmt: skip
         else:
             runner.run(params=args.params, only=args.only, precision=args.precision)

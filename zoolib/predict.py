@@ -15,6 +15,10 @@ each galaxy and question, a summary of T MC-dropout samples :math:`\rho_t` (prob
   not known before labelling), and ``q_mi``, its mutual information with the weights (BALD),
   both in nats, as :mod:`zoolib.active.acquisition` defines them.
 
+With ``representations`` (``--representations``), each row also holds the trunk's features
+``feature_000`` ... ``feature_127`` (float32), for "galaxies like this one" and the most unusual
+galaxies of a catalogue (:mod:`zoolib.cnn.similarity`).
+
 The catalogue is a CSV (optionally compressed) or Parquet file: the id is the first of
 ``id_str``, ``objid``, ``dr7objid``, ``iauname``, ``subject_id`` present (read as text, as in
 :mod:`zoolib.data.catalogs`), the image the first of ``file_loc``, ``file``, a path relative to
@@ -323,28 +327,37 @@ def _finished_blocks(folder: Path, fingerprint: dict) -> set[int]:
     return {int(p.stem.split("_")[1]) for p in folder.glob("block_*.parquet")}
 
 
-def _table(ids, rows, stats, questions, meta: dict) -> pa.Table:
+def feature_columns(n_features: int) -> list[str]:
+    """``feature_000`` ... : the columns of ``--representations``, one per trunk feature."""
+    return [f"feature_{f:03d}" for f in range(n_features)]
+
+
+def _table(ids, rows, stats, questions, meta: dict, n_features: int = 0) -> pa.Table:
     columns = {
         ID_COLUMN: pa.array(ids[rows].tolist(), pa.string()),
         "row": pa.array(rows, pa.int64()),
     }
     for name in output_columns(questions):  # typed, so empty blocks and shards match too
         columns[name] = pa.array(stats[name] if len(rows) else np.zeros(0), pa.float64())
+    for f, name in enumerate(feature_columns(n_features)):
+        values = stats["features"][:, f] if len(rows) else np.zeros(0)
+        columns[name] = pa.array(values, pa.float32())
     return pa.table(columns, metadata={METADATA_KEY: json.dumps(meta).encode()})
 
 
-def _write_block(folder, block, ids, rows, stats, questions, skipped) -> None:
-    table = _table(ids, rows, stats, questions, {"skipped": skipped})
+def _write_block(folder, block, ids, rows, stats, questions, skipped, n_features) -> None:
+    table = _table(ids, rows, stats, questions, {"skipped": skipped}, n_features)
     files.write_atomic(_block_file(folder, block), lambda tmp: pq.write_table(table, tmp))
 
 
-def _assemble(folder: Path, blocks: range, meta: dict, ids, questions, out: Path) -> int:
+def _assemble(folder: Path, blocks: range, meta: dict, ids, questions, out: Path,
+              n_features: int = 0) -> int:  # fmt: skip
     """Concatenate the blocks in order into ``out`` (atomically); returns the rows written."""
     parts = [pq.read_table(_block_file(folder, b)) for b in blocks]
     meta["skipped"] = [
         s for p in parts for s in json.loads(p.schema.metadata[METADATA_KEY])["skipped"]
     ]
-    empty = _table(ids, np.zeros(0, np.int64), {}, questions, {})
+    empty = _table(ids, np.zeros(0, np.int64), {}, questions, {}, n_features)
     table = pa.concat_tables([empty] + parts).replace_schema_metadata(
         {METADATA_KEY: json.dumps(meta).encode()}
     )
@@ -390,6 +403,17 @@ def _bad_files(image_files, ids, rows, refused: dict[int, str], i, n) -> None:
         )
 
 
+def feature_count(model, model_path) -> int:
+    """Features per galaxy of a model's trunk; refuses a model that has no trunk to read."""
+    from zoolib.cnn import models
+
+    parts = models.split_trunk_head(model)
+    if parts is None:
+        raise ValueError(f"{model_path}: --representations needs the paper's CNN (a trunk and "
+                         "a head, zoolib.cnn.models); this model has no trunk to read")  # fmt: skip
+    return int(parts[0].output_shape[-1])
+
+
 def image_settings(card, crop_fraction: float | None) -> tuple[float, list[str], list[str]]:
     """The crop to apply, warnings and notes from the model's ``card`` (None: no card): the
     card's crop unless ``crop_fraction`` is given (a warning when it differs), 1.0 where the
@@ -430,6 +454,7 @@ def predict_catalog(
     on_error: str = "raise",
     stop_after: int | None = None,
     precision: str = "float32",
+    representations: bool = False,
 ) -> Path | None:
     """Write the predictions of shard ``"i/n"`` to ``out`` (see the module docstring).
 
@@ -447,7 +472,9 @@ def predict_catalog(
     ``float32``, ``mixed_bfloat16`` or ``auto`` (:func:`zoolib.cnn.precision.choose` for
     prediction); the policy used is in the metadata, and blocks of another precision are not
     resumed. Shards meant to be concatenated should name the same policy, not ``auto``, when
-    they run on different machines.
+    they run on different machines. ``representations``: also write the model's trunk features
+    (``feature_000`` ..., float32, deterministic: the trunk has no dropout), for
+    :mod:`zoolib.cnn.similarity`.
     """
     i, n = parse_shard(shard)
     zprecision.check(precision)
@@ -494,6 +521,7 @@ def predict_catalog(
         raise ValueError(f"{model_path}: input shape {shape}; expected (None, S, S, 1 or 3)")
     size, channels = shape[1], shape[3]
     questions = model_outputs(model_path, model.output_shape[-1], questions, card)
+    n_features = feature_count(model, model_path) if representations else 0
     tree = questions if isinstance(questions, trees.Tree) else None
     likelihood = (card.extra.get("likelihood") if card else None) or "multinomial"
     meta = dict(
@@ -508,6 +536,7 @@ def predict_catalog(
         seed=seed, block_size=block_size, expected_votes=expected_votes, shard=f"{i}/{n}",
         blocks=[blocks.start, blocks.stop], rows=row_range, on_error=on_error, precision=policy,
         **({"likelihood": likelihood} if tree else {}),
+        **({"representations": n_features} if representations else {}),
     )  # fmt: skip
     folder = blocks_folder(out)
     finished = _finished_blocks(folder, meta)
@@ -542,12 +571,14 @@ def predict_catalog(
                     model, pixels, n_samples, block_size, block_seed(seed, b)
                 )
                 stats = summarize(rho, questions, expected_votes)
-            _write_block(folder, b, ids, rows, stats, questions, skipped)
+            if len(rows) and n_features:
+                stats["features"] = posteriors.trunk_features(model, pixels, block_size)
+            _write_block(folder, b, ids, rows, stats, questions, skipped, n_features)
             done, written_blocks = done + len(rows), written_blocks + 1
             bar.update(1)
             if stop_after is not None and written_blocks >= stop_after:
                 return None
-    written = _assemble(folder, blocks, meta, ids, questions, out)
+    written = _assemble(folder, blocks, meta, ids, questions, out, n_features)
     seconds = time.perf_counter() - start
     skipped = len(meta["skipped"])
     note = f", {skipped} skipped (listed in the output's metadata)" if skipped else ""
