@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 PARAMS ?= default
 PRECISION ?=  # float32, mixed_bfloat16 or auto for notebooks 02-04 (empty: their parameter)
 
-.PHONY: test test-fast test-browser reports pretrain lab kernel lint lock benchmarks clean-reports
+.PHONY: test test-fast test-browser reports pretrain pretrain-real lab kernel lint lock benchmarks clean-reports
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ reports: $(STAMP)
 # commit the two files it writes.
 pretrain: $(STAMP)
 	$(BIN)/python -m zoolib pretrain
+
+# Regenerate the real-image CNN in zoolib/cnn/shipped/real/ from the simulated one: SimCLR and
+# multi-task labels on the shared real images (../shared/data; about 35 minutes on 2 CPU cores),
+# then its yardstick (docs/representations.md); commit the three files it writes.
+pretrain-real: $(STAMP)
+	$(BIN)/python experiments/real_trunk.py
 
 # JupyterLab refuses to run as root unless told to (containers often run as root)
 lab: $(STAMP)

@@ -285,3 +285,37 @@ def _global_batches(data: Data | None) -> tf.data.Dataset | None:
     if data is None or isinstance(data, tf.data.Dataset):
         return data
     return data(tf.distribute.InputContext())  # one input pipeline, one replica
+
+
+REGIMES = ("auto", "fine_tune", "frozen")  # notebook 02's regime choices
+FROZEN_BELOW = 150  # auto: fewer labelled training galaxies than this keep the trunk frozen
+
+
+def labelled_rows(votes) -> int:
+    """Galaxies with at least one vote: (G, Q, 2) [k, N] counts, or (G, A) vote vectors."""
+    votes = np.asarray(votes)
+    total = votes[..., 1].sum(-1) if votes.ndim == 3 else votes.sum(-1)
+    return int(np.count_nonzero(total > 0))
+
+
+def choose_regime(regime: str, n_labelled: int, started: bool) -> str:
+    """How a started (pretrained) CNN learns a catalogue: ``"fine_tune"`` (every layer, a small
+    learning rate) or ``"frozen"`` (the trunk fixed, only a new head trained); ``"scratch"``
+    when nothing was started. ``"auto"`` freezes below :data:`FROZEN_BELOW` labelled galaxies,
+    where fine-tuning every layer measured worse (``docs/representations.md``)."""
+    if regime not in REGIMES:
+        raise ValueError(f"regime must be one of {REGIMES}, not {regime!r}")
+    if not started:
+        if regime == "frozen":
+            raise ValueError("regime 'frozen' keeps a pretrained trunk fixed: with init "
+                             "'scratch' there is none; use regime 'auto' or another init")
+        return "scratch"
+    if regime == "auto":
+        return "frozen" if n_labelled < FROZEN_BELOW else "fine_tune"
+    return regime
+
+
+def freeze_trunk(model: keras.Model) -> keras.Model:
+    """``model`` with its ``trunk`` sub-model not trainable (only the head learns); returned."""
+    model.get_layer("trunk").trainable = False
+    return model
