@@ -1,4 +1,7 @@
-"""A CNN that has seen real galaxies: choices measured by cross-validation, then the shipped model.
+"""A CNN that has seen real galaxies: choices measured by cross-validation, then a model.
+
+Its ``train`` made the first shipped real model (2026-12-03); since 2026-12-05 the shipped one is
+made by ``experiments/real_trunk.py`` (``make pretrain-real``), with the same kept-out galaxies.
 
 Usage:
     python experiments/real_model.py measure [--folds 3] [--configs grey colour ...]

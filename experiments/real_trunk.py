@@ -155,17 +155,23 @@ def write(trunk, head, out: Path, settings, config: str, data: dict, history: di
                         "trained_on": len(d[0]), "kept_out": len(d[2]), "kept_out_ids": d[2]}
                  for name, d in data.items()},
         "history": history, "train_seconds": round(sum(history["seconds"])),
+        "precision": zprecision.choose(settings.precision, "train").policy,
         "where": {"cpu": zprecision.cpu_model(), "cpus": os.cpu_count(),
                   "gpu": bool(tf.config.list_physical_devices("GPU"))},
     }  # fmt: skip
     files.write_json(out / "manifest.json", manifest)
-    cards.ModelCard(
+    write_card(model_file, settings, manifest["precision"])
+    return manifest
+
+
+def write_card(model_file: Path, settings: contrastive.Settings, policy: str) -> Path:
+    """The model card beside the shipped file: its questions and the crop predict applies."""
+    return cards.ModelCard(
         list(SHIPPED_TASKS), 64, 1, model_name=model_file.stem,
         dropout_rate=settings.dropout_rate, epochs_run=settings.epochs, seed=settings.seed,
-        precision=settings.precision, training_images="real", crop_fraction=CROPS["sdss"],
+        precision=policy, training_images="real", crop_fraction=CROPS["sdss"],
         stretch=images.STRETCH, extra={"crop_by_survey": CROPS, "crop_note": CROP_NOTE},
     ).write(model_file)  # fmt: skip
-    return manifest
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ intervals over galaxies. Results: ``docs/representations.md``.
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -38,7 +39,8 @@ import pandas as pd
 import real_trunk
 
 from zoolib import files, paths, prepare
-from zoolib.cnn import posteriors, pretrained, probes
+from zoolib.active import heads
+from zoolib.cnn import posteriors, pretrained, probes, training
 from zoolib.data import processed
 
 SHARED = paths.PROJECT_ROOT.parent / "shared" / "data"
@@ -128,6 +130,63 @@ def measure(trunk: str, data: dict, n_folds: int) -> list[dict]:
     return rows
 
 
+TUNE = {  # regime: (learning rate, trunk trainable); new_label.py's fine-tuning settings
+    "fine-tune": (1e-4, True),
+    "frozen": (1e-3, False),
+    "numpy head": (None, False),  # zoolib.active.heads on the frozen features (new_label's head)
+}
+
+
+def numpy_head(folder, images, labels, train, test, seed: int) -> np.ndarray:
+    """(test, 2) probabilities of notebook 04's MC-dropout head (zoolib.active.heads, its
+    default settings) fitted on the frozen trunk's features, as new_label.py's ``head``."""
+    model, _ = pretrained.load(64, 1, folder)
+    f = posteriors.trunk_features(model, images)
+    k, n = labels[:, None].astype(float), np.ones((len(labels), 1))
+    rng = np.random.default_rng(seed)
+    w, b = heads.fit(f[train], k[train], n[train], heads.HeadSettings(), rng)
+    rho = heads.sample_rho(f[test], w, b, 30, 0.5, rng).mean(-1)[:, 0]
+    return np.stack([1 - rho, rho], 1)
+
+
+def tuned_curve(folder: str, images, labels, sizes, n_folds: int, regime: str) -> list[dict]:
+    """Out-of-fold ring scores of notebook 02's regimes from a model folder's CNN, with the
+    probe's folds and draws: ``fine-tune`` trains every layer (Adam 1e-4), ``frozen`` only a new
+    MC-dropout head on the frozen trunk (Adam 1e-3); batches of 16, at most 60 epochs, early
+    stopping (patience 8) on ``training.fit_labels``' inner split (about 20%, at least 4)."""
+    rate, trainable = TUNE[regime]
+    fold = probes.stratified_folds(labels, n_folds, 0)
+    votes = np.stack([labels, np.ones_like(labels)], -1)[:, None, :].astype(np.float32)
+    folder = {"simulated": paths.PRETRAINED_DIR, "real": paths.PRETRAINED_REAL_DIR}.get(
+        folder, Path(folder))
+    rows = []
+    for size in sizes:
+        prob, start = np.zeros((len(labels), 2)), time.perf_counter()  # (rate None: numpy head)
+        for f in range(n_folds):
+            pool, test = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
+            train = pool[probes.stratified_sample(labels[pool], size, seed=f)]
+            if rate is None:
+                prob[test] = numpy_head(folder, images, labels, train, test, seed=f)
+                continue
+
+            def build(f=f):
+                model = pretrained.initial_model(["ring"], 64, 1, seed=f, folder=folder)[0]
+                model.get_layer("trunk").trainable = trainable
+                return model
+
+            fit = training.FitSettings(epochs=60, batch_size=16, learning_rate=rate, patience=8,
+                                       val_fraction=0.2, val_batch_size=64, seed=f)  # fmt: skip
+            _, _, model = training.fit_labels(build, images[train], votes[train], fit,
+                                              keep_start=False)  # fmt: skip
+            rho = posteriors.sample_rho(model, images[test], 30, seed=f).mean(-1)[:, 0]
+            prob[test] = np.stack([1 - rho, rho], 1)
+        rows.append({"labels": "all" if size == probes.ALL else size,
+                     "seconds": round(time.perf_counter() - start),
+                     **probes.scores(prob, labels)})  # fmt: skip
+        print(regime, rows[-1]["labels"], round(rows[-1]["balanced accuracy"], 3), flush=True)
+    return rows
+
+
 def cell(row: dict, key: str = "balanced accuracy") -> str:
     return f"{row[key]:.3f} {row[key + ' 95%']}"
 
@@ -137,7 +196,8 @@ def markdown(rows: list[dict], crop: float = 0.5) -> str:
     the surveys (balanced accuracy; precision@10 as the share of same-label neighbours)."""
     t = pd.DataFrame(rows)
     trunks = list(dict.fromkeys(t["trunk"]))
-    ring = t[t["set"] == f"rings crop {crop}"]
+    ring = t[(t["set"] == f"rings crop {crop}") & t["task"].isin(["ring probe",
+                                                                  "ring precision@10"])]
     sizes = [s for s in ring["labels"].unique() if s != "-"]
     lines = ["| trunk | " + " | ".join(f"{s} labels" for s in sizes) + " | precision@10 |",
              "| --- " * (len(sizes) + 2) + "|"]  # fmt: skip
@@ -157,6 +217,15 @@ def markdown(rows: list[dict], crop: float = 0.5) -> str:
             key = "value" if "precision" in task else "balanced accuracy"
             out.append(cell(row.iloc[0].to_dict(), key) if len(row) else "-")
         lines.append(f"| {trunk} | " + " | ".join(out) + " |")
+    tuned = t[t["task"].str.startswith(("ring fine-tune", "ring frozen"))]
+    if len(tuned):
+        sizes = list(dict.fromkeys(tuned["labels"]))
+        lines += ["", "| trunk | regime | " + " | ".join(f"{s} labels" for s in sizes) + " |",
+                  "| --- " * (len(sizes) + 2) + "|"]  # fmt: skip
+        for (trunk, task), part in tuned.groupby(["trunk", "task"], sort=False):
+            mine = part.set_index("labels")
+            lines.append(f"| {trunk} | {task[5:]} | "
+                         + " | ".join(cell(mine.loc[s]) for s in sizes) + " |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -166,7 +235,16 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--ring-crops", type=float, nargs="+", default=[0.5, 0.7, 1.0])
     parser.add_argument("--out", type=Path, default=Path("yardstick.json"))
+    parser.add_argument("--tune", nargs="*", default=[], choices=list(TUNE),
+                        help="also ring curves of notebook 02's regimes (trunks with a model)")
+    parser.add_argument("--tune-sizes", type=int, nargs="+", default=[50, 100, probes.ALL])
+    parser.add_argument("--tables", type=Path, nargs="+",
+                        help="print the tables of earlier runs' files together, measure nothing")
     args = parser.parse_args()
+    if args.tables:
+        rows = [r for path in args.tables for r in json.loads(path.read_text())["rows"]]
+        print(markdown(rows, args.ring_crops[0]))
+        return
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         data = datasets(Path(tmp), args.ring_crops)
@@ -176,6 +254,11 @@ def main() -> None:
     rows = []
     for trunk in args.trunks:  # the file is rewritten after each trunk: a long run keeps its part
         rows += measure(trunk, data, args.folds)
+        for regime in args.tune if trunk not in ("random", "pixels") else []:
+            x, labels = data[f"rings crop {args.ring_crops[0]}"]
+            curve = tuned_curve(trunk, x, labels["ring"], args.tune_sizes, args.folds, regime)
+            rows += [{"trunk": Path(trunk).name, "set": f"rings crop {args.ring_crops[0]}",
+                      "task": f"ring {regime}", **r} for r in curve]  # fmt: skip
         files.write_json(args.out, {"rows": rows, "seconds": round(time.perf_counter() - start)})
         print(f"{trunk} done, {time.perf_counter() - start:.0f} s", flush=True)
     table = pd.DataFrame(rows)

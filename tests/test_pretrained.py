@@ -121,13 +121,18 @@ def test_the_real_image_model_ships_with_its_manifest_and_card():
     manifest = pretrained.read_manifest(folder)
     assert manifest["sha256"] == files.sha256(folder / manifest["file"])
     assert manifest["training_images"] == "real"
-    for survey in ("sdss", "gz2"):  # kept-out galaxies are never trained on
+    for survey in ("sdss", "sdss_more", "gz2"):  # the yardstick's galaxies, never trained on
         record = manifest["data"][survey]
         assert record["kept_out"] == len(record["kept_out_ids"]) > 0
+    assert "gz_decals_rings" not in str(manifest["data"])  # rings test a new label
+    assert any("gz_decals_rings" in entry for entry in manifest["never_trained_on"])
+    questions = manifest["architecture"]["questions"]
+    assert questions == ["smooth-or-featured", "disk-edge-on"]
     model, _ = pretrained.load(64, 1, folder)
-    assert model.output_shape == (None, 1)
+    assert model.output_shape == (None, len(questions))
     card = cards.ModelCard.read(folder / manifest["file"])
-    assert card.questions == ["smooth-or-featured"] and card.crop_fraction == 0.4
+    assert card.questions == questions and card.crop_fraction == 0.4
+    assert card.precision == manifest["precision"]
     assert pretrained.describe(manifest).startswith("pretrained on simulated galaxies, then")
     start, _ = pretrained.initial_model(["smooth-or-featured", "bar"], 64, 1, seed=0,
                                         folder=folder)  # fmt: skip

@@ -36,8 +36,8 @@ SHIPPED_DIR: Path = Path(__file__).resolve().parent / "cnn" / "shipped"  # model
 # the pretrained model shipped inside the package (zoolib/cnn/shipped/simulated/, made by
 # make pretrain)
 PRETRAINED_DIR: Path = SHIPPED_DIR / "simulated"
-# the same CNN fine-tuned on real Galaxy Zoo images (zoolib/cnn/shipped/real/, made by
-# experiments/real_model.py train)
+# the same CNN trained further on real Galaxy Zoo images (zoolib/cnn/shipped/real/, made by
+# make pretrain-real: experiments/real_trunk.py)
 PRETRAINED_REAL_DIR: Path = SHIPPED_DIR / "real"
 NOTEBOOKS_DIR: Path = PROJECT_ROOT / "notebooks"
 PARAMS_DIR: Path = NOTEBOOKS_DIR / "params"

@@ -2,7 +2,7 @@
 
 Imports the folders below it (votes, data, universe) and the foundations. ``shipped/`` holds the
 models that ship with the package, each with its manifest: ``simulated/`` (``make pretrain``) and
-``real/`` (``experiments/real_model.py train``). Modules, bottom-up:
+``real/`` (``make pretrain-real``). Modules, bottom-up:
 
     * :mod:`zoolib.cnn.losses` - binomial likelihood of (k, N) votes, as a Keras loss
     * :mod:`zoolib.cnn.models` - the paper's CNN with a deterministic trunk and an MC-dropout head

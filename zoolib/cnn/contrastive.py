@@ -51,7 +51,7 @@ from zoolib.data import pipeline
 class Settings:
     """How :func:`train` trains; the defaults made the shipped real trunk."""
 
-    epochs: int = 20
+    epochs: int = 12
     batch_size: int = 256
     learning_rate: float = 1e-3
     temperature: float = 0.2

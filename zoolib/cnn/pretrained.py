@@ -102,7 +102,7 @@ def read_manifest(folder: Path | None = None) -> dict:
     """The manifest of the shipped (or ``folder``'s) pretrained model."""
     path = Path(folder or paths.PRETRAINED_DIR) / MANIFEST_FILE
     if not path.is_file():
-        make = ("python experiments/real_model.py train" if path.parent == paths.PRETRAINED_REAL_DIR
+        make = ("make pretrain-real" if path.parent == paths.PRETRAINED_REAL_DIR
                 else "make pretrain")  # fmt: skip
         raise FileNotFoundError(
             f"no pretrained model at {path.parent}: run `{make}` or use init: 'scratch' in"
@@ -187,7 +187,10 @@ def describe(manifest: dict) -> str:
         u = manifest["universe"]
         return f"pretrained on {u['n_galaxies']:,} simulated galaxies (seed {u['seed']}), {sha}"
     seen = ", ".join(f"{d['trained_on']:,} {s}" for s, d in manifest["data"].items())
-    return f"pretrained on simulated galaxies, then fine-tuned on real ones ({seen}), {sha}"
+    how = ("trained further on real ones with SimCLR and labels of "
+           + ", ".join(manifest["training_tasks"])) if "training_tasks" in manifest else (
+        "fine-tuned on real ones")  # fmt: skip
+    return f"pretrained on simulated galaxies, then {how} ({seen}), {sha}"
 
 
 def initial_model(
