@@ -305,8 +305,8 @@ def choose_regime(regime: str, started: bool) -> str:
     ``"auto"`` fine-tunes, whatever the number of labels: on a new label (rings, 50 to 248 labels,
     ``docs/representations.md``) this frozen regime (a Keras head, early stopping on a small
     inner split) never beat fine-tuning, so no label count was found below which it pays. (A
-    better-regularised frozen head, :mod:`zoolib.active.heads`, did beat fine-tuning there at
-    every size; notebook 02 does not use it yet.)"""
+    better-regularised frozen head, :mod:`zoolib.active.heads`, was ahead of fine-tuning there
+    at every size, within the intervals; notebook 02 does not use it yet.)"""
     if regime not in REGIMES:
         raise ValueError(f"regime must be one of {REGIMES}, not {regime!r}")
     if not started:
