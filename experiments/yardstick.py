@@ -132,14 +132,14 @@ def measure(trunk: str, data: dict, n_folds: int) -> list[dict]:
 
 TUNE = {  # regime: (learning rate, trunk trainable); new_label.py's fine-tuning settings
     "fine-tune": (1e-4, True),
-    "frozen": (1e-3, False),
-    "numpy head": (None, False),  # zoolib.active.heads on the frozen features (new_label's head)
+    "keras head": (1e-3, False),
+    "numpy head": (None, False),  # notebook 02's frozen regime: zoolib.active.heads' head
 }
 
 
 def numpy_head(folder, images, labels, train, test, seed: int) -> np.ndarray:
     """(test, 2) probabilities of notebook 04's MC-dropout head (zoolib.active.heads, its
-    default settings) fitted on the frozen trunk's features, as new_label.py's ``head``."""
+    default settings) fitted on the frozen trunk's features: notebook 02's frozen regime."""
     model, _ = pretrained.load(64, 1, folder)
     f = posteriors.trunk_features(model, images)
     k, n = labels[:, None].astype(float), np.ones((len(labels), 1))
@@ -150,10 +150,11 @@ def numpy_head(folder, images, labels, train, test, seed: int) -> np.ndarray:
 
 
 def tuned_curve(folder: str, images, labels, sizes, n_folds: int, regime: str) -> list[dict]:
-    """Out-of-fold ring scores of notebook 02's regimes from a model folder's CNN, with the
-    probe's folds and draws: ``fine-tune`` trains every layer (Adam 1e-4), ``frozen`` only a new
-    MC-dropout head on the frozen trunk (Adam 1e-3); batches of 16, at most 60 epochs, early
-    stopping (patience 8) on ``training.fit_labels``' inner split (about 20%, at least 4)."""
+    """Out-of-fold ring scores of ways to learn a new label from a model folder's CNN, with the
+    probe's folds and draws: ``fine-tune`` trains every layer (Adam 1e-4), ``keras head`` only
+    a new Keras MC-dropout head on the frozen trunk (Adam 1e-3), both in batches of 16, at most
+    60 epochs, early stopping (patience 8) on ``training.fit_labels``' inner split (about 20%,
+    at least 4); ``numpy head`` fits notebook 02's frozen regime (:func:`numpy_head`)."""
     rate, trainable = TUNE[regime]
     fold = probes.stratified_folds(labels, n_folds, 0)
     votes = np.stack([labels, np.ones_like(labels)], -1)[:, None, :].astype(np.float32)

@@ -116,3 +116,64 @@ def test_bad_settings_and_shapes_are_named():
     with pytest.raises(ValueError, match=r"\(H, G, F\)"):
         heads.fit(np.zeros((2, 3, 4)), np.zeros((2, 5, 1)), np.zeros((2, 5, 1)),
                   heads.HeadSettings(), np.random.default_rng(0))  # fmt: skip
+
+
+def frozen_setup(tree=None, likelihood="binomial"):
+    import pandas as pd
+
+    from zoolib.cnn import cards, models
+
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 255, (40, 16, 16, 1)).astype(np.uint8)
+    yes = (np.arange(40) % 3 == 0).astype(float)
+    if tree is None:
+        questions = ["smooth-or-featured"]
+        catalog = pd.DataFrame({"smooth-or-featured_smooth": yes * 3,
+                                "smooth-or-featured_total-votes": np.full(40, 3.0)})  # fmt: skip
+    else:
+        questions = list(tree)
+        catalog = pd.DataFrame({f"{q}_{a}": (yes if i == 0 else 1 - yes) for q in tree
+                                for i, a in enumerate(tree[q]["answers"])})  # fmt: skip
+        for q in tree:
+            catalog[f"{q}_total-votes"] = 1.0
+    card = cards.ModelCard(questions, 16, 1, tree=tree, extra={"likelihood": likelihood})
+    model = models.build_bayesian_cnn(16, 1, len(card.outputs()), filters=(4,) * 6,
+                                      dense_units=8, seed=0)  # fmt: skip
+    return model, card, images, catalog
+
+
+def test_fit_model_head_sets_the_numpy_heads_weights_and_keeps_the_trunk():
+    from zoolib.cnn import models, posteriors
+
+    model, card, images, catalog = frozen_setup()
+    trunk_before = [w.copy() for w in models.split_trunk_head(model)[0].get_weights()]
+    settings = heads.HeadSettings(steps=50)
+    heads.fit_model_head(model, card, images, catalog, settings, seed=4)
+    k, n = card.counts(catalog)
+    f = posteriors.trunk_features(model, images)
+    w, b = heads.fit(f, k, n, settings, np.random.default_rng(4))
+    got_w, got_b = heads.keras_head_weights(models.split_trunk_head(model)[1])
+    np.testing.assert_allclose(got_w, w, rtol=1e-6)
+    np.testing.assert_allclose(got_b, b, rtol=1e-6)
+    for a, c in zip(trunk_before, models.split_trunk_head(model)[0].get_weights(), strict=True):
+        np.testing.assert_array_equal(a, c)
+
+
+def test_fit_model_head_on_a_two_answer_tree_is_the_sigmoid_of_the_first_answer():
+    from zoolib.cnn import models, posteriors
+
+    tree = {"ring": {"answers": ["yes", "no"]}}
+    model, card, images, catalog = frozen_setup(tree, "multinomial")
+    heads.fit_model_head(model, card, images, catalog, heads.HeadSettings(steps=50))
+    w, b = heads.keras_head_weights(models.split_trunk_head(model)[1])
+    assert np.all(w[:, 1] == 0) and b[1] == 0 and np.any(w[:, 0] != 0)
+    z = posteriors.trunk_features(model, images) @ w + b  # the deterministic logits
+    softmax = np.exp(z[:, 0]) / np.exp(z).sum(1)
+    np.testing.assert_allclose(softmax, special.expit(z[:, 0]), rtol=1e-12)
+
+
+def test_fit_model_head_refuses_more_than_two_answers():
+    tree = {"q": {"answers": ["a", "b", "c"]}}
+    model, card, images, catalog = frozen_setup(tree, "multinomial")
+    with pytest.raises(ValueError, match="use regime 'fine_tune'"):
+        heads.fit_model_head(model, card, images, catalog)

@@ -520,14 +520,15 @@ def test_fit_labels_is_train_on_the_two_pipelines():
 
 
 def test_choose_regime_and_its_errors():
-    assert training.choose_regime("auto", True) == "fine_tune"  # measured: see its docstring
-    assert training.choose_regime("fine_tune", True) == "fine_tune"
-    assert training.choose_regime("frozen", True) == "frozen"
-    assert training.choose_regime("auto", False) == "scratch"
+    assert training.choose_regime("auto", training.FROZEN_BELOW - 1, True) == "frozen"
+    assert training.choose_regime("auto", training.FROZEN_BELOW, True) == "fine_tune"
+    assert training.choose_regime("fine_tune", 10, True) == "fine_tune"
+    assert training.choose_regime("frozen", 10_000, True) == "frozen"
+    assert training.choose_regime("auto", 10, False) == "scratch"
     with pytest.raises(ValueError, match="init 'scratch'"):
-        training.choose_regime("frozen", False)
+        training.choose_regime("frozen", 10, False)
     with pytest.raises(ValueError, match="regime must be one of"):
-        training.choose_regime("finetune", True)
+        training.choose_regime("finetune", 10, True)
 
 
 def test_labelled_rows_counts_galaxies_with_any_vote():
@@ -539,16 +540,8 @@ def test_labelled_rows_counts_galaxies_with_any_vote():
     assert training.labelled_rows(vectors) == 1
 
 
-def test_a_frozen_trunk_stays_fixed_while_the_head_learns():
-    x = np.random.default_rng(0).integers(0, 255, (24, 16, 16, 1)).astype(np.uint8)
-    votes = np.zeros((24, 1, 2), np.float32)
-    votes[:, 0] = np.stack([np.arange(24) % 2, np.ones(24)], -1)
-    start = models.build_bayesian_cnn(16, 1, 1, filters=(4,) * 6, dense_units=8, seed=0)
-    before = [w.copy() for w in start.get_weights()]
-    fit = training.FitSettings(epochs=2, batch_size=8, learning_rate=1e-2, seed=0)
-    _, _, model = training.fit_labels(lambda: training.freeze_trunk(start), x, votes, fit)
-    trunk_weights = len(model.get_layer("trunk").get_weights())
-    after = model.get_weights()
-    for a, b in zip(before[:trunk_weights], after[:trunk_weights], strict=True):
-        np.testing.assert_array_equal(a, b)
-    assert not np.allclose(before[-1], after[-1])  # the head's bias moved
+def test_best_epoch_is_one_based_and_zero_when_the_start_was_kept():
+    assert training.best_epoch({"val_loss": [3.0, 2.0, 2.5]}) == 2
+    assert training.best_epoch({"val_loss": [3.0, 2.0], "start_val_loss": [1.5]}) == 0
+    assert training.best_epoch({"val_loss": [3.0, 2.0], "start_val_loss": [2.5]}) == 2
+    assert training.best_epoch({"loss": []}) == 0

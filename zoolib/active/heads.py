@@ -166,3 +166,37 @@ def keras_head_weights(head) -> tuple[np.ndarray, np.ndarray]:
     """(weights (F, Q), bias (Q,)) of a Keras head from :func:`zoolib.cnn.models.build_head`."""
     kernel, bias = head.get_layer("logits").get_weights()
     return np.asarray(kernel, dtype=np.float64), np.asarray(bias, dtype=np.float64)
+
+
+def fit_model_head(model, card, images, catalog, settings: HeadSettings = HeadSettings(),
+                   seed: int = 0):  # fmt: skip
+    r"""Notebook 02's frozen regime: fit a zoolib CNN's head with :func:`fit` on its frozen
+    trunk's features of ``images``, from the votes ``card`` reads in ``catalog``; returns
+    ``model`` with the head's weights set (the trunk untouched).
+
+    A binomial card fits each question's output. A multinomial tree card whose questions all
+    have two answers fits each question's first answer and leaves the second at zero weight and
+    bias, so the softmax over the pair is :math:`\sigma(z_{first})`, exactly the fitted head.
+    Other cards (more answers, Dirichlet concentrations) are refused, naming the fix.
+    """
+    from zoolib.cnn import models, posteriors
+
+    k, n = card.counts(catalog)  # (G, outputs)
+    sizes = card.answer_tree().sizes()
+    if card.likelihood == "binomial":
+        fitted = np.arange(k.shape[1])
+    elif card.likelihood == "multinomial" and set(sizes) == {2}:
+        fitted = np.cumsum([0, *sizes[:-1]])  # each question's first answer
+    else:
+        raise ValueError(
+            f"regime 'frozen' fits yes/no questions (binomial, or a multinomial tree of "
+            f"two-answer questions); this model is {card.likelihood} with {sizes} answers: use "
+            "regime 'fine_tune'"
+        )
+    head = models.split_trunk_head(model)[1]
+    features = posteriors.trunk_features(model, images)
+    w, b = fit(features, k[:, fitted], n[:, fitted], settings, np.random.default_rng(seed))
+    kernel, bias = (np.zeros_like(v) for v in head.get_layer("logits").get_weights())
+    kernel[:, fitted], bias[fitted] = w, b
+    head.get_layer("logits").set_weights([kernel, bias])
+    return model

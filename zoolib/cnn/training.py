@@ -288,6 +288,7 @@ def _global_batches(data: Data | None) -> tf.data.Dataset | None:
 
 
 REGIMES = ("auto", "fine_tune", "frozen")  # notebook 02's regime choices
+FROZEN_BELOW = 250  # auto: fewer labelled training galaxies than this keep the trunk frozen
 
 
 def labelled_rows(votes) -> int:
@@ -297,16 +298,17 @@ def labelled_rows(votes) -> int:
     return int(np.count_nonzero(total > 0))
 
 
-def choose_regime(regime: str, started: bool) -> str:
+def choose_regime(regime: str, n_labelled: int, started: bool) -> str:
     """How a started (pretrained) CNN learns a catalogue: ``"fine_tune"`` (every layer, a small
-    learning rate) or ``"frozen"`` (the trunk fixed, only a new head trained); ``"scratch"``
-    when nothing was started.
+    learning rate) or ``"frozen"`` (the trunk fixed, only the head fitted on its features,
+    :func:`zoolib.active.heads.fit_model_head`); ``"scratch"`` when nothing was started.
 
-    ``"auto"`` fine-tunes, whatever the number of labels: on a new label (rings, 50 to 248 labels,
-    ``docs/representations.md``) this frozen regime (a Keras head, early stopping on a small
-    inner split) never beat fine-tuning, so no label count was found below which it pays. (A
-    better-regularised frozen head, :mod:`zoolib.active.heads`, was ahead of fine-tuning there
-    at every size, within the intervals; notebook 02 does not use it yet.)"""
+    ``"auto"`` freezes below :data:`FROZEN_BELOW` labelled galaxies and fine-tunes from there.
+    Measured on two labels none of the trunks learned (``docs/representations.md``): on rings
+    (the issue's yardstick) the frozen head was ahead of fine-tuning at every size up to all
+    248, and in notebook 02 on 217 rings only the frozen head beat a constant guess; on edge-on
+    it was ahead at 50 and 100 labels and behind at 200 (intervals overlapping a little).
+    Between 200 and 250 the two labels disagree; auto keeps the choice that learned on both."""
     if regime not in REGIMES:
         raise ValueError(f"regime must be one of {REGIMES}, not {regime!r}")
     if not started:
@@ -314,10 +316,15 @@ def choose_regime(regime: str, started: bool) -> str:
             raise ValueError("regime 'frozen' keeps a pretrained trunk fixed: with init "
                              "'scratch' there is none; use regime 'auto' or another init")
         return "scratch"
-    return "fine_tune" if regime == "auto" else regime
+    if regime == "auto":
+        return "frozen" if n_labelled < FROZEN_BELOW else "fine_tune"
+    return regime
 
 
-def freeze_trunk(model: keras.Model) -> keras.Model:
-    """``model`` with its ``trunk`` sub-model not trainable (only the head learns); returned."""
-    model.get_layer("trunk").trainable = False
-    return model
+def best_epoch(history: dict[str, list[float]]) -> int:
+    """The epoch (1-based) of the lowest validation loss; 0 when the start was kept (no epoch
+    beat ``start_val_loss``) or nothing was trained (no ``val_loss``)."""
+    val = history.get("val_loss") or []
+    if not val or history.get("start_val_loss", [np.inf])[0] <= min(val):
+        return 0
+    return int(np.argmin(val)) + 1
