@@ -41,7 +41,7 @@ pretrain: $(STAMP)
 
 # Regenerate the real-image CNN in zoolib/cnn/shipped/real/ from the simulated one: SimCLR and
 # multi-task labels on the shared real images (../shared/data; 30-40 minutes on 2 CPU cores),
-# then its yardstick (docs/representations.md); commit the three files it writes.
+# measured by experiments/yardstick.py (docs/representations.md); commit the three files it writes.
 pretrain-real: $(STAMP)
 	$(BIN)/python experiments/real_trunk.py
 

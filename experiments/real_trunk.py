@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, replace
@@ -102,7 +103,10 @@ def training_mask(name: str, catalog) -> np.ndarray:
         out = np.ones(len(cls), bool)  # kept_out's rule on the galaxies real_model used
         out[np.flatnonzero(labelled)] = ~kept_out(smooth[labelled])
         return out
-    return np.ones(len(catalog), bool)
+    if name == "gz2_unlabelled":
+        return np.ones(len(catalog), bool)
+    raise ValueError(f"no training rule for catalogue {name!r}: say which of its galaxies the "
+                     "yardstick keeps out before training on it")  # fmt: skip
 
 
 def load(tmp: Path) -> dict:
@@ -127,9 +131,13 @@ def load(tmp: Path) -> dict:
     return out
 
 
-def write(trunk, head, out: Path, settings, config: str, data: dict, history: dict) -> dict:
-    """The shipped format (``zoolib/cnn/shipped/real/``): model, card and manifest."""
-    out.mkdir(parents=True, exist_ok=True)
+def write(trunk, head, final: Path, settings, config: str, data: dict, history: dict) -> dict:
+    """The shipped format (``zoolib/cnn/shipped/real/``): model, card and manifest, written to
+    a sibling folder first and moved into place together (a failure leaves ``final`` as it
+    was)."""
+    out = final.with_name(final.name + ".new")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
     model = models.build_bayesian_cnn(64, 1, len(SHIPPED_TASKS), settings.dropout_rate,
                                       dense_activation="leaky_relu")  # fmt: skip
     new_trunk, new_head = models.split_trunk_head(model)
@@ -145,7 +153,8 @@ def write(trunk, head, out: Path, settings, config: str, data: dict, history: di
         "bytes": model_file.stat().st_size,
         "command": f"python experiments/real_trunk.py --config {config} --epochs {settings.epochs}",
         "settings": {**asdict(settings), "config": config},
-        "architecture": {**source["architecture"], "questions": list(SHIPPED_TASKS)},
+        "architecture": {**source["architecture"], "questions": list(SHIPPED_TASKS),
+                         "parameters": model.count_params()},
         "training_tasks": list(TASKS),
         "started_from": {"file": source["file"], "sha256": source["sha256"]},
         "training_images": "real", "crop_fraction": CROPS,
@@ -161,6 +170,12 @@ def write(trunk, head, out: Path, settings, config: str, data: dict, history: di
     }  # fmt: skip
     files.write_json(out / "manifest.json", manifest)
     write_card(model_file, settings, manifest["precision"])
+    old = final.with_name(final.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    out.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
     return manifest
 
 

@@ -92,9 +92,7 @@ def zero_shot(trunk: str, images: np.ndarray) -> np.ndarray | None:
     """(G, 2) [P(featured), P(smooth)] from a model's own head; None for random and pixels."""
     if trunk in ("random", "pixels"):
         return None
-    folder = {"simulated": paths.PRETRAINED_DIR, "real": paths.PRETRAINED_REAL_DIR}.get(
-        trunk, Path(trunk))
-    model, manifest = pretrained.load(64, 1, folder)
+    model, manifest = pretrained.load(64, 1, pretrained.shipped_folder(trunk))
     column = manifest["architecture"]["questions"].index("smooth-or-featured")
     rho = posteriors.sample_rho(model, images, 30, seed=0).mean(-1)[:, column]
     return np.stack([1 - rho, rho], axis=1)
@@ -158,8 +156,7 @@ def tuned_curve(folder: str, images, labels, sizes, n_folds: int, regime: str) -
     rate, trainable = TUNE[regime]
     fold = probes.stratified_folds(labels, n_folds, 0)
     votes = np.stack([labels, np.ones_like(labels)], -1)[:, None, :].astype(np.float32)
-    folder = {"simulated": paths.PRETRAINED_DIR, "real": paths.PRETRAINED_REAL_DIR}.get(
-        folder, Path(folder))
+    folder = pretrained.shipped_folder(folder)
     rows = []
     for size in sizes:
         prob, start = np.zeros((len(labels), 2)), time.perf_counter()  # (rate None: numpy head)
@@ -195,7 +192,7 @@ def cell(row: dict, key: str = "balanced accuracy") -> str:
 def markdown(rows: list[dict], crop: float = 0.5) -> str:
     """The two tables of docs/representations.md: rings by training labels (at ``crop``), and
     the surveys (balanced accuracy; precision@10 as the share of same-label neighbours)."""
-    t = pd.DataFrame(rows)
+    t = pd.DataFrame(rows).drop_duplicates(["trunk", "set", "task", "labels"], keep="last")
     trunks = list(dict.fromkeys(t["trunk"]))
     ring = t[(t["set"] == f"rings crop {crop}") & t["task"].isin(["ring probe",
                                                                   "ring precision@10"])]
@@ -218,15 +215,15 @@ def markdown(rows: list[dict], crop: float = 0.5) -> str:
             key = "value" if "precision" in task else "balanced accuracy"
             out.append(cell(row.iloc[0].to_dict(), key) if len(row) else "-")
         lines.append(f"| {trunk} | " + " | ".join(out) + " |")
-    tuned = t[t["task"].str.startswith(("ring fine-tune", "ring frozen"))]
+    tuned = t[t["task"].isin([f"ring {regime}" for regime in TUNE])]
     if len(tuned):
         sizes = list(dict.fromkeys(tuned["labels"]))
         lines += ["", "| trunk | regime | " + " | ".join(f"{s} labels" for s in sizes) + " |",
                   "| --- " * (len(sizes) + 2) + "|"]  # fmt: skip
         for (trunk, task), part in tuned.groupby(["trunk", "task"], sort=False):
             mine = part.set_index("labels")
-            lines.append(f"| {trunk} | {task[5:]} | "
-                         + " | ".join(cell(mine.loc[s]) for s in sizes) + " |")  # fmt: skip
+            lines.append(f"| {trunk} | {task[5:]} | " + " | ".join(
+                cell(mine.loc[s]) if s in mine.index else "-" for s in sizes) + " |")  # fmt: skip
     return "\n".join(lines)
 
 

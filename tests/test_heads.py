@@ -172,8 +172,51 @@ def test_fit_model_head_on_a_two_answer_tree_is_the_sigmoid_of_the_first_answer(
     np.testing.assert_allclose(softmax, special.expit(z[:, 0]), rtol=1e-12)
 
 
+def test_fit_model_head_fits_each_questions_first_answer_of_a_two_question_tree():
+    from zoolib.cnn import models, posteriors
+
+    tree = {"ring": {"answers": ["yes", "no"]}, "bar2": {"answers": ["yes", "no"]}}
+    model, card, images, catalog = frozen_setup(tree, "multinomial")
+    settings = heads.HeadSettings(steps=40)
+    heads.fit_model_head(model, card, images, catalog, settings, seed=2)
+    k, n = card.counts(catalog)
+    f = posteriors.trunk_features(model, images)
+    w, b = heads.fit(f, k[:, [0, 2]], n[:, [0, 2]], settings, np.random.default_rng(2))
+    got_w, got_b = heads.keras_head_weights(models.split_trunk_head(model)[1])
+    np.testing.assert_allclose(got_w[:, [0, 2]], w, rtol=1e-6)
+    np.testing.assert_allclose(got_b[[0, 2]], b, rtol=1e-6)
+    assert np.all(got_w[:, [1, 3]] == 0) and np.all(got_b[[1, 3]] == 0)
+
+
+def test_fit_model_head_uses_the_models_own_dropout_rate():
+    from zoolib.cnn import models, posteriors
+
+    model, card, images, catalog = frozen_setup()
+    model = models.build_bayesian_cnn(16, 1, 1, dropout_rate=0.2, filters=(4,) * 6,
+                                      dense_units=8, seed=0)  # fmt: skip
+    settings = heads.HeadSettings(steps=30)  # dropout 0.5 here, 0.2 in the model
+    heads.fit_model_head(model, card, images, catalog, settings, seed=1)
+    k, n = card.counts(catalog)
+    f = posteriors.trunk_features(model, images)
+    w, _ = heads.fit(f, k, n, heads.HeadSettings(steps=30, dropout_rate=0.2),
+                     np.random.default_rng(1))  # fmt: skip
+    got_w, _ = heads.keras_head_weights(models.split_trunk_head(model)[1])
+    np.testing.assert_allclose(got_w, w, rtol=1e-6)
+
+
+def test_fit_model_head_refuses_a_model_that_is_not_the_cards():
+    import keras
+
+    _, card, images, catalog = frozen_setup()
+    flat = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Flatten(),
+                             keras.layers.Dense(1)])  # fmt: skip
+    with pytest.raises(ValueError, match="not the paper's CNN with 1 outputs"):
+        heads.fit_model_head(flat, card, images, catalog)
+
+
 def test_fit_model_head_refuses_more_than_two_answers():
     tree = {"q": {"answers": ["a", "b", "c"]}}
     model, card, images, catalog = frozen_setup(tree, "multinomial")
     with pytest.raises(ValueError, match="use regime 'fine_tune'"):
         heads.fit_model_head(model, card, images, catalog)
+    assert not heads.can_fit_model_head(card)

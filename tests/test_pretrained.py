@@ -124,6 +124,10 @@ def test_the_real_image_model_ships_with_its_manifest_and_card():
     for survey in ("sdss", "sdss_more", "gz2"):  # the yardstick's galaxies, never trained on
         record = manifest["data"][survey]
         assert record["kept_out"] == len(record["kept_out_ids"]) > 0
+    held_out = {s: manifest["data"][s]["kept_out"] for s in ("sdss", "sdss_more", "gz2")}
+    assert held_out == {"sdss": 72, "sdss_more": 1922, "gz2": 401}
+    more = manifest["data"]["sdss_more"]
+    assert more["trained_on"] + more["kept_out"] == 3845  # each elliptical on one side
     assert "gz_decals_rings" not in str(manifest["data"])  # rings test a new label
     assert any("gz_decals_rings" in entry for entry in manifest["never_trained_on"])
     questions = manifest["architecture"]["questions"]

@@ -522,6 +522,7 @@ def test_fit_labels_is_train_on_the_two_pipelines():
 def test_choose_regime_and_its_errors():
     assert training.choose_regime("auto", training.FROZEN_BELOW - 1, True) == "frozen"
     assert training.choose_regime("auto", training.FROZEN_BELOW, True) == "fine_tune"
+    assert training.choose_regime("auto", 10, True, can_freeze=False) == "fine_tune"
     assert training.choose_regime("fine_tune", 10, True) == "fine_tune"
     assert training.choose_regime("frozen", 10_000, True) == "frozen"
     assert training.choose_regime("auto", 10, False) == "scratch"

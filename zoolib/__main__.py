@@ -95,8 +95,8 @@ def _add_predict(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--representations", action="store_true",
-        help="also write the trunk's features (feature_000 ... feature_127) per galaxy, for "
-        "similarity search and unusual galaxies (zoolib.cnn.similarity)",
+        help="also write the trunk's features per galaxy (feature_000, feature_001, ...; 128 "
+        "for the paper's CNN), for similarity search and unusual galaxies (zoolib.cnn.similarity)",
     )  # fmt: skip
     _add_precision(p, "prediction")
 

@@ -25,7 +25,7 @@ about 20 ms; 30 samples of 3,600 galaxies about 25 ms.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from scipy import special
@@ -168,6 +168,14 @@ def keras_head_weights(head) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(kernel, dtype=np.float64), np.asarray(bias, dtype=np.float64)
 
 
+def can_fit_model_head(card) -> bool:
+    """Whether :func:`fit_model_head` can fit this card's outputs: a binomial model, or a
+    multinomial tree whose questions all have two answers."""
+    if card.likelihood == "binomial":
+        return True
+    return card.likelihood == "multinomial" and set(card.answer_tree().sizes()) == {2}
+
+
 def fit_model_head(model, card, images, catalog, settings: HeadSettings = HeadSettings(),
                    seed: int = 0):  # fmt: skip
     r"""Notebook 02's frozen regime: fit a zoolib CNN's head with :func:`fit` on its frozen
@@ -181,19 +189,24 @@ def fit_model_head(model, card, images, catalog, settings: HeadSettings = HeadSe
     """
     from zoolib.cnn import models, posteriors
 
-    k, n = card.counts(catalog)  # (G, outputs)
     sizes = card.answer_tree().sizes()
-    if card.likelihood == "binomial":
-        fitted = np.arange(k.shape[1])
-    elif card.likelihood == "multinomial" and set(sizes) == {2}:
-        fitted = np.cumsum([0, *sizes[:-1]])  # each question's first answer
-    else:
+    if not can_fit_model_head(card):
         raise ValueError(
             f"regime 'frozen' fits yes/no questions (binomial, or a multinomial tree of "
             f"two-answer questions); this model is {card.likelihood} with {sizes} answers: use "
             "regime 'fine_tune'"
         )
-    head = models.split_trunk_head(model)[1]
+    parts = models.split_trunk_head(model)
+    if parts is None or parts[1].output_shape[-1] != len(card.outputs()):
+        raise ValueError(f"the model is not the paper's CNN with {len(card.outputs())} outputs "
+                         f"({card.outputs()}), as the card says")  # fmt: skip
+    head = parts[1]
+    rate = head.get_layer("mc_dropout").rate  # the model's own, whatever settings say
+    settings = replace(settings, dropout_rate=float(rate))
+    k, n = card.counts(catalog)  # (G, outputs)
+    fitted = np.arange(k.shape[1])
+    if card.likelihood != "binomial":
+        fitted = np.cumsum([0, *sizes[:-1]])  # each question's first answer
     features = posteriors.trunk_features(model, images)
     w, b = fit(features, k[:, fitted], n[:, fitted], settings, np.random.default_rng(seed))
     kernel, bias = (np.zeros_like(v) for v in head.get_layer("logits").get_weights())

@@ -59,7 +59,7 @@ class Settings:
     contrastive_weight: float = 1.0  # 0 turns SimCLR off (multi-task only)
     supervised_weight: float = 1.0  # 0 turns the labels off (SimCLR only)
     noise: float = 8.0  # largest Gaussian noise sigma, on the 0..255 scale
-    blur: float = 1.0  # largest Gaussian PSF sigma, in pixels
+    blur: float = 1.0  # largest Gaussian PSF sigma, in pixels (at most 1: a 5 x 5 kernel)
     dropout_rate: float = 0.5
     seed: int = 0
     precision: str = "auto"
@@ -76,6 +76,8 @@ class Settings:
         for name in ("contrastive_weight", "supervised_weight", "noise", "blur"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.blur > 1.0:
+            raise ValueError(f"blur must be <= 1 px (the PSF kernel is 5 x 5), got {self.blur!r}")
         if self.contrastive_weight == 0 and self.supervised_weight == 0:
             raise ValueError("contrastive_weight and supervised_weight are both 0: "
                              "nothing to learn")

@@ -169,6 +169,14 @@ INITS = ("auto", "pretrained", "real", "scratch")  # notebook 02's init choices
 AUTO_START = {"synthetic": "pretrained", "real": "real"}  # measured: docs/data.md
 
 
+def shipped_folder(name: str | Path) -> Path:
+    """The folder of a shipped model by name (``"simulated"`` or its notebook-02 name
+    ``"pretrained"``; ``"real"``), or ``name`` itself as a path to a model folder."""
+    shipped = {"simulated": paths.PRETRAINED_DIR, "pretrained": paths.PRETRAINED_DIR,
+               "real": paths.PRETRAINED_REAL_DIR}  # fmt: skip
+    return shipped.get(str(name), Path(name))
+
+
 def start_folder(init: str, source: str) -> Path | None:
     """Where notebook 02's ``init`` starts from: the simulated pretrained CNN's folder
     ("pretrained"), the real-image CNN's ("real"), None ("scratch": random weights); "auto"
@@ -177,7 +185,7 @@ def start_folder(init: str, source: str) -> Path | None:
         raise ValueError(f"init must be one of {INITS}, not {init!r}")
     if init == "auto":
         init = AUTO_START["synthetic" if source == "synthetic" else "real"]
-    return {"pretrained": paths.PRETRAINED_DIR, "real": paths.PRETRAINED_REAL_DIR}.get(init)
+    return None if init == "scratch" else shipped_folder(init)
 
 
 def describe(manifest: dict) -> str:

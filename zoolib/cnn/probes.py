@@ -194,7 +194,6 @@ def trunk_features(trunk: str, images, seed: int = 0) -> np.ndarray:
     of a folder holding a model and its manifest as ``shipped/`` does (a trunk being measured)."""
     from pathlib import Path
 
-    from zoolib import paths
     from zoolib.cnn import models, posteriors, pretrained
 
     images = np.asarray(images)
@@ -202,9 +201,7 @@ def trunk_features(trunk: str, images, seed: int = 0) -> np.ndarray:
     if trunk == "random":
         model = models.build_bayesian_cnn(size, channels, 1, seed=seed)
     elif trunk in ("simulated", "real") or (Path(trunk) / pretrained.MANIFEST_FILE).is_file():
-        folder = {"simulated": paths.PRETRAINED_DIR, "real": paths.PRETRAINED_REAL_DIR}.get(
-            trunk, Path(trunk))
-        model, _ = pretrained.load(size, channels, folder)
+        model, _ = pretrained.load(size, channels, pretrained.shipped_folder(trunk))
     else:
         raise ValueError(f"unknown trunk {trunk!r}; expected one of {TRUNKS} (or 'pixels', or "
                          "a folder with a model and its manifest.json)")

@@ -298,7 +298,7 @@ def labelled_rows(votes) -> int:
     return int(np.count_nonzero(total > 0))
 
 
-def choose_regime(regime: str, n_labelled: int, started: bool) -> str:
+def choose_regime(regime: str, n_labelled: int, started: bool, can_freeze: bool = True) -> str:
     """How a started (pretrained) CNN learns a catalogue: ``"fine_tune"`` (every layer, a small
     learning rate) or ``"frozen"`` (the trunk fixed, only the head fitted on its features,
     :func:`zoolib.active.heads.fit_model_head`); ``"scratch"`` when nothing was started.
@@ -308,7 +308,9 @@ def choose_regime(regime: str, n_labelled: int, started: bool) -> str:
     (the issue's yardstick) the frozen head was ahead of fine-tuning at every size up to all
     248, and in notebook 02 on 217 rings only the frozen head beat a constant guess; on edge-on
     it was ahead at 50 and 100 labels and behind at 200 (intervals overlapping a little).
-    Between 200 and 250 the two labels disagree; auto keeps the choice that learned on both."""
+    Between 200 and 250 the two labels disagree; auto keeps the choice that learned on both.
+    ``can_freeze`` False (a head the frozen regime cannot fit, such as a question of three
+    answers: :func:`zoolib.active.heads.can_fit_model_head`) makes auto fine-tune."""
     if regime not in REGIMES:
         raise ValueError(f"regime must be one of {REGIMES}, not {regime!r}")
     if not started:
@@ -317,7 +319,7 @@ def choose_regime(regime: str, n_labelled: int, started: bool) -> str:
                              "'scratch' there is none; use regime 'auto' or another init")
         return "scratch"
     if regime == "auto":
-        return "frozen" if n_labelled < FROZEN_BELOW else "fine_tune"
+        return "frozen" if n_labelled < FROZEN_BELOW and can_freeze else "fine_tune"
     return regime
 
 
