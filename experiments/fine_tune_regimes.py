@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 import pandas as pd
 
 from zoolib.cnn import evaluation, models, posteriors, pretrained, training
@@ -60,7 +59,7 @@ def run(regime: dict, x, y, cat, questions, seed: int, epochs: int) -> dict:
             keep_start=regime["init"] == "pretrained",
         )  # fmt: skip
         epochs_run = len(history["loss"])
-        kept = history.get("start_val_loss", [np.inf])[0] <= min(history["val_loss"])
+        kept = training.best_epoch(history) == 0  # no epoch beat the start
     else:
         model, epochs_run, kept = build(), 0, True
     seconds = time.perf_counter() - start
