@@ -193,3 +193,19 @@ def test_models_used_for_sampling_can_be_garbage_collected(split, images):
     del model
     gc.collect()
     assert ref() is None
+
+
+def test_features_from_the_sampling_pass_are_the_trunks_and_change_no_draw():
+    from zoolib.cnn import posteriors
+    from zoolib.cnn.models import build_bayesian_cnn
+
+    model = build_bayesian_cnn(16, 1, 2, filters=(4,) * 6, dense_units=8, seed=0)
+    x = np.random.default_rng(0).integers(0, 255, (10, 16, 16, 1)).astype(np.float32)
+    alone = posteriors.sample_logits(model, x, 6, batch_size=4, seed=3)
+    logits, features = posteriors.sample_logits(model, x, 6, batch_size=4, seed=3,
+                                                with_features=True)  # fmt: skip
+    np.testing.assert_array_equal(logits, alone)
+    np.testing.assert_allclose(features, posteriors.trunk_features(model, x), rtol=1e-5,
+                               atol=1e-6)  # fmt: skip
+    with pytest.raises(ValueError, match="not with augment"):
+        posteriors.sample_logits(model, x, 6, augment=True, with_features=True)

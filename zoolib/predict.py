@@ -560,19 +560,14 @@ def predict_catalog(
     with closing(stream), bar:
         for b, rows, pixels, skipped in stream:
             stats = {}
-            if len(rows) and tree is not None:
-                logits = posteriors.sample_logits(
-                    model, pixels, n_samples, block_size, block_seed(seed, b)
+            if len(rows):  # one pass: the trunk's features come with the dropout samples
+                logits, features = posteriors.sample_logits(
+                    model, pixels, n_samples, block_size, block_seed(seed, b), with_features=True
                 )
-                stats = summarize_tree(logits, tree, expected_votes, block_seed(seed, b),
-                                       likelihood)  # fmt: skip
-            elif len(rows):
-                rho = posteriors.sample_rho(
-                    model, pixels, n_samples, block_size, block_seed(seed, b)
-                )
-                stats = summarize(rho, questions, expected_votes)
-            if len(rows) and n_features:
-                stats["features"] = posteriors.trunk_features(model, pixels, block_size)
+                stats = (summarize_tree(logits, tree, expected_votes, block_seed(seed, b),
+                                        likelihood) if tree is not None  # fmt: skip
+                         else summarize(posteriors.to_rho(logits), questions, expected_votes))
+                stats["features"] = features
             _write_block(folder, b, ids, rows, stats, questions, skipped, n_features)
             done, written_blocks = done + len(rows), written_blocks + 1
             bar.update(1)

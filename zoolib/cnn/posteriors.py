@@ -20,7 +20,8 @@ RHO_CLIP = 1e-12  # predicted rho is clipped to [RHO_CLIP, 1 - RHO_CLIP]
 
 
 def _sampler(model):
-    """A compiled function images (B, S, S, C), T -> logits (B, Q, T), cached on the model.
+    """A compiled function images (B, S, S, C), T -> (logits (B, Q, T), trunk features (B, F);
+    F = 0 for a model without a deterministic trunk), cached on the model.
 
     The function is stored as a plain attribute of the model (``object.__setattr__`` bypasses
     Keras' attribute tracking and saving), so it is freed together with the model; it is
@@ -46,7 +47,7 @@ def _sampler(model):
             tiled = tf.tile(features, [n_samples, 1])  # (T * B, F), sample-major
             logits = head(tiled, training=False)  # (T * B, Q)
             logits = tf.reshape(logits, [n_samples, batch, -1])
-            return tf.transpose(logits, [1, 2, 0])
+            return tf.transpose(logits, [1, 2, 0]), features
 
     else:  # randomness in the trunk: T full stochastic passes
 
@@ -55,7 +56,7 @@ def _sampler(model):
             draws = tf.TensorArray(model.output.dtype, size=n_samples)
             for t in tf.range(n_samples):
                 draws = draws.write(t, model(x, training=False))
-            return tf.transpose(draws.stack(), [1, 2, 0])
+            return tf.transpose(draws.stack(), [1, 2, 0]), tf.zeros([tf.shape(x)[0], 0])
 
     object.__setattr__(model, "_zoolib_sampler", (policy, fn))
     return fn
@@ -119,13 +120,16 @@ def sample_logits(
     seed: int | None = None,
     progress: bool = False,
     augment: bool = False,
-) -> np.ndarray:
+    with_features: bool = False,
+):
     r"""Draw T = ``n_samples`` MC-dropout outputs :math:`x_t` (logits) per galaxy; the
     arguments are :func:`sample_rho`'s, which applies the sigmoid to these. A tree's outputs
     take :func:`zoolib.votes.multinomial.answer_probabilities` (a softmax per question) instead.
 
     Returns:
-        float64 array (galaxies, outputs, T) of the raw outputs.
+        float64 array (galaxies, outputs, T) of the raw outputs; with ``with_features`` also
+        the trunk's features float32 (galaxies, F) from the same pass (what
+        :func:`trunk_features` gives, without running the trunk twice; not with ``augment``).
     """
     import tensorflow as tf
 
@@ -133,22 +137,29 @@ def sample_logits(
 
     if n_samples < 1:
         raise ValueError(f"n_samples must be >= 1, got {n_samples!r}")
+    if with_features and augment:
+        raise ValueError("with_features gives the features of the images as they are: "
+                         "not with augment")
     if seed is not None:
         reseed(model, seed)
     fn = _sampler(model)
     rng = np.random.default_rng(seed)
-    out = None
+    out, features = None, []
     for start, batch in _batches(images, batch_size, progress, "MC dropout"):
         if augment:
             logits = _augmented_logits(model, batch, n_samples, rng)
         else:
-            logits = fn(tf.constant(batch), tf.constant(n_samples, tf.int32)).numpy()
+            logits, feats = fn(tf.constant(batch), tf.constant(n_samples, tf.int32))
+            logits = logits.numpy()
+            features.append(feats.numpy().astype(np.float32))
         if out is None:
             out = np.empty((len(images),) + logits.shape[1:], dtype=np.float64)
         out[start : start + len(batch)] = logits
     if out is None:
         out = np.empty((0, model.output.shape[-1], n_samples))
-    return out
+    if not with_features:
+        return out
+    return out, (np.concatenate(features) if features else np.empty((0, 0), np.float32))
 
 
 def sample_rho(
