@@ -135,11 +135,9 @@ TUNE = {  # regime: (learning rate, trunk trainable); new_label.py's fine-tuning
 }
 
 
-def numpy_head(folder, images, labels, train, test, seed: int) -> np.ndarray:
+def numpy_head(f, labels, train, test, seed: int) -> np.ndarray:
     """(test, 2) probabilities of notebook 04's MC-dropout head (zoolib.active.heads, its
-    default settings) fitted on the frozen trunk's features: notebook 02's frozen regime."""
-    model, _ = pretrained.load(64, 1, folder)
-    f = posteriors.trunk_features(model, images)
+    default settings) fitted on the frozen trunk's features ``f``: notebook 02's frozen regime."""
     k, n = labels[:, None].astype(float), np.ones((len(labels), 1))
     rng = np.random.default_rng(seed)
     w, b = heads.fit(f[train], k[train], n[train], heads.HeadSettings(), rng)
@@ -157,6 +155,7 @@ def tuned_curve(folder: str, images, labels, sizes, n_folds: int, regime: str) -
     fold = probes.stratified_folds(labels, n_folds, 0)
     votes = np.stack([labels, np.ones_like(labels)], -1)[:, None, :].astype(np.float32)
     folder = pretrained.shipped_folder(folder)
+    features = probes.trunk_features(str(folder), images) if rate is None else None  # once
     rows = []
     for size in sizes:
         prob, start = np.zeros((len(labels), 2)), time.perf_counter()  # (rate None: numpy head)
@@ -164,7 +163,7 @@ def tuned_curve(folder: str, images, labels, sizes, n_folds: int, regime: str) -
             pool, test = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
             train = pool[probes.stratified_sample(labels[pool], size, seed=f)]
             if rate is None:
-                prob[test] = numpy_head(folder, images, labels, train, test, seed=f)
+                prob[test] = numpy_head(features, labels, train, test, seed=f)
                 continue
 
             def build(f=f):
