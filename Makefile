@@ -20,12 +20,15 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
 
-# --durations: the slowest tests, printed at the end (the budget is 8 minutes)
+# --durations: the slowest tests, printed at the end (the budget is 8 minutes). -n auto: one
+# pytest-xdist worker per core, a test module's tests kept together (its fixtures run once).
+# Plain `pytest` runs serially.
+XDIST := -n auto --dist loadscope
 test: $(STAMP)
-	$(BIN)/python -m pytest --durations=15
+	$(BIN)/python -m pytest $(XDIST) --durations=15
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest $(XDIST) -m "not slow"
 
 # JupyterLab, the widget and the reports in a real Chromium (Debian's chromium and
 # chromium-driver; .ci/run installs them). Screenshots: browser_tests/artifacts/.

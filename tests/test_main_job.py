@@ -1,68 +1,24 @@
 """The main job in miniature: notebooks 01 -> 04 with the ci parameters, via the runner."""
 
-import contextlib
-import json
 import math
-import os
 
 import pytest
+from jobs import metrics, outputs_root, written
 
 from zoolib import paths
 from zoolib.reports import runner
 
-pytestmark = pytest.mark.slow  # runs all four notebooks (about 90 s); make test-fast skips it
-
-
-OUTPUTS = ("data/processed", "data/runs", "models", "reports")  # what runs write, in a checkout
-
-
-def _written(folder):
-    """{path: mtime} of every file under the checkout's output folders."""
-    return {p: p.stat().st_mtime_ns for d in OUTPUTS for p in (folder / d).rglob("*")
-            if p.is_file()}  # fmt: skip
-
-
-@contextlib.contextmanager
-def _outputs_root(root):
-    old = os.environ.get("ZOO_OUTPUT_ROOT")
-    os.environ["ZOO_OUTPUT_ROOT"] = str(root)  # the kernels write data, models, reports here
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("ZOO_OUTPUT_ROOT")
-        else:
-            os.environ["ZOO_OUTPUT_ROOT"] = old
+pytestmark = pytest.mark.slow  # all four notebooks (about 3 minutes on 2 cores); test-fast skips it
 
 
 @pytest.fixture(scope="module")
 def ci_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("outputs")
-    before = _written(paths.PROJECT_ROOT)
-    with _outputs_root(root):
+    before = written(paths.PROJECT_ROOT)
+    with outputs_root(root):
         done = runner.run("ci", only=["01", "02", "03", "04"], reports_dir=root / "reports")
-    assert _written(paths.PROJECT_ROOT) == before  # nothing new or changed inside the checkout
+    assert written(paths.PROJECT_ROOT) == before  # nothing new or changed inside the checkout
     return root, done
-
-
-@pytest.fixture(scope="module")
-def tree_run(ci_run):
-    """Notebooks 02 and 03 again on the ci dataset, with a softmax over every answer."""
-    import yaml
-
-    root, _ = ci_run
-    sets = runner.load_params("ci")
-    sets["02_train"].update(likelihood="multinomial", model_name="ci_tree", epochs=3)
-    sets["03_dropout_posteriors"].update(model_name="ci_tree", n_samples=4)
-    params = root / "tree.yaml"
-    params.write_text(yaml.safe_dump({k: sets[k] for k in ("02_train", "03_dropout_posteriors")}))
-    with _outputs_root(root):
-        runner.run(str(params), only=["02", "03"], reports_dir=root / "tree_reports")
-    return root
-
-
-def _metrics(root, stem, reports="reports"):
-    return json.loads((root / reports / "metrics" / f"{stem}.json").read_text())
 
 
 def test_reports_and_index_are_written(ci_run):
@@ -89,20 +45,21 @@ def test_reports_and_index_are_written(ci_run):
 
 def test_training_metrics_are_sane_and_beat_the_baseline(ci_run):
     root, _ = ci_run
-    m = _metrics(root, "02_train")
+    m = metrics(root, "02_train")
     assert m["questions"] == ["smooth-or-featured", "disk-edge-on", "bar"]
     for label in ("cnn", "baseline"):
         for name, row in m["test"][label].items():
             assert math.isfinite(row["nll"]) and row["nll"] > 0, (label, name)
             assert 0 <= row["rmse"] <= 1 and 0 <= row["rmse_true"] <= 1, (label, name)
     cnn, base = m["test"]["cnn"]["smooth-or-featured"], m["test"]["baseline"]["smooth-or-featured"]
-    assert cnn["nll"] < base["nll"]  # even a few epochs learn something from the images
-    assert len(m["history"]["loss"]) == m["epochs_run"] <= 6
+    assert cnn["nll"] < base["nll"]  # the pretrained start or what beat it
+    epochs = runner.load_params("ci")["02_train"]["epochs"]
+    assert len(m["history"]["loss"]) == m["epochs_run"] <= epochs
 
 
 def test_posterior_metrics_are_in_range(ci_run):
     root, _ = ci_run
-    m = _metrics(root, "03_dropout_posteriors")
+    m = metrics(root, "03_dropout_posteriors")
     for name, row in m["questions"].items():
         for kind in ("coverage_mc", "coverage_single"):
             values = [row[kind][lv] for lv in ("0.5", "0.8", "0.95")]
@@ -124,7 +81,7 @@ def test_posterior_metrics_are_in_range(ci_run):
 
 def test_active_learning_metrics(ci_run):
     root, _ = ci_run
-    m = _metrics(root, "04_active_learning")
+    m = metrics(root, "04_active_learning")
     strategies = ["random", "random_null", "bald", "bald_views", "oracle"]
     assert m["strategies"] == strategies and m["n_seeds"] == 2 and m["regime"] == "finetune"
     curves = m["curves"]
@@ -152,23 +109,3 @@ def test_active_learning_metrics(ci_run):
     assert sorted(p.name for p in runs.iterdir()) == sorted(
         f"{s}-seed{seed}.json" for s in runs_of_a_seed for seed in (0, 1)
     )
-
-
-def test_a_tree_model_trains_and_explains_every_answer(tree_run):
-    train = _metrics(tree_run, "02_train", "tree_reports")
-    answers = ["smooth-or-featured_smooth", "smooth-or-featured_featured-or-disk",
-               "smooth-or-featured_artifact", "disk-edge-on_yes", "disk-edge-on_no", "bar_yes",
-               "bar_no"]  # fmt: skip
-    assert train["likelihood"] == "multinomial" and list(train["tree"]) == train["questions"]
-    assert list(train["test"]["cnn"]) == answers
-    for name in answers:  # every answer scored against its truth, and the first beats the constant
-        assert 0 <= train["test"]["cnn"][name]["rmse_true"] <= 1
-    smooth = "smooth-or-featured_smooth"
-    assert train["test"]["cnn"][smooth]["nll"] < train["test"]["baseline"][smooth]["nll"]
-    posterior = _metrics(tree_run, "03_dropout_posteriors", "tree_reports")
-    assert list(posterior["questions"]) == answers
-    for row in posterior["questions"].values():
-        values = [row["randomized_mc"][lv] for lv in ("0.5", "0.8", "0.95")]
-        assert values == sorted(values) and all(0 <= v <= 1 for v in values)
-    card = json.loads((tree_run / "models" / "ci_tree.card.json").read_text())
-    assert card["likelihood"] == "multinomial" and card["tree"]["bar"]["answers"] == ["yes", "no"]
