@@ -109,17 +109,17 @@ def training_mask(name: str, catalog) -> np.ndarray:
                      "yardstick keeps out before training on it")  # fmt: skip
 
 
-def load(tmp: Path) -> dict:
+def load(tmp: Path, image_size: int = 64, channels: int = 1) -> dict:
     """{name: (images, votes, ids, catalogue sha256)} of the galaxies to train on."""
     out = {}
     for name, (folder, survey, _) in CATALOGS.items():
         path = SHARED / folder / "catalog.csv"
         if CATALOGS[name][2] is None:  # no labels: prepare_catalog wants some, so read directly
             catalog = pd.read_csv(path, dtype={"id_str": str})
-            x, _ = images.load_images([path.parent / f for f in catalog["file"]], 64, 1,
-                                      CROPS[survey])  # fmt: skip
+            x, _ = images.load_images([path.parent / f for f in catalog["file"]], image_size,
+                                      channels, CROPS[survey])  # fmt: skip
         else:
-            prepare.prepare_catalog(name, path, image_size=64, channels=1,
+            prepare.prepare_catalog(name, path, image_size=image_size, channels=channels,
                                     crop_fraction=CROPS[survey], split_fractions=(1.0, 0.0, 0.0),
                                     root=tmp)  # fmt: skip
             ds = processed.load_processed(name, root=tmp)

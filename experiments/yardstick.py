@@ -49,24 +49,25 @@ FEATURED = SPIRAL | {"edge_on"}
 SIZES = (25, 50, 100, 200, probes.ALL)
 
 
-def load(name: str, catalog: Path, crop: float, tmp: Path,
-         **kwargs) -> tuple[np.ndarray, pd.DataFrame]:  # fmt: skip
-    """(images (G, 64, 64, 1) uint8, catalogue) of a shared catalogue, as notebook 01 reads it."""
-    prepare.prepare_catalog(name, catalog, image_size=64, channels=1, crop_fraction=crop,
-                            split_fractions=(1.0, 0.0, 0.0), root=tmp, **kwargs)  # fmt: skip
+def load(name: str, catalog: Path, crop: float, tmp: Path, image_size: int = 64,
+         channels: int = 1, **kwargs) -> tuple[np.ndarray, pd.DataFrame]:  # fmt: skip
+    """(images (G, S, S, C) uint8, catalogue) of a shared catalogue, as notebook 01 reads it."""
+    prepare.prepare_catalog(name, catalog, image_size=image_size, channels=channels,
+                            crop_fraction=crop, split_fractions=(1.0, 0.0, 0.0), root=tmp,
+                            **kwargs)  # fmt: skip
     ds = processed.load_processed(name, root=tmp)
     return np.array(ds.images), ds.catalog  # a copy: the folder is temporary
 
 
-def datasets(tmp: Path, ring_crops) -> dict:
+def datasets(tmp: Path, ring_crops, image_size: int = 64, channels: int = 1) -> dict:
     """{name: (images, labels dict)} of every evaluation set: what real_trunk.py never trains on."""
-    out = {}
+    out, size = {}, {"image_size": image_size, "channels": channels}
     for crop in ring_crops:
         x, cat = load(f"rings-{crop}", SHARED / "gz_decals_rings" / "catalog.csv", crop, tmp,
-                      tree="label:ring")  # fmt: skip
+                      tree="label:ring", **size)  # fmt: skip
         out[f"rings crop {crop}"] = (x, {"ring": cat["ring_yes"].to_numpy().astype(int)})
-    x1, c1 = load("sdss", SHARED / "sdss_gz1_sample" / "catalog.csv", 0.4, tmp)
-    x2, c2 = load("sdss-more", SHARED / "sdss_gz1_more" / "catalog.csv", 0.4, tmp)
+    x1, c1 = load("sdss", SHARED / "sdss_gz1_sample" / "catalog.csv", 0.4, tmp, **size)
+    x2, c2 = load("sdss-more", SHARED / "sdss_gz1_more" / "catalog.csv", 0.4, tmp, **size)
     keep1 = ~real_trunk.training_mask("sdss", c1)
     keep2 = ~real_trunk.training_mask("sdss_more", c2)
     cls = np.r_[c1["gz1_class"].to_numpy()[keep1], c2["gz1_class"].to_numpy()[keep2]]
@@ -76,7 +77,7 @@ def datasets(tmp: Path, ring_crops) -> dict:
         "gz1 class": np.select([cls == "elliptical", np.isin(cls, list(SPIRAL))], [0, 1], 2),
         "kept out": np.r_[np.ones(keep1.sum(), bool), np.zeros(keep2.sum(), bool)],
     })  # fmt: skip
-    x3, c3 = load("gz2", SHARED / "gz2_kaggle_sample" / "catalog.csv", 0.5, tmp)
+    x3, c3 = load("gz2", SHARED / "gz2_kaggle_sample" / "catalog.csv", 0.5, tmp, **size)
     keep = ~real_trunk.training_mask("gz2", c3)
     out["gz2"] = (x3[keep], {"smooth": (c3["gz2_class"].to_numpy()[keep] == "smooth").astype(int)})
     return out
