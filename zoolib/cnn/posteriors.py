@@ -88,6 +88,9 @@ def dihedral_views(images: np.ndarray) -> np.ndarray:
     return np.stack([np.rot90(v, q, axes=(1, 2)) for v in (images, mirrored) for q in range(4)])
 
 
+FULL_PASS_ROWS = 256  # images per forward pass when T augmented full passes are stacked
+
+
 def _augmented_logits(model, batch: np.ndarray, n_samples: int, rng) -> np.ndarray:
     """(B, Q, T) logits, sample t of galaxy b drawn on a random one of its 8 views."""
     import tensorflow as tf
@@ -104,11 +107,13 @@ def _augmented_logits(model, batch: np.ndarray, n_samples: int, rng) -> np.ndarr
         chosen = features[pick, np.arange(len(batch))[None, :]]  # (T, B, F)
         logits = head(tf.constant(chosen.reshape(-1, chosen.shape[-1])), training=False)
         logits = logits.numpy().reshape(n_samples, len(batch), -1)
-    else:  # randomness in the trunk: T full passes, each on its own views
-        logits = np.stack([
-            model(tf.constant(views[pick[t], np.arange(len(batch))]), training=False).numpy()
-            for t in range(n_samples)
-        ])  # fmt: skip
+    else:  # randomness in the trunk: T full passes, each on its own views, stacked into
+        # passes of at least a batch (every row draws its own dropout mask)
+        rows = views[pick, np.arange(len(batch))[None, :]].reshape((-1,) + batch.shape[1:])
+        step = max(len(batch), FULL_PASS_ROWS)
+        logits = np.concatenate([model(tf.constant(rows[i : i + step]), training=False).numpy()
+                                 for i in range(0, len(rows), step)])  # fmt: skip
+        logits = logits.reshape(n_samples, len(batch), -1)
     return np.transpose(logits, (1, 2, 0))
 
 
