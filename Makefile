@@ -21,9 +21,10 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 # --durations: the slowest tests, printed at the end (the budget is 8 minutes). -n auto: one
-# pytest-xdist worker per core, a test module's tests kept together (its fixtures run once).
-# Plain `pytest` runs serially.
-XDIST := -n auto --dist loadscope
+# pytest-xdist worker per core (at most 4: each loads TensorFlow and may start notebook
+# kernels), a test module's tests kept together (its fixtures run once). Plain `pytest` runs
+# serially.
+XDIST := -n auto --maxprocesses 4 --dist loadscope
 test: $(STAMP)
 	$(BIN)/python -m pytest $(XDIST) --durations=15
 

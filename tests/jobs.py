@@ -4,7 +4,8 @@ import contextlib
 import json
 import os
 
-OUTPUTS = ("data/processed", "data/runs", "models", "reports")  # what runs write, in a checkout
+OUTPUTS = ("data/processed", "data/runs", "data/representations", "models",
+           "reports")  # what runs write, in a checkout
 
 
 def written(folder):

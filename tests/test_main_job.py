@@ -55,6 +55,7 @@ def test_training_metrics_are_sane_and_beat_the_baseline(ci_run):
     assert cnn["nll"] < base["nll"]  # the pretrained start or what beat it
     epochs = runner.load_params("ci")["02_train"]["epochs"]
     assert len(m["history"]["loss"]) == m["epochs_run"] <= epochs
+    assert all(math.isfinite(v) for key in ("loss", "val_loss") for v in m["history"][key])
 
 
 def test_posterior_metrics_are_in_range(ci_run):

@@ -120,6 +120,28 @@ def test_augmented_samples_have_the_moments_of_naive_per_view_passes(small_model
     )
 
 
+def test_augmented_full_passes_use_each_samples_own_view_across_chunks(images):
+    """The fallback sampler (no trunk/head split) stacks T x B full passes into chunks of
+    FULL_PASS_ROWS: with dropout off, sample t of galaxy b must be the deterministic output on
+    view pick[t, b], the views drawn as sample_rho draws them; chunks must not mix rows up."""
+    model = build_bayesian_cnn(image_size=32, n_questions=2, dropout_rate=0.5, seed=6)
+    for layer in mc_dropout_layers(model):
+        layer.rate = 0.0
+    trunk, head = model.get_layer("trunk"), model.get_layer("head")
+    inp = keras.Input((32, 32, 1))
+    flat = keras.Model(inp, head.get_layer("logits")(head.get_layer("mc_dropout")(trunk(inp))))
+    t = 50  # 50 x 6 = 300 rows: two chunks of 256 and 44
+    assert t * len(images) > post.FULL_PASS_ROWS
+    got = post.sample_logits(flat, images, t, seed=8, augment=True)  # (6, 2, 50)
+    pick = np.random.default_rng(8).integers(0, 8, size=(t, len(images)))
+    views = post.dihedral_views(images)
+    for b in range(len(images)):
+        expected = flat(views[pick[:, b], b].astype(np.float32), training=False).numpy()
+        np.testing.assert_allclose(got[b].T, expected, rtol=1e-5, atol=1e-5)
+    again = post.sample_logits(flat, images, t, seed=8, augment=True)
+    np.testing.assert_array_equal(got, again)
+
+
 def test_sample_rho_rejects_zero_samples(small_model, images):
     with pytest.raises(ValueError, match="n_samples"):
         post.sample_rho(small_model, images, 0)

@@ -109,10 +109,13 @@ def _augmented_logits(model, batch: np.ndarray, n_samples: int, rng) -> np.ndarr
         logits = logits.numpy().reshape(n_samples, len(batch), -1)
     else:  # randomness in the trunk: T full passes, each on its own views, stacked into
         # passes of at least a batch (every row draws its own dropout mask)
-        rows = views[pick, np.arange(len(batch))[None, :]].reshape((-1,) + batch.shape[1:])
+        view, galaxy = pick.ravel(), np.tile(np.arange(len(batch)), n_samples)  # row t * B + b
         step = max(len(batch), FULL_PASS_ROWS)
-        logits = np.concatenate([model(tf.constant(rows[i : i + step]), training=False).numpy()
-                                 for i in range(0, len(rows), step)])  # fmt: skip
+        logits = np.concatenate([
+            model(tf.constant(views[view[i : i + step], galaxy[i : i + step]]),
+                  training=False).numpy()
+            for i in range(0, len(view), step)
+        ])  # fmt: skip
         logits = logits.reshape(n_samples, len(batch), -1)
     return np.transpose(logits, (1, 2, 0))
 
