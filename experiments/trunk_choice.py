@@ -1,6 +1,7 @@
 """Which trunk for the real model: the paper's CNN against colour, 96 px and a wider CNN (issue 33).
 
 Usage: python experiments/trunk_choice.py [--epochs 4] [--variants ...] [--out trunk_choice.json]
+       python experiments/trunk_choice.py --speed   (predict's cost of every variant, side by side)
 
 Every variant is trained by ``real_trunk.py``'s recipe (SimCLR + multi-task, its data, its
 kept-out galaxies, :class:`zoolib.cnn.contrastive.Settings` but for the epochs) for the same
@@ -94,6 +95,24 @@ def speed(model: keras.Model, images: np.ndarray) -> float:
     return len(images) / (time.perf_counter() - start)
 
 
+def speeds(variants, galaxies: int = 2048, repeats: int = 3) -> dict:
+    """{variant: galaxies/s} of predict's sampler on random images, every variant in this one
+    run, alternately, best of ``repeats`` (the weights do not change the cost)."""
+    rng = np.random.default_rng(0)
+    models_ = {}
+    for v in variants:
+        trunk, _ = build(v, 0)
+        head = models.build_head(trunk.output_shape[-1], 2, seed=0)
+        inputs = keras.Input(trunk.input_shape[1:], name="image")
+        models_[v] = (keras.Model(inputs, head(trunk(inputs))),
+                      rng.integers(0, 256, (galaxies,) + trunk.input_shape[1:], np.uint8))
+    best = {v: 0.0 for v in variants}
+    for _ in range(repeats):
+        for v, (model, x) in models_.items():
+            best[v] = max(best[v], speed(model, x))
+    return best
+
+
 def measure(model: keras.Model, data: dict) -> list[dict]:
     trunk = model.get_layer("trunk")
     rows = []
@@ -117,12 +136,46 @@ def measure(model: keras.Model, data: dict) -> list[dict]:
     return rows
 
 
+COLUMNS = [("ring probe", 100), ("ring probe", "all"), ("ring precision@10", "-"),
+           ("sdss smooth zero-shot", 0), ("sdss smooth probe", "all"),
+           ("gz2 smooth zero-shot", 0)]  # fmt: skip
+
+
+def markdown(rows: list[dict]) -> str:
+    """docs/representations.md's table: a row per variant, balanced accuracy [95%] per column
+    (precision@10 for neighbours), then the trunk's parameters. (Seconds per epoch and speed
+    are in the file; they are only comparable when nothing else ran, hence ``--speed``.)"""
+    head = ["rings probe 100", "rings probe all", "rings p@10", "SDSS zero-shot", "SDSS probe",
+            "GZ2 zero-shot", "trunk parameters"]
+    lines = ["| variant | " + " | ".join(head) + " |", "| --- " * (len(head) + 1) + "|"]
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        mine = {(r["task"], r["labels"]): r for r in rows if r["variant"] == variant}
+        cells = [yardstick.cell(mine[c], "value" if c[0].endswith("@10") else "balanced accuracy")
+                 for c in COLUMNS]  # fmt: skip
+        cells.append(f"{mine[('predict speed', '-')]['parameters']:,}")
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--out", type=Path, default=Path("trunk_choice.json"))
+    parser.add_argument("--table", action="store_true", help="print --out's table, measure nothing")
+    parser.add_argument("--speed", action="store_true",
+                        help="only time predict's sampler for every variant, side by side")
     args = parser.parse_args()
+    if args.table:
+        print(markdown(json.loads(args.out.read_text())["rows"]))
+        return
+    if args.speed:
+        result = speeds(args.variants)
+        base = result.get("paper grey 64")
+        for v, gps in result.items():
+            ratio = f", {gps / base:.2f}x the paper's grey 64 px CNN" if base else ""
+            print(f"{v}: {gps:.0f} galaxies/s (T = 30){ratio}")
+        return
     done = json.loads(args.out.read_text())["rows"] if args.out.is_file() else []
     settings = replace(contrastive.Settings(), epochs=args.epochs)
     cache: dict = {}
