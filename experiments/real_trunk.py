@@ -131,6 +131,17 @@ def load(tmp: Path, image_size: int = 64, channels: int = 1) -> dict:
     return out
 
 
+def stacked(data: dict) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`load`'s catalogues as one array of images and one of votes, each survey's classes
+    weighing the same (:func:`zoolib.cnn.contrastive.balance`)."""
+    x = np.concatenate([d[0] for d in data.values()])
+    survey = np.concatenate([[CATALOGS[n][1]] * len(d[0]) for n, d in data.items()])
+    votes = np.concatenate([d[1] for d in data.values()])
+    for s in CROPS:
+        votes[survey == s] = contrastive.balance(votes[survey == s])
+    return x, votes
+
+
 def write(trunk, head, final: Path, settings, config: str, data: dict, history: dict) -> dict:
     """The shipped format (``zoolib/cnn/shipped/real/``): model, card and manifest, written to
     a sibling folder first and moved into place together (a failure leaves ``final`` as it
@@ -200,11 +211,7 @@ def main() -> None:
         settings = replace(settings, epochs=args.epochs)
     with tempfile.TemporaryDirectory() as tmp:
         data = load(Path(tmp))
-    x = np.concatenate([d[0] for d in data.values()])
-    survey = np.concatenate([[CATALOGS[n][1]] * len(d[0]) for n, d in data.items()])
-    votes = np.concatenate([d[1] for d in data.values()])
-    for s in CROPS:  # each survey's classes weigh the same
-        votes[survey == s] = contrastive.balance(votes[survey == s])
+    x, votes = stacked(data)
     start_model, _ = pretrained.load(64, 1)
     trunk, _ = models.split_trunk_head(start_model)
     print(f"training on {len(x)} images, {settings}", flush=True)

@@ -78,13 +78,7 @@ def build(variant: str, seed: int) -> tuple[keras.Model, int]:
 def training_data(size: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
     """real_trunk.py's images and class-balanced votes at this size and channels."""
     with tempfile.TemporaryDirectory() as tmp:
-        data = real_trunk.load(Path(tmp), size, channels)
-    x = np.concatenate([d[0] for d in data.values()])
-    survey = np.concatenate([[real_trunk.CATALOGS[n][1]] * len(d[0]) for n, d in data.items()])
-    votes = np.concatenate([d[1] for d in data.values()])
-    for s in real_trunk.CROPS:
-        votes[survey == s] = contrastive.balance(votes[survey == s])
-    return x, votes
+        return real_trunk.stacked(real_trunk.load(Path(tmp), size, channels))
 
 
 def speed(model: keras.Model, images: np.ndarray) -> float:
