@@ -4,6 +4,8 @@
       run the numbered notebooks into reports/
   python -m zoolib predict --model M --catalog C --out P [--images-root R] [--shard i/n] ...
       predict a catalogue with MC dropout (zoolib/predict.py)
+  python -m zoolib votes --export CLASSIFICATIONS.csv --tasks TASKS.yaml --out VOTES.csv
+      vote counts from a Zooniverse classification export (zoolib/data/panoptes.py)
   python -m zoolib calibrate [--presets gz2 decals] [--dry-run]
       refit the simulated volunteers to the shipped real catalogues (zoolib/universe/calibration.py)
   python -m zoolib pretrain
@@ -99,6 +101,61 @@ def _add_predict(sub) -> None:
         "for the paper's CNN), for similarity search and unusual galaxies (zoolib.cnn.similarity)",
     )  # fmt: skip
     _add_precision(p, "prediction")
+
+
+def _add_votes(sub) -> None:
+    p = sub.add_parser(
+        "votes",
+        help="vote counts from a Zooniverse (Panoptes) classification export",
+        description="Count the votes of a Panoptes classification export into zoo's vote table"
+        " (id_str from the subjects' #id_str metadata; <question>_<answer> and"
+        " <question>_total-votes per task of the tasks file), which notebook 01 reads as any"
+        " catalogue. Counts follow panoptes-aggregation's question extractor; a classification"
+        " exported twice counts once; other workflows and versions are left out and counted. A"
+        " malformed classification stops the command, naming its classification_id, before"
+        " anything is written. The tasks file: T0: {question: smooth-or-featured, answers:"
+        " [smooth, featured-or-disk, artifact]}, answers in the workflow's order, optional"
+        " labels: [...] as shown to volunteers. Paths are relative to the current folder."
+        " See zoolib/data/panoptes.py.",
+    )
+    p.add_argument("--export", required=True, help="classification export CSV")
+    p.add_argument("--tasks", required=True, help="YAML naming each task's question and answers")
+    p.add_argument("--workflow-id", help="count only this workflow (default: every row)")
+    p.add_argument(
+        "--workflow-version", help="count only this version: 12.34, or 12 for every 12.x"
+    )
+    p.add_argument("--out", required=True, help="vote table to write, .csv or .parquet")
+    p.add_argument(
+        "--on-error", choices=["raise", "skip"], default="raise",
+        help="a malformed classification: stop (default), or leave it out and list it in "
+        "OUT's stem + .skipped.csv",
+    )  # fmt: skip
+
+
+def _votes(args) -> None:
+    from pathlib import Path
+
+    import pandas as pd
+
+    from zoolib import files
+    from zoolib.data import panoptes
+
+    out = Path(args.out)
+    if out.suffix not in (".csv", ".parquet"):
+        raise ValueError(f"--out {out}: write .csv or .parquet")
+    tasks = panoptes.read_tasks(args.tasks)
+    export = panoptes.read_export(args.export)
+    table, summary = panoptes.count_votes(
+        export, tasks, args.workflow_id, args.workflow_version, on_error=args.on_error
+    )
+    panoptes.write_votes(table, out)
+    if summary.skipped:
+        skipped = pd.DataFrame(summary.skipped, columns=["classification_id", "row", "reason"])
+        listed = out.with_name(f"{out.stem}.skipped.csv")
+        files.write_atomic(listed, lambda tmp: skipped.to_csv(tmp, index=False))
+        print(f"{len(skipped)} classification(s) skipped, listed in {listed}")
+    print("\n".join(summary.lines()))
+    print(f"{len(table)} galaxies -> {out}")
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
@@ -261,6 +318,7 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
     _add_run(sub)
     _add_predict(sub)
+    _add_votes(sub)
     _add_calibrate(sub)
     _add_pretrain(sub)
     return top
@@ -278,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "calibrate":
             _calibrate(args)
+        elif args.command == "votes":
+            _votes(args)
         elif args.command == "pretrain":
             _pretrain(args)
         elif args.command == "predict":

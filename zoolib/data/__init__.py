@@ -6,4 +6,5 @@ Imports :mod:`zoolib.votes` and the foundations. Modules, bottom-up:
     * :mod:`zoolib.data.images` - loads image files, JPEG/PNG/FITS (crop, resize, greyscale)
     * :mod:`zoolib.data.processed` - the processed-dataset format on disk (what notebook 01 writes)
     * :mod:`zoolib.data.pipeline` - the tf.data input pipeline with augmentation and sharding
+    * :mod:`zoolib.data.panoptes` - Zooniverse exports in, subject manifests out
 """
