@@ -23,6 +23,7 @@ Folders
 Uses (top level, above every folder)
     * :mod:`zoolib.prepare` - builds processed datasets from simulations or catalogues
     * :mod:`zoolib.predict` - MC-dropout prediction of whole catalogues, in shards
+    * :mod:`zoolib.acquire` - the next galaxies for volunteers, as a Zooniverse subject manifest
     * :mod:`zoolib.__main__` - the command line (``python -m zoolib --help``)
 
 Where the paper's three pieces live: the loss in :mod:`zoolib.cnn.losses`, the model in

@@ -4,6 +4,8 @@
       run the numbered notebooks into reports/
   python -m zoolib predict --model M --catalog C --out P [--images-root R] [--shard i/n] ...
       predict a catalogue with MC dropout (zoolib/predict.py)
+  python -m zoolib acquire --model M --catalog C [--labelled L] --n K --out MANIFEST.csv
+      the next galaxies for volunteers, as a Zooniverse subject manifest (zoolib/acquire.py)
   python -m zoolib votes --export CLASSIFICATIONS.csv --tasks TASKS.yaml --out VOTES.csv
       vote counts from a Zooniverse classification export (zoolib/data/panoptes.py)
   python -m zoolib calibrate [--presets gz2 decals] [--dry-run]
@@ -101,6 +103,52 @@ def _add_predict(sub) -> None:
         "for the paper's CNN), for similarity search and unusual galaxies (zoolib.cnn.similarity)",
     )  # fmt: skip
     _add_precision(p, "prediction")
+
+
+def _add_acquire(sub) -> None:
+    from zoolib.active.campaign import DEFAULT_RULE, RULES
+
+    p = sub.add_parser(
+        "acquire",
+        help="pick the next galaxies for volunteers and write a Zooniverse subject manifest",
+        description="Score the catalogue's galaxies not in --labelled with the model's"
+        " MC-dropout posterior over every question of its tree (each question counted by the"
+        " volunteers expected to be asked it), pick --n of them by --strategy and write a"
+        " subject manifest for the Panoptes command line (image, then hidden #id_str, #score,"
+        " #rank, #strategy, #round). Every round is recorded in the campaign folder (model"
+        " sha256, rule, seed, scores, picks); the same inputs give the same picks, and an"
+        " interrupted round resumes. Paths are relative to the current folder. See"
+        " zoolib/acquire.py and zoolib/active/campaign.py.",
+    )
+    p.add_argument(
+        "--model", required=True,
+        help="saved .keras model (the paper's CNN, its card beside it), or 'real' / 'pretrained'",
+    )  # fmt: skip
+    p.add_argument("--catalog", required=True, help="CSV or Parquet with id and image columns")
+    p.add_argument(
+        "--images-root", help="folder that file_loc paths are relative to (default: catalogue's)"
+    )
+    p.add_argument("--labelled", help="CSV with an id_str column: galaxies not to pick")
+    p.add_argument("--n", type=int, required=True, help="galaxies to pick")
+    p.add_argument(
+        "--strategy", choices=RULES, default=DEFAULT_RULE,
+        help=f"acquisition rule (default {DEFAULT_RULE}: BALD-weighted sampling, the best rule "
+        "measured in docs/active-learning.md)",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="seed of every draw (default 0)")
+    p.add_argument("--out", required=True, help="subject manifest to write (.csv)")
+    p.add_argument("--campaign", help="campaign folder (default: the manifest's name + .campaign)")
+    p.add_argument(
+        "--expected-votes", type=int, default=40,
+        help="volunteers per galaxy asked the first question (default 40)",
+    )  # fmt: skip
+    p.add_argument("--samples", type=int, default=30, help="T, MC-dropout samples (default 30)")
+    p.add_argument("--beta", type=float, default=1.0, help="power rules' exponent (default 1)")
+    p.add_argument(
+        "--on-error", choices=["raise", "skip"], default="raise",
+        help="an unreadable image: stop (default), or leave it out and list it",
+    )  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _add_votes(sub) -> None:
@@ -318,6 +366,7 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
     _add_run(sub)
     _add_predict(sub)
+    _add_acquire(sub)
     _add_votes(sub)
     _add_calibrate(sub)
     _add_pretrain(sub)
@@ -338,6 +387,16 @@ def main(argv: list[str] | None = None) -> int:
             _calibrate(args)
         elif args.command == "votes":
             _votes(args)
+        elif args.command == "acquire":
+            from zoolib import acquire
+
+            acquire.acquire(
+                args.model, args.catalog, args.out, args.n, labelled=args.labelled,
+                images_root=args.images_root, strategy=args.strategy, seed=args.seed,
+                campaign_dir=args.campaign, expected_votes=args.expected_votes,
+                n_samples=args.samples, beta=args.beta, on_error=args.on_error,
+                progress=not args.no_progress,
+            )  # fmt: skip
         elif args.command == "pretrain":
             _pretrain(args)
         elif args.command == "predict":

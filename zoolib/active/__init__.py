@@ -10,6 +10,7 @@ trained on the images). Modules, bottom-up:
     * :mod:`zoolib.active.heads` - the MC-dropout head on cached features: training and sampling
     * :mod:`zoolib.active.targeted` - target-aware acquisition: EPIG, greedy variance reduction
     * :mod:`zoolib.active.strategies` - acquisition strategies: scores, selection, expected votes
+    * :mod:`zoolib.active.campaign` - scores and picks on a real catalogue, every question of a tree
     * :mod:`zoolib.active.savings` - paired savings and curve gaps against random, with intervals
     * :mod:`zoolib.active.runs` - run state: settings, random streams, run files
     * :mod:`zoolib.active.loop` - the one round loop of both regimes: resume, fit, acquire, write
