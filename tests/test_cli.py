@@ -104,20 +104,21 @@ def _subparser(name):
 
 
 # option -> the parameter of the function it calls, where the names differ
-PREDICT_NAMES = {"samples": "n_samples", "no_progress": None}
+PREDICT_NAMES = {"samples": "n_samples", "no_progress": None, "campaign": "campaign_dir"}
 # options whose command-line default is chosen apart from the function's, and why
 DEFAULTS_APART = {"precision": "a user gets auto (a probe); the library function stays float32"}
 
 
-@pytest.mark.parametrize("command", ["predict", "calibrate"])
+@pytest.mark.parametrize("command", ["predict", "calibrate", "acquire"])
 def test_every_option_states_its_default_and_it_is_the_functions(command):
     import argparse
     import inspect
 
-    from zoolib import predict
+    from zoolib import acquire, predict
     from zoolib.universe import calibration
 
-    function = {"predict": predict.predict_catalog, "calibrate": calibration.calibrate}[command]
+    function = {"predict": predict.predict_catalog, "calibrate": calibration.calibrate,
+                "acquire": acquire.acquire}[command]  # fmt: skip
     signature = inspect.signature(function).parameters
     for action in _subparser(command)._actions:
         if isinstance(action, argparse._HelpAction) or action.required:
@@ -131,8 +132,8 @@ def test_every_option_states_its_default_and_it_is_the_functions(command):
             default = signature[name].default
             if action.default is not None and default is not inspect.Parameter.empty:
                 assert action.default == default, (command, action.dest)
-        elif name is not None and command == "predict" and action.dest not in DEFAULTS_APART:
-            raise AssertionError(f"predict option --{action.dest} is no parameter of the function")
+        elif name is not None and command != "calibrate" and action.dest not in DEFAULTS_APART:
+            raise AssertionError(f"{command} --{action.dest} is no parameter of its function")
 
 
 def test_version_and_the_usage_line_of_predict(capsys):

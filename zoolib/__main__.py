@@ -143,10 +143,10 @@ def _add_acquire(sub) -> None:
         help="volunteers per galaxy asked the first question (default 40)",
     )  # fmt: skip
     p.add_argument("--samples", type=int, default=30, help="T, MC-dropout samples (default 30)")
-    p.add_argument("--beta", type=float, default=1.0, help="power rules' exponent (default 1)")
+    p.add_argument("--beta", type=float, default=1.0, help="power rules' exponent (default 1.0)")
     p.add_argument(
         "--on-error", choices=["raise", "skip"], default="raise",
-        help="an unreadable image: stop (default), or leave it out and list it",
+        help="an unreadable image: raise (the default) stops, skip leaves it out and lists it",
     )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -175,8 +175,8 @@ def _add_votes(sub) -> None:
     p.add_argument("--out", required=True, help="vote table to write, .csv or .parquet")
     p.add_argument(
         "--on-error", choices=["raise", "skip"], default="raise",
-        help="a malformed classification: stop (default), or leave it out and list it in "
-        "OUT's stem + .skipped.csv",
+        help="a malformed classification: raise (the default) stops, skip leaves it out and "
+        "lists it in OUT's stem + .skipped.csv",
     )  # fmt: skip
 
 
