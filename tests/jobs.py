@@ -4,7 +4,7 @@ import contextlib
 import json
 import os
 
-OUTPUTS = ("data/processed", "data/runs", "data/representations", "models",
+OUTPUTS = ("data/processed", "data/runs", "data/representations", "data/campaigns", "models",
            "reports")  # what runs write, in a checkout
 
 

@@ -140,3 +140,15 @@ def test_a_manifest_puts_images_first_and_needs_the_hidden_id(tmp_path):
     assert pd.read_csv(out).columns.tolist() == ["image", "#id_str", "#score"]
     with pytest.raises(ValueError, match="no #id_str column"):
         panoptes.write_manifest(subjects.drop(columns="#id_str"), tmp_path / "n.csv", ["image"])
+
+
+def test_a_replayed_export_counts_back_to_the_votes_it_was_made_from():
+    tasks = panoptes.tasks_from_mapping(TASKS)
+    manifest = pd.DataFrame({"image": ["b.jpg", "a.jpg"], "#id_str": ["B", "A"]})
+    export = panoptes.replay_export(manifest, HAND, tasks)
+    assert len(export) == HAND.filter(like="total-votes").to_numpy().sum() == 9
+    table, summary = panoptes.count_votes(export, tasks)
+    pd.testing.assert_frame_equal(table.set_index("id_str").loc[["A", "B"]].reset_index(), HAND)
+    assert summary.counted == 9 and not summary.duplicates
+    with pytest.raises(ValueError, match="no known votes for 1 manifest subject"):
+        panoptes.replay_export(manifest.assign(**{"#id_str": ["B", "C"]}), HAND, tasks)

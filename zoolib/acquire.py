@@ -116,15 +116,16 @@ def image_entry(image: Path, folder: Path) -> str:
     return str(image.relative_to(folder)) if image.is_relative_to(folder) else str(image)
 
 
-def manifest_rows(pool: pd.DataFrame, picks, score, rule: str, number: int, root: Path,
-                  out: Path) -> pd.DataFrame:  # fmt: skip
-    """The manifest's rows: the picks in rank order, images relative to the manifest."""
-    chosen = pool.iloc[picks]
-    images = [image_entry(root / f, out.parent) for f in chosen[FILE_COLUMN]]
+def manifest_rows(ids, image_files, scores, rule: str, number: int, out: Path) -> pd.DataFrame:
+    """The manifest's rows for picks in rank order: their ``ids`` and image files (paths),
+    ``scores`` (None: random), the rule and the round's number; images as :func:`image_entry`
+    names them for a manifest written to ``out``."""
+    ids = list(ids)
     return pd.DataFrame({
-        "image": images, panoptes.ID_KEY: chosen[ID_COLUMN].to_numpy(),
-        "#score": np.full(len(picks), np.nan) if score is None else score[picks],
-        "#rank": np.arange(1, len(picks) + 1), "#strategy": rule, "#round": number,
+        "image": [image_entry(Path(f), Path(out).absolute().parent) for f in image_files],
+        panoptes.ID_KEY: ids,
+        "#score": np.full(len(ids), np.nan) if scores is None else np.asarray(scores, float),
+        "#rank": np.arange(1, len(ids) + 1), "#strategy": rule, "#round": number,
     })  # fmt: skip
 
 
@@ -184,8 +185,10 @@ def acquire(
     position = pd.Series(np.arange(len(pool)), index=pool[ID_COLUMN])
     picks = position[picked[ID_COLUMN]].to_numpy()
     score = scores.set_index(ID_COLUMN)["score"].reindex(pool[ID_COLUMN]).to_numpy()
-    rows = manifest_rows(pool, picks, None if strategy == "random" else score, strategy, number,
-                         root, out)  # fmt: skip
+    chosen = pool.iloc[picks]
+    shown = None if strategy == "random" else score[picks]
+    files_ = [root / f for f in chosen[FILE_COLUMN]]
+    rows = manifest_rows(chosen[ID_COLUMN], files_, shown, strategy, number, out)
     panoptes.write_manifest(rows, out, ["image"])
     _report(record, folder, here, done, unknown, out)
     return record

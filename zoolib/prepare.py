@@ -11,15 +11,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from zoolib import paths
 from zoolib.data import catalogs, images
 from zoolib.data.catalogs import listed
-from zoolib.data.processed import write_processed
+from zoolib.data.processed import assign_splits, write_processed
 from zoolib.universe import synthetic, volunteers
 from zoolib.votes import trees
-from zoolib.votes.schema import FILE_COLUMN, ID_COLUMN, ROW_COLUMN
+from zoolib.votes.schema import FILE_COLUMN, ID_COLUMN, ROW_COLUMN, SPLIT_COLUMN, question
 
 
 def prepare_synthetic(
@@ -117,6 +118,69 @@ def prepare_catalog(
         name, pixels, catalog, str(catalog_path), split_fractions, seed, skipped,
         extra={"parameters": params}, root=root, tree=chosen.present(catalog.columns),
     )  # fmt: skip
+
+
+def real_pool(
+    sources: list,
+    image_size: int = 64,
+    channels: int = 1,
+    leave_out=frozenset(),
+    votes_on: str = "smooth-or-featured",
+    split_fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
+    seed: int = 0,
+) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, list[dict]]:
+    """Several real catalogues as one pool of galaxies with known votes (notebook 05).
+
+    Each source is ``[catalogue, crop_fraction]`` (relative paths: the project root): read as
+    notebook 01 reads a catalogue (:func:`zoolib.data.catalogs.read_catalog`, image paths
+    relative to its folder) and its images loaded at ``image_size`` with its own crop. Left
+    out, counted per source and listed: rows the reader refuses, rows with no vote on
+    ``votes_on`` (GZ1 mergers), ids in ``leave_out`` (a trunk's training images) and images
+    that cannot be read. Splits are drawn per source and answer (``split_fractions`` of train,
+    val, test), so every source and class is in each split in proportion.
+
+    Returns (catalogue with ``source``, ``image_file`` (absolute) and ``split`` columns; images
+    (G, S, S, C) uint8; a
+    report, one row per source: ``rows``, ``no vote``, ``seen by the trunk``, ``unreadable``,
+    ``kept``, ``yes share``; the left-out rows: source, id_str, reason).
+    """
+    total = question(votes_on).total_column
+    parts, pixels, report, skipped = [], [], [], []
+    for i, (path, crop) in enumerate(sources):
+        path = paths.resolve(path)
+        catalog, refused = catalogs.read_catalog(path, on_error="skip")
+        skipped += [{"source": path.parent.name, ID_COLUMN: r.get(ID_COLUMN),
+                     "reason": r.get("reason")} for r in refused]  # fmt: skip
+        no_vote = catalog[total].fillna(0).to_numpy() <= 0
+        seen = catalog[ID_COLUMN].isin(set(leave_out)).to_numpy() & ~no_vote
+        skipped += [{"source": path.parent.name, ID_COLUMN: id_str, "reason": why}
+                    for mask, why in ((no_vote, f"no vote on {votes_on}"),
+                                      (seen, "seen by the trunk in training"))
+                    for id_str in catalog[ID_COLUMN][mask]]  # fmt: skip
+        keep = catalog[~no_vote & ~seen].reset_index(drop=True)
+        x, failures = images.load_images([path.parent / f for f in image_names(keep)],
+                                         image_size, channels, float(crop), "skip")  # fmt: skip
+        bad = [f["index"] for f in failures]
+        skipped += [{"source": path.parent.name, ID_COLUMN: keep[ID_COLUMN][f["index"]],
+                     "reason": f["reason"]} for f in failures]  # fmt: skip
+        keep = keep.drop(index=bad).reset_index(drop=True).assign(source=path.parent.name)
+        keep["image_file"] = [str(path.parent / f) for f in image_names(keep)]
+        yes = keep[question(votes_on).yes_column] * 2 > keep[total]
+        keep[SPLIT_COLUMN] = ""
+        for j, (_, group) in enumerate(keep.groupby(yes.to_numpy())):
+            keep.loc[group.index, SPLIT_COLUMN] = assign_splits(len(group), split_fractions,
+                                                                seed + 1000 * i + j)  # fmt: skip
+        parts.append(keep)
+        pixels.append(x)
+        report.append({"source": path.parent.name, "crop": crop,
+                       "rows": len(catalog) + len(refused), "no vote": int(no_vote.sum()),
+                       "seen by the trunk": int(seen.sum()), "unreadable": len(bad),
+                       "kept": len(keep), "yes share": float(yes.mean())})  # fmt: skip
+    catalog = pd.concat(parts, ignore_index=True)
+    duplicated = catalog[ID_COLUMN][catalog[ID_COLUMN].duplicated()].tolist()
+    if duplicated:
+        raise ValueError(f"ids in more than one source: {duplicated[:10]}")
+    return catalog, np.concatenate(pixels), pd.DataFrame(report), skipped
 
 
 LABEL_PREFIX = "label:"  # notebook 01's tree "label:ring": a new yes/no label

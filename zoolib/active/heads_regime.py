@@ -150,8 +150,9 @@ class HeadLearner:
         w, b = self.fit_many([np.concatenate([labelled, c]) for c in batches],
                              stream(seed, r + 1, "train"))  # fmt: skip
         scores = [
-            loop.headline(loop.metrics(self, (w[c], b[c]), self.val,
-                                       stream(seed, r, "evaluate")), settings)  # fmt: skip
+            loop.headline(
+                loop.metrics(self, (w[c], b[c]), self.val, stream(seed, r, "evaluate")), settings
+            )  # fmt: skip
             for c in range(len(batches))
         ]
         return batches[int(np.argmin(scores))]
@@ -198,6 +199,38 @@ def run_header(settings: Settings, data: Data) -> dict:
     return HeadLearner(data, settings).header()
 
 
+def round_model(learner: HeadLearner, rounds: list[dict], strategy: str, seed: int, round_: int):
+    """(labelled rows, head) of a run's round, retrained from its run file's ``rounds`` with the
+    loop's own streams: the same head the loop measured at that round."""
+    data = learner.data
+    labelled = data.rows(runs.labelled_after(rounds[:round_]) if round_ else rounds[0]["labelled"])
+    weights = loop.training_weights(strategy, rounds[:round_], len(data.pool))
+    return labelled, learner.fit(labelled, seed, round_, strategy, weights)
+
+
+def final_test_predictions(
+    settings: Settings, features, catalog, questions, run_dir
+) -> pd.DataFrame:
+    """Every run's last head (:func:`round_model`) on the test split, its MC-dropout mean rho
+    from the loop's own evaluation stream (what its last curve point measured): one row per
+    (strategy, seed, test galaxy) with ``strategy``, ``seed``, ``id_str`` and ``rho <q>``."""
+    data = Data.build(features, catalog, questions)
+    learner, header = HeadLearner(data, settings), run_header(settings, data)
+    ids, parts, last = data.catalog[ID_COLUMN].to_numpy()[data.test], [], settings.n_rounds
+    for seed in settings.seeds:
+        for strategy in settings.runs:
+            rounds = runs.read_run(runs.run_file(run_dir, strategy, seed), header)
+            if len(rounds) <= last:
+                raise ValueError(f"{strategy} seed {seed} has not finished: run it first")
+            _, model = round_model(learner, rounds, strategy, seed, last)
+            rho = learner.rho(model, data.test, "dropout", stream(seed, last, "evaluate"))
+            part = pd.DataFrame({"strategy": strategy, "seed": seed, ID_COLUMN: ids})
+            parts.append(
+                part.join(pd.DataFrame(rho.mean(-1), columns=[f"rho {q}" for q in questions]))
+            )
+    return pd.concat(parts, ignore_index=True)
+
+
 def pool_scores(
     settings: Settings,
     features,
@@ -224,10 +257,8 @@ def pool_scores(
     rounds = runs.read_run(runs.run_file(run_dir, strategy, seed), run_header(settings, data))
     if round_ >= min(len(rounds), settings.n_rounds):
         raise ValueError(f"round {round_} of {strategy} seed {seed} did not score a pool")
-    labelled = data.rows(runs.labelled_after(rounds[:round_]) if round_ else rounds[0]["labelled"])
     learner = HeadLearner(data, settings)
-    weights = loop.training_weights(strategy, rounds[:round_], len(data.pool))
-    model = learner.fit(labelled, seed, round_, strategy, weights)
+    labelled, model = round_model(learner, rounds, strategy, seed, round_)
     pool = np.setdiff1d(data.pool, labelled)
     rho = learner.rho(model, pool, "dropout", stream(seed, round_, "score"))
     n = strategies.pool_n(rho, data.catalog.iloc[labelled], data.questions,

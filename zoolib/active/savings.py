@@ -359,6 +359,25 @@ def conclusion(
     return lines + ([warning] if warning else [])
 
 
+def answer(gaps: dict, metric: str) -> str:
+    """The question "did a rule save labels?" answered in one sentence from the curve gaps:
+    yes, naming the rules whose interval lies below zero; no, naming any that lie above it
+    (worse than random); or too few seeds to tell."""
+    rules = {s: g for s, g in gaps.items() if s not in (NULL, "oracle")}
+    if not rules or min(g["n_seeds"] for g in rules.values()) < MIN_SEEDS:
+        return f"Too few paired seeds to tell (at least {MIN_SEEDS} are needed)."
+    better = [s for s, g in rules.items() if g["ci_high"] < 0]
+    worse = [s for s, g in rules.items() if g["ci_low"] > 0]
+    if better:
+        best = min(better, key=lambda s: rules[s]["mean"])
+        return (f"Yes: {', '.join(better)} beat random on {metric} (the best, {best}, curve gap "
+                f"{_interval(rules[best])})" + (f"; {', '.join(worse)} did worse." if worse
+                                                 else "."))  # fmt: skip
+    return ("No: no rule tried beats random on " + metric
+            + (f"; {', '.join(worse)} did worse than random." if worse else
+               " (every interval covers zero)."))  # fmt: skip
+
+
 def headroom(gaps: dict) -> list[str]:
     """How much of the oracle's curve gap the best rule reaches (no line without an oracle)."""
     rules = {s: g for s, g in gaps.items() if s not in (NULL, "oracle")}

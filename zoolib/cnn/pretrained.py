@@ -188,6 +188,37 @@ def start_folder(init: str, source: str) -> Path | None:
     return None if init == "scratch" else shipped_folder(init)
 
 
+def trained_ids(name: str | Path) -> set[str]:
+    """Every real image id a shipped model (:func:`shipped_folder`) trained on: none for a model
+    of the simulated universe (its manifest has ``universe``), else the ``id_str`` column of the
+    file its manifest names under ``trained_ids`` (sha256 checked). Refuses a model whose manifest
+    saw real images but lists none."""
+    import pandas as pd
+
+    folder = shipped_folder(name)
+    manifest = read_manifest(folder)
+    if "universe" in manifest and "data" not in manifest:
+        return set()
+    entry = manifest.get("trained_ids")
+    if entry is None:
+        raise ValueError(f"{folder / MANIFEST_FILE} does not list the images it trained on "
+                         "(no trained_ids): the pool cannot be checked against them")  # fmt: skip
+    path = folder / entry["file"]
+    if files.sha256(path) != entry["sha256"]:
+        raise ValueError(f"{path} does not match the sha256 in its manifest: restore it")
+    return set(pd.read_csv(path, dtype={"id_str": str})["id_str"])
+
+
+def check_unseen(name: str | Path, ids, what: str = "the pool and test split") -> None:
+    """Refuse ids a shipped model trained on, naming them (the first ten) and how many."""
+    seen = sorted(set(map(str, ids)) & trained_ids(name))
+    if seen:
+        shown = ", ".join(seen[:10]) + (" ..." if len(seen) > 10 else "")
+        raise ValueError(f"{len(seen)} galaxies of {what} are among the images model {name!r} "
+                         f"trained on: {shown}. Leave them out (its manifest's trained_ids) or "
+                         "use a model that never saw them ('pretrained')")  # fmt: skip
+
+
 def describe(manifest: dict) -> str:
     """One line on what a shipped model has seen (simulated universe or real images)."""
     sha = f"sha256 {manifest['sha256'][:12]}..."

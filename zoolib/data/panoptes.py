@@ -317,6 +317,37 @@ def write_votes(table: pd.DataFrame, out: str | Path) -> Path:
     return files.write_atomic(out, lambda tmp: table.to_parquet(tmp, index=False), keep_suffix=True)
 
 
+def replay_export(
+    manifest: pd.DataFrame, votes: pd.DataFrame, tasks: dict[str, TaskMap], workflow_id: int = 1,
+    workflow_version: str = "1.1", first_id: int = 1,
+) -> pd.DataFrame:
+    """A classification export as volunteers would make it for a manifest's subjects, from
+    votes already known (a replayed volunteer, for notebook 05 and tests): every vote in
+    ``votes`` (zoo's vote table, ``id_str`` and ``<question>_<answer>`` counts) for a task of
+    ``tasks`` becomes one classification answering that task by the answer's index, so
+    :func:`count_votes` gives those counts back. Classification ids count from ``first_id``;
+    subject ids are the manifest's row numbers + 1."""
+    known = votes.set_index("id_str")
+    missing = sorted(set(manifest[ID_KEY]) - set(known.index))
+    if missing:
+        raise ValueError(f"no known votes for {len(missing)} manifest subject(s): {missing[:5]}")
+    rows, cid = [], first_id
+    for subject, id_str in enumerate(manifest[ID_KEY], start=1):
+        data = json.dumps({str(subject): {"retired": None, ID_KEY: str(id_str)}})
+        for task in tasks.values():
+            for index, answer in enumerate(task.answers):
+                for _ in range(int(known.at[id_str, f"{task.question}_{answer}"])):
+                    rows.append({
+                        "classification_id": str(cid), "user_name": f"replayed-{cid}",
+                        "workflow_id": str(workflow_id), "workflow_version": workflow_version,
+                        "created_at": "", "metadata": "{}",
+                        "annotations": json.dumps([{"task": task.task, "value": index}]),
+                        "subject_data": data, "subject_ids": str(subject),
+                    })  # fmt: skip
+                    cid += 1
+    return pd.DataFrame(rows, columns=list(EXPORT_COLUMNS))
+
+
 def write_manifest(subjects: pd.DataFrame, out: str | Path, image_columns: list[str]) -> Path:
     """A subject manifest for the Panoptes command line: the ``image_columns`` first, then the
     rest (``#``-prefixed columns hidden from volunteers), CSV, written atomically."""
