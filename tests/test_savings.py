@@ -50,29 +50,33 @@ def test_a_known_saving_is_recovered_with_an_interval_around_it():
 RANDOM_RUNS = ("random", "random_2", "random_3", "random_null")
 
 
-def _runs(rng, names, n_seeds: int, flat: bool, noise: float = 0.01, rho: float = 0.8):
-    """Curves as active learning makes them: a seed's shared level (its test set) plus each
-    run's own AR(1) noise across rounds (nested labelled sets: a run's luck persists), on a
-    steep curve or on a flat one like real SDSS cutouts' (RMSE 0.348 -> 0.329, issue 34)."""
+def _arrays(rng, runs: int, n_seeds: int, flat: bool, noise: float = 0.01, rho: float = 0.8):
+    """(runs, seeds, rounds) curves as active learning makes them: a seed's shared level (its
+    test set) plus each run's own AR(1) noise across rounds (nested labelled sets: a run's luck
+    persists), on a steep curve or on a flat one like real SDSS cutouts' (RMSE 0.348 -> 0.329
+    with the simulated trunk, issue 34)."""
     fall = 0.348 - 0.019 * (SIZES - SIZES[0]) / (SIZES[-1] - SIZES[0])
     steep = 0.3 + 0.1 * np.exp(-(SIZES - SIZES[0]) / 150)
-    rows = []
-    for s in range(n_seeds):
-        level = rng.normal(0, noise)
-        for name in names:
-            own, x = [], rng.normal(0, noise)
-            for _ in SIZES:
-                x = rho * x + np.sqrt(1 - rho**2) * rng.normal(0, noise)
-                own.append(x)
-            m = (fall if flat else steep) + level + np.array(own)
-            rows += [{"strategy": name, "seed": s, "n_labelled": n, "m": v}
-                     for n, v in zip(SIZES, m, strict=True)]  # fmt: skip
-    return pd.DataFrame(rows)
+    own = np.empty((runs, n_seeds, len(SIZES)))
+    x = rng.normal(0, noise, (runs, n_seeds))
+    for r in range(len(SIZES)):
+        x = rho * x + np.sqrt(1 - rho**2) * rng.normal(0, noise, (runs, n_seeds))
+        own[:, :, r] = x
+    return (fall if flat else steep) + rng.normal(0, noise, (1, n_seeds, 1)) + own
+
+
+def _runs(rng, names, n_seeds: int, flat: bool, noise: float = 0.01):
+    """:func:`_arrays` as the learning-curve table the statistics read, one run per name."""
+    m = _arrays(rng, len(names), n_seeds, flat, noise)
+    r, s, k = np.meshgrid(np.arange(len(names)), np.arange(n_seeds), np.arange(len(SIZES)),
+                          indexing="ij")  # fmt: skip
+    return pd.DataFrame({"strategy": np.asarray(names)[r.ravel()], "seed": s.ravel(),
+                         "n_labelled": SIZES[k.ravel()], "m": m.ravel()})  # fmt: skip
 
 
 @pytest.mark.parametrize("flat", [False, True], ids=["steep", "flat"])
 def test_estimators_are_centred_on_zero_under_the_null_with_nominal_intervals(flat):
-    """random_null against random's three streams, all the same rule: over 150 simulated
+    """random_null against random's three streams, all the same rule: over 300 simulated
     experiments of 20 seeds, the savings at 25/50/75% and the curve gap average within 2 points
     (of a saving) of zero and their 95% intervals cover zero 90-99% of the time. Measuring one
     run's crossing against the crossing of the streams' mean curve fails this on the flat curve
@@ -80,19 +84,36 @@ def test_estimators_are_centred_on_zero_under_the_null_with_nominal_intervals(fl
     rng = np.random.default_rng(1)
     found = {"25%": [], "50%": [], "75%": [], "gap": []}
     cover = {k: [] for k in found}
-    for _ in range(150):
-        curves = _runs(rng, RANDOM_RUNS, 20, flat)
-        goals = savings.targets(curves, "m", [0.25, 0.5, 0.75])
-        for f, t in goals.items():
-            r = savings.saving_at(curves, "random_null", "m", t)
+    for _ in range(300):
+        runs = _arrays(rng, 4, 20, flat)
+        ref, null = runs[:3], runs[3]
+        mean = ref.mean(axis=(0, 1))  # random's seed-mean curve, where the targets lie
+        for f in (0.25, 0.5, 0.75):
+            goal = np.interp(SIZES[0] + f * (SIZES[-1] - SIZES[0]), SIZES, mean)
+            r = savings.saving_of(SIZES, null, ref, goal)
             found[f"{f:.0%}"].append(r["saving"])
             cover[f"{f:.0%}"].append(r["ci_low"] <= 0 <= r["ci_high"])
-        g = savings.curve_gap(curves, "random_null", "m")
+        g = savings.gap_of(null, ref)
         found["gap"].append(g["mean"])
         cover["gap"].append(g["ci_low"] <= 0 <= g["ci_high"])
     for key, values in found.items():
         assert abs(np.mean(values)) < (0.001 if key == "gap" else 0.02), (key, np.mean(values))
         assert 0.90 <= np.mean(cover[key]) <= 0.99, (key, np.mean(cover[key]))
+
+
+def test_the_table_and_array_forms_agree():
+    rng = np.random.default_rng(8)
+    curves = _runs(rng, (*RANDOM_RUNS, "bald"), 12, flat=False)
+    target = savings.targets(curves, "m", [0.5])[0.5]
+    mats = np.stack([savings.curve_matrix(curves, s, "m")[1] for s in RANDOM_RUNS[:3]])
+    ours = savings.curve_matrix(curves, "bald", "m")[1]
+    assert savings.saving_at(curves, "bald", "m", target) == savings.saving_of(
+        SIZES, ours, mats, target)
+    assert savings.curve_gap(curves, "bald", "m") == savings.gap_of(ours, mats)
+    other = curves.copy()
+    other.loc[other.strategy == "bald", "n_labelled"] += 1
+    with pytest.raises(ValueError, match="measured at different sizes"):
+        savings.saving_at(other, "bald", "m", target)
 
 
 def test_the_reference_needs_the_mean_of_its_streams_own_crossings():
@@ -122,6 +143,7 @@ def test_one_runs_noise_is_recovered_without_the_seeds_shared_level():
     assert savings.run_noise(curves, "m") == pytest.approx(0.01, rel=0.1)
     one = curves[curves["strategy"] == "random"]
     assert np.isnan(savings.run_noise(one, "m"))  # a single run per seed: cannot tell
+    assert "cannot be judged" in savings.savings_ill_defined(one, "m")
 
 
 def test_censored_seeds_are_kept_and_counted():
