@@ -3,7 +3,6 @@ independent computations, and `python -m zoolib acquire` end to end on the shipp
 and the shipped real model (its campaign folder, resume, and the votes coming back)."""
 
 import json
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -102,18 +101,18 @@ def test_acquire_writes_a_manifest_and_campaign_resumes_and_votes_come_back(
                                          "#round"]  # fmt: skip
     assert manifest["#rank"].tolist() == [1, 2, 3, 4, 5, 6] and len(set(manifest["#id_str"])) == 6
     assert all(pd.Series(manifest.image).map(lambda f: (tmp_path / f).is_file()))
-    record = json.loads((tmp_path / "r1.campaign" / "round-001" / "round.json").read_text())
+    record = json.loads((tmp_path / "campaign" / "round-001" / "round.json").read_text())
     assert record["picks"] == manifest["#id_str"].tolist() and record["strategy"] == "power_bald"
     assert len(record["model_sha256"]) == 64 and record["scored"] == 60
 
     # the same seed, another campaign: the same picks, computed again
-    assert _acquire("--out", "again.csv", "--seed", "4") == 0
+    assert _acquire("--out", "again.csv", "--seed", "4", "--campaign", "c2") == 0
     assert pd.read_csv("again.csv", dtype={"#id_str": str})["#id_str"].tolist() == record["picks"]
     # an interrupted round (no round.json, no scores) finishes in its own folder, the same
-    (tmp_path / "again.campaign" / "round-001" / "round.json").unlink()
-    (tmp_path / "again.campaign" / "round-001" / "scores.csv").unlink()
-    assert _acquire("--out", "again.csv", "--seed", "4") == 0
-    assert sorted(p.name for p in (tmp_path / "again.campaign").iterdir()) == ["round-001"]
+    (tmp_path / "c2" / "round-001" / "round.json").unlink()
+    (tmp_path / "c2" / "round-001" / "scores.csv").unlink()
+    assert _acquire("--out", "again.csv", "--seed", "4", "--campaign", "c2") == 0
+    assert sorted(p.name for p in (tmp_path / "c2").iterdir()) == ["round-001"]
     assert pd.read_csv("again.csv", dtype={"#id_str": str})["#id_str"].tolist() == record["picks"]
     # a finished round is not recomputed
     capsys.readouterr()
@@ -133,24 +132,33 @@ def test_acquire_writes_a_manifest_and_campaign_resumes_and_votes_come_back(
     votes = pd.read_csv("votes.csv", dtype={"id_str": str})
     assert votes["id_str"].tolist() == record["picks"]
     assert votes["ring_yes"].tolist() == [1, 0, 1, 0, 1, 0]
-    assert _acquire("--out", "r2.csv", "--campaign", "r1.campaign", "--labelled", "votes.csv",
-                    "--strategy", "bald") == 0  # fmt: skip
-    second = json.loads((tmp_path / "r1.campaign" / "round-002" / "round.json").read_text())
+    # round 2 into the same folder's campaign; its manifest may not replace round 1's
+    assert _acquire("--out", "r1.csv", "--labelled", "votes.csv", "--strategy", "bald") != 0
+    assert "holds round 1's manifest; this is round 2" in capsys.readouterr().err
+    assert _acquire("--out", "r2.csv", "--labelled", "votes.csv", "--strategy", "bald") == 0
+    second = json.loads((tmp_path / "campaign" / "round-002" / "round.json").read_text())
     assert second["scored"] == 54 and not set(second["picks"]) & set(record["picks"])
-    scores = pd.read_csv(tmp_path / "r1.campaign" / "round-002" / "scores.csv")
+    assert pd.read_csv("r2.csv")["#round"].eq(2).all()
+    scores = pd.read_csv(tmp_path / "campaign" / "round-002" / "scores.csv")
     top = scores.sort_values("score", ascending=False, kind="stable").head(6)
     assert top["rank"].notna().all()  # bald: the six highest scores
+    # the manifest itself lists what volunteers have: the same round 2 again
+    assert _acquire("--out", "r2.csv", "--labelled", "r1.csv", "--strategy", "bald") == 0
+    assert "already chose" in capsys.readouterr().out
 
 
 def test_acquire_refuses_bad_input_before_writing(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert _acquire("--out", "m.txt") != 0
     assert "a subject manifest is a .csv file" in capsys.readouterr().err
-    pd.DataFrame({"objid": ["1"]}).to_csv("done.csv", index=False)
+    pd.DataFrame({"name": ["1"]}).to_csv("done.csv", index=False)
     assert _acquire("--out", "m.csv", "--labelled", "done.csv") != 0
-    assert "no id_str column" in capsys.readouterr().err
+    assert "no id column; name the column of the catalogue's ids one of" in capsys.readouterr().err
     assert cli.main(["acquire", "--model", "real", "--catalog", str(SDSS), "--n", "61",
                      "--out", "m.csv"]) != 0  # fmt: skip
     assert "--n 61: choose between 1 and the 60" in capsys.readouterr().err
-    assert not list(tmp_path.glob("m.*"))
-    shutil.rmtree(tmp_path / "m.campaign", ignore_errors=True)
+    assert not list(tmp_path.glob("m.*")) and not (tmp_path / "campaign").exists()
+    # a wrong images root: every image skipped, said so, and the attempt leaves no round
+    assert _acquire("--out", "m.csv", "--images-root", str(tmp_path), "--on-error", "skip") != 0
+    assert "every one of the 60 images was skipped" in capsys.readouterr().err
+    assert not list((tmp_path / "campaign").glob("round-*")) and not (tmp_path / "m.csv").exists()

@@ -65,11 +65,25 @@ def test_counts_match_a_hand_count_with_duplicates_other_workflows_and_skips_sum
     text = "\n".join(summary.lines())
     assert "1 repeated classification_id(s) counted once" in text
     assert "1 row(s) of workflow 202 version 12.10 left out" in text
-    # an exact version keeps only itself; no filter keeps both other rows (+2 smooth for A)
-    exact, _ = panoptes.count_votes(_export(), tasks, workflow_version="12.1")
-    assert exact.empty
-    every, _ = panoptes.count_votes(_export(), tasks)
-    assert every.loc[0, "smooth-or-featured_smooth"] == 3
+    # an exact version keeps only itself: 12.1 is not 12.10, and counting nothing is refused
+    with pytest.raises(ValueError, match=r"no classification counted for workflow 101 version "
+                                         r"12.1; the export has workflow\(s\) 101 \(versions "
+                                         r"11.3, 12.10\), 202 \(versions 12.10\)"):  # fmt: skip
+        panoptes.count_votes(_export(), tasks, 101, "12.1")
+    # no workflow named, two in the export: refused rather than mixed
+    with pytest.raises(ValueError, match="several workflows.*pass --workflow-id"):
+        panoptes.count_votes(_export(), tasks)
+    # one workflow, every version: the 11.3 row counts too (+1 smooth for A)
+    every, _ = panoptes.count_votes(_export(), tasks, workflow_id="101")
+    assert every.loc[0, "smooth-or-featured_smooth"] == 2
+
+
+def test_a_mistyped_task_name_is_refused_naming_the_exports_tasks():
+    wrong = {("t1" if k == "T1" else k): v for k, v in TASKS.items()}
+    with pytest.raises(ValueError, match=r"task\(s\) \['t1'\] of the tasks file are answered "
+                                         r"by no counted classification; the export's tasks are "
+                                         r"\['T0', 'T1', 'T9'\]"):  # fmt: skip
+        panoptes.count_votes(_export(), panoptes.tasks_from_mapping(wrong), 101, 12)
 
 
 @pytest.mark.parametrize(
@@ -86,8 +100,10 @@ def test_counts_match_a_hand_count_with_duplicates_other_workflows_and_skips_sum
 )
 def test_a_bad_classification_is_refused_by_id_or_skipped_whole_and_listed(bad, message):
     tasks = panoptes.tasks_from_mapping(TASKS)
+    fix = "the tasks file" if bad["classification_id"] in ("20", "21") else "the export row"
     with pytest.raises(ValueError, match=f"classification_id {bad['classification_id']} "
-                                         f"\\(data row 10\\): .*{message}"):  # fmt: skip
+                                         f"\\(data row 10, line 12 of the file\\): .*{message}"
+                                         f".*fix {fix}"):  # fmt: skip
         panoptes.count_votes(_export([bad]), tasks, 101, 12)
     table, summary = panoptes.count_votes(_export([bad]), tasks, 101, 12, on_error="skip")
     pd.testing.assert_frame_equal(table, HAND)  # none of its annotations counted

@@ -137,7 +137,14 @@ def _add_acquire(sub) -> None:
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of every draw (default 0)")
     p.add_argument("--out", required=True, help="subject manifest to write (.csv)")
-    p.add_argument("--campaign", help="campaign folder (default: the manifest's name + .campaign)")
+    p.add_argument(
+        "--campaign", help="campaign folder, one for every round (default: campaign/ beside the "
+        "manifest)",
+    )  # fmt: skip
+    p.add_argument(
+        "--crop-fraction", type=float,
+        help="central crop before resizing (default: the model card's, as it was trained)",
+    )  # fmt: skip
     p.add_argument(
         "--expected-votes", type=int, default=40,
         help="volunteers per galaxy asked the first question (default 40)",
@@ -197,9 +204,10 @@ def _votes(args) -> None:
         export, tasks, args.workflow_id, args.workflow_version, on_error=args.on_error
     )
     panoptes.write_votes(table, out)
+    listed = out.with_name(f"{out.stem}.skipped.csv")
+    listed.unlink(missing_ok=True)  # a list from an earlier run would no longer be true
     if summary.skipped:
         skipped = pd.DataFrame(summary.skipped, columns=["classification_id", "row", "reason"])
-        listed = out.with_name(f"{out.stem}.skipped.csv")
         files.write_atomic(listed, lambda tmp: skipped.to_csv(tmp, index=False))
         print(f"{len(skipped)} classification(s) skipped, listed in {listed}")
     print("\n".join(summary.lines()))
@@ -395,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
                 images_root=args.images_root, strategy=args.strategy, seed=args.seed,
                 campaign_dir=args.campaign, expected_votes=args.expected_votes,
                 n_samples=args.samples, beta=args.beta, on_error=args.on_error,
-                progress=not args.no_progress,
+                progress=not args.no_progress, crop_fraction=args.crop_fraction,
             )  # fmt: skip
         elif args.command == "pretrain":
             _pretrain(args)

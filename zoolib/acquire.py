@@ -13,17 +13,21 @@ galaxy images and the ids already labelled, and
    folder when inside it, where the command line looks, else absolute), then hidden metadata
    ``#id_str`` (read back by ``python -m zoolib votes``), ``#score`` (the rule's score; empty
    for random), ``#rank``, ``#strategy`` and ``#round``;
-4. records the round in the campaign folder (``--campaign``; default ``<manifest>.campaign/``
-   beside the manifest): ``round-NNN/`` holds ``pool.csv`` (the galaxies scored),
-   ``predictions.parquet``, ``scores.csv`` (every galaxy's score and, for the picks, rank) and,
-   written last, ``round.json`` (model and catalogue sha256, the labelled ids' count and
-   digest, rule, seed, settings, picks, the rows skipped, time).
+4. records the round in the campaign folder (``--campaign``; default ``campaign/`` beside the
+   manifest, so the manifests of one folder share it): ``round-NNN/`` holds ``pool.csv`` (the
+   galaxies scored), ``predictions.parquet``, ``scores.csv`` (every galaxy's score and, for
+   the picks, rank) and, written last, ``round.json`` (model and catalogue sha256, the
+   labelled ids' count and digest, rule, seed, settings, picks, the rows skipped, time). A
+   manifest of another round is never overwritten.
 
 **Resume.** A round is named by what decides it (the model's and catalogue's sha256, the
 labelled ids, rule, seed and settings). Run again with the same inputs, a finished round is not
 recomputed: its picks are written again, identical; an interrupted one continues (the
 prediction resumes after its finished blocks). New labelled ids, or another rule or seed, start
-the next round. Paths on the command line are relative to the current folder.
+the next round; an unfinished attempt with other inputs (a wrong ``--images-root``) is
+replaced, so round numbers count finished rounds. Paths on the command line are relative to
+the current folder. ``--labelled`` takes any CSV with the ids in ``id_str``, ``#id_str`` (a
+manifest) or the catalogue's own id column (``objid``, ...).
 
 Galaxies picked in an earlier round and not yet in ``--labelled`` are not excluded (a round
 may be a trial); the command says how many there are, so that ids still with volunteers can be
@@ -35,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -44,23 +49,29 @@ import pandas as pd
 import zoolib
 from zoolib import files, predict
 from zoolib.active import campaign, heads
-from zoolib.data import panoptes
+from zoolib.data import catalogs, panoptes
 from zoolib.votes.schema import FILE_COLUMN, ID_COLUMN
 
 ROUND = "round-{:03d}"
 
 
+LABELLED_IDS = (ID_COLUMN, panoptes.ID_KEY, *catalogs.ID_SOURCES[1:])  # first present wins
+
+
 def read_labelled(path: str | Path | None) -> set[str]:
-    """The ids of a CSV with an ``id_str`` column (None: no file, nothing labelled)."""
+    """The ids of a CSV's id column: ``id_str``, ``#id_str`` (a manifest) or a catalogue's
+    (``objid``, ...), the first present (None: no file, nothing labelled)."""
     if path is None:
         return set()
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"--labelled file not found: {path}")
-    table = pd.read_csv(path, dtype={ID_COLUMN: str})
-    if ID_COLUMN not in table:
-        raise ValueError(f"--labelled {path}: no {ID_COLUMN} column (the catalogue's ids)")
-    ids = table[ID_COLUMN].dropna().str.strip()
+    table = pd.read_csv(path, dtype=str)
+    column = next((c for c in LABELLED_IDS if c in table), None)
+    if column is None:
+        raise ValueError(f"--labelled {path}: no id column; name the column of the catalogue's "
+                         f"ids one of {list(LABELLED_IDS)}")  # fmt: skip
+    ids = table[column].dropna().str.strip()
     return set(ids[ids != ""])
 
 
@@ -90,17 +101,23 @@ def round_key(settings: dict) -> str:
 
 
 def find_round(folder: Path, key: str) -> tuple[Path, bool]:
-    """(the round folder for ``key``, whether it finished): an existing one with this key, or
-    the next number."""
+    """(the round folder for ``key``, whether it finished): the folder with this key, else the
+    number after the finished rounds (an unfinished folder there, from an attempt with other
+    inputs, is removed: it never produced a manifest)."""
     existing = sorted(folder.glob("round-[0-9][0-9][0-9]"))
     for path in existing:
         key_file = path / "key.json"
         if key_file.is_file() and json.loads(key_file.read_text())["key"] == key:
             return path, (path / "round.json").is_file()
-    return folder / ROUND.format(len(existing) + 1), False
+    finished = [p for p in existing if (p / "round.json").is_file()]
+    here = folder / ROUND.format(len(finished) + 1)
+    if here.exists():
+        print(f"removing {here}: an unfinished attempt with other inputs")
+        shutil.rmtree(here)
+    return here, False
 
 
-def earlier_picks(folder: Path, current: Path) -> set[str]:
+def other_picks(folder: Path, current: Path) -> set[str]:
     """Ids picked by the campaign's other finished rounds."""
     out = set()
     for path in folder.glob("round-[0-9][0-9][0-9]/round.json"):
@@ -144,10 +161,11 @@ def acquire(
     beta: float = 1.0,
     on_error: str = "raise",
     progress: bool = True,
+    crop_fraction: float | None = None,
 ) -> dict:
     """Pick ``n`` galaxies of ``catalog`` not in ``labelled`` and write the manifest ``out``
     (see the module docstring); returns the round's record (``round.json``)."""
-    out = Path(out).absolute()
+    out = Path(os.path.abspath(out))
     if out.suffix != ".csv":
         raise ValueError(f"--out {out}: a subject manifest is a .csv file")
     model_path = predict.SHIPPED.get(str(model)) or Path(model).absolute()
@@ -163,15 +181,17 @@ def acquire(
     pool = targets[~targets[ID_COLUMN].isin(done)].reset_index(drop=True)
     if not 1 <= n <= len(pool):
         raise ValueError(f"--n {n}: choose between 1 and the {len(pool)} unlabelled galaxies")
-    folder = Path(campaign_dir).absolute() if campaign_dir else out.with_suffix(".campaign")
+    folder = Path(os.path.abspath(campaign_dir or out.parent / "campaign"))
     decided = dict(
         model_sha256=files.sha256(model_path), catalog_sha256=files.sha256(catalog_path),
         images_root=str(root), labelled=sorted(done), strategy=strategy, seed=seed, n=n,
         expected_votes=expected_votes, n_samples=n_samples, beta=beta, on_error=on_error,
+        crop_fraction=crop_fraction,
     )  # fmt: skip
     key = round_key(decided)
     here, finished = find_round(folder, key)
     number = int(here.name.split("-")[1])
+    _check_overwrite(out, number)
     if finished:
         record = json.loads((here / "round.json").read_text())
         print(f"{here.name} of {folder} already chose these galaxies: manifest written again")
@@ -194,6 +214,20 @@ def acquire(
     return record
 
 
+def _check_overwrite(out: Path, number: int) -> None:
+    """Refuse to replace a manifest that another round wrote."""
+    if not out.is_file():
+        return
+    try:
+        before = pd.read_csv(out, usecols=["#round"])["#round"]
+    except (ValueError, KeyError, pd.errors.ParserError):
+        raise ValueError(f"--out {out} exists and is not a manifest of this campaign: "
+                         "choose another name") from None  # fmt: skip
+    if len(before) and int(before.iloc[0]) != number:
+        raise ValueError(f"--out {out} holds round {int(before.iloc[0])}'s manifest; this is "
+                         f"round {number}: choose another name, e.g. round-{number:03d}.csv")
+
+
 def _new_round(here: Path, key: str, decided: dict, pool, model_path, root, n, progress) -> dict:
     """Predict, score and pick the pool of a new (or interrupted) round; write its files."""
     from zoolib.cnn import cards
@@ -205,13 +239,22 @@ def _new_round(here: Path, key: str, decided: dict, pool, model_path, root, n, p
     rows = pool.assign(**{FILE_COLUMN: [str(root / f) for f in pool[FILE_COLUMN]]})
     files.write_atomic(pool_file, lambda tmp: rows.to_csv(tmp, index=False))
     predictions = here / "predictions.parquet"
-    predict.predict_catalog(
-        model_path, pool_file, predictions, images_root="/", n_samples=decided["n_samples"],
-        seed=decided["seed"], expected_votes=decided["expected_votes"], progress=progress,
-        on_error=decided["on_error"], representations=True, allow_outside_root=True,
-    )  # fmt: skip
+    if not predictions.is_file():  # else: this round's, finished before an interruption
+        predict.predict_catalog(
+            model_path, pool_file, predictions, images_root="/",
+            n_samples=decided["n_samples"], seed=decided["seed"],
+            expected_votes=decided["expected_votes"], progress=progress,
+            on_error=decided["on_error"], representations=True, allow_outside_root=True,
+            crop_fraction=decided["crop_fraction"],
+        )  # fmt: skip
     table = pd.read_parquet(predictions)
     meta = predict.read_metadata(predictions)
+    if table.empty:
+        shutil.rmtree(here)
+        first = meta["skipped"][0] if meta["skipped"] else {}
+        raise ValueError(f"every one of the {len(pool)} images was skipped as unreadable "
+                         f"(first: {first.get('file')}: {first.get('reason')}); check "
+                         "--images-root")  # fmt: skip
     features = table[predict.feature_columns(meta["representations"])].to_numpy(np.float32)
     card = cards.ModelCard.read_beside(model_path)
     head = model_head(load_model(model_path), card, model_path)
@@ -220,7 +263,7 @@ def _new_round(here: Path, key: str, decided: dict, pool, model_path, root, n, p
         decided["strategy"], head, features, n, decided["seed"], decided["expected_votes"],
         decided["n_samples"], decided["beta"],
     )  # fmt: skip
-    ranks = np.full(len(table), np.nan)
+    ranks = pd.array([pd.NA] * len(table), dtype="Int64")
     ranks[picks] = np.arange(1, len(picks) + 1)
     scored = pd.DataFrame({ID_COLUMN: table[ID_COLUMN], "rank": ranks,
                            "score": np.nan if score is None else score})  # fmt: skip
@@ -243,7 +286,7 @@ def _report(record: dict, folder: Path, here: Path, done, unknown, out: Path) ->
     if unknown:
         print(f"{len(unknown)} --labelled id(s) not in the catalogue, ignored: "
               f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}")  # fmt: skip
-    pending = earlier_picks(folder, here) - set(done)
+    pending = other_picks(folder, here) - set(done)
     if pending:
-        print(f"{len(pending)} galaxies picked in earlier rounds are not in --labelled: add "
-              "those still with volunteers, or they may be picked again")  # fmt: skip
+        print(f"{len(pending)} galaxies picked in the campaign's other rounds are not in "
+              "--labelled: add those still with volunteers, or they may be picked again")

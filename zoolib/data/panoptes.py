@@ -51,7 +51,7 @@ import pandas as pd
 from zoolib import files
 from zoolib.votes.trees import TOTAL
 
-EXPORT_COLUMNS = (
+EXPORT_COLUMNS = (  # what a Panoptes classification export has (replay_export writes them all)
     "classification_id",
     "user_name",
     "workflow_id",
@@ -62,6 +62,8 @@ EXPORT_COLUMNS = (
     "subject_data",
     "subject_ids",
 )
+USED_COLUMNS = ("classification_id", "workflow_id", "workflow_version", "annotations",
+                "subject_data", "subject_ids")  # what count_votes reads
 ID_KEY = "#id_str"  # the subject metadata that carries the catalogue id
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -70,6 +72,10 @@ def slug(text) -> str:
     """Panoptes' normalisation of an answer label: lower case, every run of characters other
     than letters and digits as one ``-``, none at the ends."""
     return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")
+
+
+class AnswerError(ValueError):
+    """An annotation's value that names no answer of its task in the tasks file."""
 
 
 @dataclass(frozen=True)
@@ -85,10 +91,10 @@ class TaskMap:
     def answer(self, value) -> str:
         """The answer a Panoptes annotation value names: an index, or a label or answer name."""
         if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise ValueError(f"task {self.task}: value {value!r} is not an answer index or label")
+            raise AnswerError(f"task {self.task}: value {value!r} is not an answer index or label")
         if isinstance(value, int):
             if not 0 <= value < len(self.answers):
-                raise ValueError(
+                raise AnswerError(
                     f"task {self.task}: answer index {value} is not one of its "
                     f"{len(self.answers)} answers (0-{len(self.answers) - 1})"
                 )
@@ -97,7 +103,7 @@ class TaskMap:
         shown = self.labels or self.answers
         by_slug.update({slug(b): a for a, b in zip(self.answers, shown, strict=True)})
         if slug(value) not in by_slug:
-            raise ValueError(
+            raise AnswerError(
                 f"task {self.task}: answer {value!r} is not one of "
                 f"{list(self.labels or self.answers)}"
             )
@@ -192,12 +198,12 @@ class Summary:
 
 def read_export(path: str | Path) -> pd.DataFrame:
     """A classification export as strings (ids and versions keep their text: ``12.10`` is not
-    ``12.1``), refusing a file without :data:`EXPORT_COLUMNS`."""
+    ``12.1``), refusing a file without the columns :func:`count_votes` reads."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"classification export not found: {path}")
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [c for c in EXPORT_COLUMNS if c not in frame.columns]
+    missing = [c for c in USED_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: not a Panoptes classification export: no column(s) {missing}")
     return frame
@@ -285,14 +291,40 @@ def count_votes(
             votes.append(_votes_of(row, tasks, summary))
         except ValueError as err:
             if on_error == "raise":
+                fix = "the tasks file" if isinstance(err, AnswerError) else "the export row"
                 raise ValueError(
-                    f"classification_id {cid} (data row {row_number}): {err}; fix "
-                    "the tasks file or pass --on-error skip"
+                    f"classification_id {cid} (data row {row_number}, line {row_number + 2} of "
+                    f"the file): {err}; fix {fix} or pass --on-error skip"
                 ) from None
             summary.skipped.append((cid, row_number, str(err)))
             continue
         summary.counted += 1
+    _check_counted(export, tasks, votes, summary, workflow_id, workflow_version)
     return _table(votes, tasks), summary
+
+
+def _check_counted(export, tasks, votes, summary, workflow_id, workflow_version) -> None:
+    """Refuse what would silently give a wrong or empty table: nothing counted (a mistyped
+    workflow or version), several workflows mixed without ``workflow_id``, or tasks of the
+    tasks file that no counted classification answers (a mistyped task name)."""
+    seen = ", ".join(sorted(f"{w} (versions {', '.join(sorted(set(v)))})" for w, v in
+                            export.groupby("workflow_id")["workflow_version"]))  # fmt: skip
+    if summary.counted == 0:
+        raise ValueError(f"no classification counted for workflow {workflow_id} version "
+                         f"{workflow_version}; the export has workflow(s) {seen}")  # fmt: skip
+    kept = export[[_keeps(r, workflow_id, workflow_version)
+                   for r in export.to_dict(orient="records")]]  # fmt: skip
+    if workflow_id is None and kept["workflow_id"].nunique() > 1:
+        raise ValueError(f"the export holds several workflows, {seen}: pass --workflow-id "
+                         "(and --workflow-version) to count one")  # fmt: skip
+    answered = {q for _, answers in votes for q in answers} | {
+        tasks[t].question for t in summary.unanswered}
+    silent = [t for t, m in tasks.items() if m.question not in answered]
+    if silent:
+        found = sorted(set(summary.other_tasks) | {t for t in tasks if t not in silent})
+        raise ValueError(f"task(s) {silent} of the tasks file are answered by no counted "
+                         f"classification; the export's tasks are {found}: check the "
+                         "tasks file's task names")  # fmt: skip
 
 
 def _table(votes: list[tuple[str, dict]], tasks: dict[str, TaskMap]) -> pd.DataFrame:
