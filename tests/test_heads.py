@@ -220,3 +220,57 @@ def test_fit_model_head_refuses_more_than_two_answers():
     with pytest.raises(ValueError, match="use regime 'fine_tune'"):
         heads.fit_model_head(model, card, images, catalog)
     assert not heads.can_fit_model_head(card)
+
+
+def _tree_votes(rng, g=120, f=5, sizes=(3, 2)):
+    x = rng.normal(size=(g, f)).astype(np.float32)
+    true_w = rng.normal(size=(f, sum(sizes)))
+    k, n = [], []
+    for j, part in enumerate(np.split(x @ true_w, np.cumsum(sizes)[:-1], axis=1)):
+        p = np.exp(part - part.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        total = rng.integers(0, 12, size=g) if j else np.full(g, 10)  # N = 0: not asked
+        k.append(np.stack([rng.multinomial(t, q) for t, q in zip(total, p, strict=True)]))
+        n.append(np.repeat(total[:, None], sizes[j], axis=1))
+    return x, np.concatenate(k, 1).astype(float), np.concatenate(n, 1).astype(float)
+
+
+def test_a_softmax_heads_gradient_matches_finite_differences_of_its_loss():
+    rng = np.random.default_rng(3)
+    x, k, n = _tree_votes(rng)
+    sizes = (3, 2)
+    w, b = rng.normal(size=(5, 5)) * 0.3, rng.normal(size=5) * 0.3
+    z = x.astype(np.float64) @ w + b
+    analytic = (x.T @ heads.output_gradient(z, k, n, sizes)) / len(x)  # d(mean loss)/dW
+    eps, numeric = 1e-6, np.zeros_like(w)
+    for i in range(w.shape[0]):
+        for j in range(w.shape[1]):
+            up, down = w.copy(), w.copy()
+            up[i, j] += eps
+            down[i, j] -= eps
+            numeric[i, j] = (heads.mean_loss(x, k, n, up, b, sizes)
+                             - heads.mean_loss(x, k, n, down, b, sizes)) / (2 * eps)  # fmt: skip
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8)
+
+
+def test_a_softmax_head_trained_without_dropout_reaches_scipys_optimum():
+    """Multinomial logistic regression per question with the same L2: Adam's head (no dropout)
+    against scipy's L-BFGS on the same objective."""
+    from scipy import optimize
+
+    rng = np.random.default_rng(4)
+    x, k, n = _tree_votes(rng)
+    sizes, l2 = (3, 2), 0.01
+    settings = heads.HeadSettings(dropout_rate=0.0, steps=3000, learning_rate=0.03, l2=l2)
+    w, b = heads.fit(x, k, n, settings, np.random.default_rng(0), sizes=sizes)
+
+    def objective(theta):
+        ww, bb = theta[:25].reshape(5, 5), theta[25:]
+        return heads.mean_loss(x, k, n, ww, bb, sizes) + 0.5 * l2 * np.sum(ww**2)
+
+    best = optimize.minimize(objective, np.zeros(30), method="L-BFGS-B")
+    ours = objective(np.concatenate([w.ravel(), b]))
+    assert ours == pytest.approx(best.fun, rel=1e-4)
+    assert heads.initial_bias(k, n, sizes).shape == (5,)
+    with pytest.raises(ValueError, match="do not add up to the 5 outputs"):
+        heads.fit(x, k, n, settings, np.random.default_rng(0), sizes=(3, 3))

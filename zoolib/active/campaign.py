@@ -77,9 +77,17 @@ def tree_scores(head: Head, features, expected_votes: int, n_samples: int, rng) 
     """(G,) vote-vector BALD summed over the tree's questions, each at its galaxy's N_q."""
     logits = heads.sample_logits(features, head.weights, head.bias, n_samples, head.rate, rng)
     p = multinomial.answer_probabilities(logits, head.tree.sizes())  # (G, A, T)
-    parts = np.split(p, np.cumsum(head.tree.sizes())[:-1], axis=1)
-    named = dict(zip(head.tree.questions, parts, strict=True))
-    share = head.tree.asked_share({q: v.mean(-1) for q, v in named.items()})
+    return vote_vector_bald(p, head.tree, expected_votes)
+
+
+def vote_vector_bald(p: np.ndarray, tree: trees.Tree, expected_votes) -> np.ndarray:
+    """(G,) exact BALD over each question's vote vector, summed over ``tree``'s questions, from
+    (G, A, T) samples of answer probabilities (answers in tree order). A question's N is
+    ``expected_votes`` times its expected share of volunteers asked (from the samples' mean
+    answer probabilities down the tree), rounded."""
+    parts = np.split(p, np.cumsum(tree.sizes())[:-1], axis=1)
+    named = dict(zip(tree.questions, parts, strict=True))
+    share = tree.asked_share({q: v.mean(-1) for q, v in named.items()})
     total = np.zeros(len(p))
     for q, part in named.items():
         n_q = np.rint(expected_votes * share[q])

@@ -10,6 +10,10 @@ trunk features :math:`x \in \mathbb{R}^F` of a galaxy, with a dropout mask
     \ell = \sum_q N_q \log(1 + e^{z_q}) - k_q z_q + \frac{\lambda}{2}\lVert W\rVert^2
 
 (the binomial NLL of :mod:`zoolib.cnn.losses` without its constant :math:`\log\binom{N}{k}`).
+A tree's head (``sizes``: answers per question) has an output per answer and a softmax over
+each question's answers, :math:`p = \mathrm{softmax}(z_q)`, with the multinomial NLL
+:math:`-\sum_a k_a \log p_a` and gradient :math:`N p_a - k_a` (notebook 04 on a tree; tested
+against scipy's optimiser and finite differences).
 Training draws a fresh mask per galaxy and step and takes full-batch Adam steps on the mean of
 :math:`\ell`, with gradient :math:`\partial\ell/\partial z = N\sigma(z) - k`; the expected loss
 over masks is convex in (W, b), so a head trained from zeros converges to the same place
@@ -64,13 +68,46 @@ def masks(rng: np.random.Generator, shape: tuple[int, ...], rate: float) -> np.n
     return keep * np.float32(1.0 / (1.0 - rate))
 
 
-def initial_bias(k: np.ndarray, n: np.ndarray) -> np.ndarray:
+def keep_bits(rng: np.random.Generator, shape: tuple[int, ...], rate: float) -> np.ndarray:
+    """The 0/1 (uint8 or bool) pattern of :func:`masks` from the same draws of ``rng``:
+    ``masks(...) == keep_bits(...) / (1 - rate)`` exactly. Multiplying features already
+    divided by (1 - rate) by these is the same dropout without a float mask array per step."""
+    if rate == 0.0:
+        return np.ones(shape, dtype=np.uint8)
+    if rate == 0.5:
+        size = int(np.prod(shape))
+        bits = np.unpackbits(np.frombuffer(rng.bytes((size + 7) // 8), dtype=np.uint8))
+        return bits[:size].reshape(shape)
+    return rng.random(shape, dtype=np.float32) >= rate
+
+
+def initial_bias(k: np.ndarray, n: np.ndarray, sizes=None) -> np.ndarray:
     """(..., Q) logit of each question's pooled vote fraction (with half a vote each way): the
-    best constant, where training starts (weights start at zero)."""
-    return special.logit((k.sum(axis=-2) + 0.5) / (n.sum(axis=-2) + 1.0))
+    best constant, where training starts (weights start at zero). With ``sizes`` (a softmax
+    head, outputs = answers grouped by question): the log of each answer's pooled share of its
+    question's votes (half a vote each), the softmax's best constant."""
+    if sizes is None:
+        return special.logit((k.sum(axis=-2) + 0.5) / (n.sum(axis=-2) + 1.0))
+    share = (k.sum(axis=-2) + 0.5) / (n.sum(axis=-2) + 0.5 * np.repeat(sizes, sizes))
+    return np.log(share)
 
 
-def fit(features, k, n, settings: HeadSettings, rng: np.random.Generator, weights=None):
+def output_gradient(z, k, n, sizes=None) -> np.ndarray:
+    r"""d(loss)/dz per galaxy and output. Sigmoid outputs (``sizes`` None): :math:`N\sigma(z) -
+    k`, the binomial NLL's. A softmax per question (``sizes``: answers per question, outputs
+    grouped in that order; ``n`` each answer's question total N): :math:`N p_a - k_a`, the
+    multinomial NLL's :math:`-\sum_a k_a \log p_a` with :math:`p = \mathrm{softmax}(z)` over the
+    question's answers."""
+    if sizes is None:
+        return n * special.expit(z) - k
+    edges = np.cumsum(sizes)[:-1]
+    p = np.concatenate([special.softmax(part, axis=-1) for part in np.split(z, edges, axis=-1)],
+                       axis=-1)  # fmt: skip
+    return n * p - k
+
+
+def fit(features, k, n, settings: HeadSettings, rng: np.random.Generator, weights=None,
+        sizes=None):  # fmt: skip
     """Train heads from zero weights: returns (weights (H, F, Q), bias (H, Q)) in float64.
 
     Args:
@@ -82,6 +119,10 @@ def fit(features, k, n, settings: HeadSettings, rng: np.random.Generator, weight
         weights: (H, G) or (G,) per-galaxy loss weights (LURE,
         :func:`zoolib.active.loop.lure_weights`):
             the loss becomes the weighted mean (1/G) sum_g v_g l_g; None: all 1.
+        sizes: None (one sigmoid output per question, the paper's head), or the answers per
+            question of a softmax head: then Q is every answer, k each answer's votes and n its
+            question's total (:meth:`zoolib.votes.trees.Tree.answer_counts`), and the loss the
+            multinomial NLL (:func:`output_gradient`).
     """
     x = np.asarray(features, dtype=np.float32)
     single = x.ndim == 2
@@ -93,15 +134,18 @@ def fit(features, k, n, settings: HeadSettings, rng: np.random.Generator, weight
     heads, galaxies, n_features = x.shape
     v = None if weights is None else np.asarray(weights, np.float32).reshape(heads, galaxies, 1)
     w = np.zeros((heads, n_features, k.shape[-1]), dtype=np.float32)
-    b = initial_bias(k, n).astype(np.float32)
+    if sizes is not None and sum(sizes) != k.shape[-1]:
+        raise ValueError(f"sizes {list(sizes)} do not add up to the {k.shape[-1]} outputs")
+    b = initial_bias(k, n, sizes).astype(np.float32)
     params = [w, b]
     first = [np.zeros_like(p) for p in params]
     second = [np.zeros_like(p) for p in params]
     beta1, beta2, eps = 0.9, 0.999, 1e-8
+    scaled = x * np.float32(1.0 / (1.0 - settings.dropout_rate))  # exact at rate 0.5: x * 2
     for step in range(1, settings.steps + 1):
-        xm = x * masks(rng, x.shape, settings.dropout_rate)
+        xm = scaled * keep_bits(rng, x.shape, settings.dropout_rate)
         z = xm @ w + b[:, None, :]
-        dz = (n * special.expit(z) - k) / galaxies  # d(mean loss)/dz
+        dz = output_gradient(z, k, n, sizes) / galaxies  # d(mean loss)/dz
         if v is not None:
             dz *= v  # d(weighted mean loss)/dz
         grads = [np.swapaxes(xm, 1, 2) @ dz + settings.l2 * w, dz.sum(axis=1)]
@@ -116,11 +160,17 @@ def fit(features, k, n, settings: HeadSettings, rng: np.random.Generator, weight
     return (w[0], b[0]) if single else (w, b)
 
 
-def mean_loss(features, k, n, weights, bias) -> float:
+def mean_loss(features, k, n, weights, bias, sizes=None) -> float:
     """Mean over galaxies of the head's loss without dropout (the deterministic network), for
-    convergence checks: sum over questions of N log(1 + e^z) - k z."""
+    convergence checks: sum over questions of N log(1 + e^z) - k z (with ``sizes``: minus the
+    votes times the log softmax of each question's answers)."""
     z = np.asarray(features, dtype=np.float64) @ weights + bias
-    return float(np.mean(np.sum(n * np.logaddexp(0, z) - k * z, axis=-1)))
+    if sizes is None:
+        return float(np.mean(np.sum(n * np.logaddexp(0, z) - k * z, axis=-1)))
+    edges = np.cumsum(sizes)[:-1]
+    log_p = np.concatenate([special.log_softmax(part, axis=-1)
+                            for part in np.split(z, edges, axis=-1)], axis=-1)  # fmt: skip
+    return float(np.mean(-np.sum(k * log_p, axis=-1)))
 
 
 def sample_logits(features, weights, bias, n_samples: int, rate: float, rng) -> np.ndarray:
@@ -147,6 +197,20 @@ def sample_rho(features, weights, bias, n_samples: int, rate: float, rng) -> np.
     """(G, Q, T) MC-dropout samples of rho, float64, clipped to [RHO_CLIP, 1 - RHO_CLIP]."""
     rho = special.expit(sample_logits(features, weights, bias, n_samples, rate, rng))
     return np.clip(rho, RHO_CLIP, 1 - RHO_CLIP, out=rho)
+
+
+def sample_probabilities(features, weights, bias, n_samples: int, rate: float, rng,
+                         sizes=None) -> np.ndarray:  # fmt: skip
+    """(G, outputs, T) MC-dropout samples: rho per question (:func:`sample_rho`) or, with
+    ``sizes``, each answer's probability, a softmax over its question's answers (clipped
+    alike)."""
+    if sizes is None:
+        return sample_rho(features, weights, bias, n_samples, rate, rng)
+    from zoolib.votes import multinomial
+
+    logits = sample_logits(features, weights, bias, n_samples, rate, rng)
+    p = multinomial.answer_probabilities(logits, list(sizes))
+    return np.clip(p, RHO_CLIP, 1 - RHO_CLIP, out=p)
 
 
 def sample_rho_shared(features, weights, bias, n_samples: int, rate: float, rng) -> np.ndarray:

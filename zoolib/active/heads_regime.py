@@ -31,6 +31,7 @@ from scipy import special
 
 from zoolib.active import heads, loop, runs, strategies
 from zoolib.active.runs import Settings, stream
+from zoolib.votes import trees
 from zoolib.votes.schema import ID_COLUMN, SPLIT_COLUMN, counts
 
 
@@ -48,9 +49,17 @@ class Data:
     pool: np.ndarray  # rows of the train split
     val: np.ndarray
     test: np.ndarray
+    tree: trees.Tree | None = None  # a softmax head over each question's answers, or None
+
+    @property
+    def sizes(self) -> list[int] | None:
+        """Answers per question of a tree's softmax head; None for sigmoid heads."""
+        return None if self.tree is None else self.tree.sizes()
 
     @classmethod
-    def build(cls, features, catalog, questions, views=None) -> Data:
+    def build(cls, features, catalog, questions, views=None, tree=None) -> Data:
+        """``questions``: the yes/no questions of sigmoid heads; with ``tree`` (a softmax head
+        per question of it) they are its answer columns, ``<question>_<answer>``."""
         features = np.asarray(features, dtype=np.float32)
         if len(features) != len(catalog):
             raise ValueError(f"{len(features)} feature rows for {len(catalog)} catalogue rows")
@@ -61,7 +70,11 @@ class Data:
         empty = [s for s, r in rows.items() if len(r) == 0]
         if empty:
             raise ValueError(f"the catalogue has no {empty} galaxies (split column)")
-        k, n = counts(catalog, questions)
+        if tree is None:
+            k, n = counts(catalog, questions)
+        else:
+            k, n = tree.answer_counts(catalog)
+            questions = tree.answer_columns()
         ids = catalog[ID_COLUMN].to_numpy()
         return cls(
             features,
@@ -74,6 +87,7 @@ class Data:
             rows["train"],
             rows["val"],
             rows["test"],
+            tree,
         )
 
     def rows(self, ids) -> np.ndarray:
@@ -112,7 +126,8 @@ class HeadLearner:
         idx = np.stack(rows_sets)
         d = self.data
         return heads.fit(d.features[idx], d.k[idx], d.n[idx], self.settings.head, rng,
-                         weights=None if weights is None else np.stack(weights))  # fmt: skip
+                         weights=None if weights is None else np.stack(weights),
+                         sizes=d.sizes)  # fmt: skip
 
     def fit(self, rows, seed: int, r: int, strategy, weights=None):
         w, b = self.fit_many([rows], stream(seed, r, "train"),
@@ -125,7 +140,17 @@ class HeadLearner:
         if posterior == "shared":
             return heads.sample_rho_shared(self.data.features[rows], w, b, t, rate, rng)
         inputs = self.data.views[:, rows] if posterior == "views" else self.data.features[rows]
-        return heads.sample_rho(inputs, w, b, t, rate, rng)
+        return heads.sample_probabilities(inputs, w, b, t, rate, rng, self.data.sizes)
+
+    @property
+    def tree(self) -> trees.Tree | None:
+        return self.data.tree
+
+    def votes(self, catalog) -> tuple[np.ndarray, np.ndarray]:
+        """(k, N) of every output in ``catalog`` (a tree's: each answer, its question's N)."""
+        if self.data.tree is None:
+            return tuple(np.asarray(c, np.float64) for c in counts(catalog, self.questions))
+        return self.data.tree.answer_counts(catalog)
 
     def features(self, rows) -> np.ndarray:
         return self.data.features[rows]
@@ -167,6 +192,7 @@ def run(
     views: np.ndarray | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    tree: trees.Tree | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run (or resume) every strategy and seed of ``settings``; return (curves, acquisitions).
 
@@ -181,6 +207,9 @@ def run(
             calling again resumes after the last complete round with identical results.
         views: (V, G, F) features of flipped and rotated images, for ``bald_views``.
         stop_after: stop after computing this many new rounds (to simulate a kill in tests).
+        tree: learn a softmax head over each question's answers of this tree (the catalogue's
+            count columns) instead of a sigmoid per yes/no question; the curves then measure
+            every answer, ``<question>_<answer> <metric>``, and ``all``.
 
     Returns:
         curves (:func:`zoolib.active.runs.curves`) and acquisitions
@@ -190,7 +219,7 @@ def run(
     if "bald_views" in settings.strategies and views is None:
         raise ValueError("strategy 'bald_views' needs views=, the trunk features of the 8 flips "
                          "and rotations (posteriors.trunk_features(..., views=True))")  # fmt: skip
-    learner = HeadLearner(Data.build(features, catalog, questions, views), settings)
+    learner = HeadLearner(Data.build(features, catalog, questions, views, tree), settings)
     return loop.run(settings, learner, run_dir, progress, stop_after)
 
 

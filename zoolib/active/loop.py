@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from zoolib.active import runs, strategies
+from zoolib.active import campaign, runs, strategies
 from zoolib.active.runs import ORACLE, Settings, stream
 from zoolib.cnn import evaluation
 from zoolib.votes.schema import ID_COLUMN
@@ -65,7 +65,10 @@ def check(settings: Settings, learner) -> None:
             f"regime {learner.regime!r} cannot run strategies {unsupported} (they need the "
             "pretrained trunk's features, shared masks or cheap retraining): remove them"
         )
-    scored(settings, learner.questions)
+    if getattr(learner, "tree", None) is not None:
+        _check_tree(settings)
+    else:
+        scored(settings, learner.questions)
     missing = [q for q in learner.questions if f"true_p_{q}" not in learner.catalog.columns]
     if missing and settings.metric == "rmse_true":
         raise ValueError(
@@ -83,11 +86,29 @@ def check(settings: Settings, learner) -> None:
         )
 
 
+def _check_tree(settings: Settings) -> None:
+    """What a softmax head over a tree's answers runs: vote-vector BALD (top-k or drawn) and
+    the random rules, every question scored (``question: "all"``), headline rmse or nll."""
+    rules = [s for s in settings.strategies if s == ORACLE or (
+        s not in TREE_STRATEGIES and not strategies.lookup(s).random_like)]  # fmt: skip
+    if rules:
+        raise ValueError(f"a tree's heads run {TREE_STRATEGIES} and the random rules; remove "
+                         f"{rules}")  # fmt: skip
+    if settings.question != "all":
+        raise ValueError(f"Settings.question={settings.question!r}: a tree's heads score every "
+                         "question; use 'all'")  # fmt: skip
+    if settings.metric not in ("rmse", "nll"):
+        raise ValueError(f"Settings.metric={settings.metric!r}: a tree's answers are measured "
+                         "by 'rmse' (against k/N) or 'nll'")  # fmt: skip
+
+
 def metrics(learner, model, rows, rng, baseline=None) -> dict:
     """{question: {metric: value}} of ``model`` on ``rows`` (``all``: pooled); with
     ``baseline`` fractions {"cnn": ..., "baseline": ...}."""
     rho = learner.rho(model, rows, "dropout", rng)
-    out = evaluation.question_metrics(rho, learner.catalog.iloc[rows], learner.questions, baseline)
+    votes = learner.votes if getattr(learner, "tree", None) is not None else None
+    out = evaluation.question_metrics(rho, learner.catalog.iloc[rows], learner.questions,
+                                      baseline, votes)  # fmt: skip
     return out if baseline is not None else out["cnn"]
 
 
@@ -101,7 +122,8 @@ def round_zero(learner, settings: Settings, seed: int) -> tuple[dict, object]:
     pick = stream(seed, 0, "initial").choice(len(pool), settings.n_initial, replace=False)
     labelled = pool[np.sort(pick)]
     model = learner.fit(labelled, seed, 0, None, None)
-    base = evaluation.baseline_fractions(learner.catalog.iloc[labelled], learner.questions)
+    votes = learner.votes if getattr(learner, "tree", None) is not None else None
+    base = evaluation.baseline_fractions(learner.catalog.iloc[labelled], learner.questions, votes)
     val = metrics(learner, model, learner.val, stream(seed, 0, "evaluate"), base)
     constant = headline(val["baseline"], settings)
     runs.gate(headline(val["cnn"], settings), constant, settings, seed, learner.gate_hint)
@@ -156,6 +178,12 @@ def acquire(learner, settings: Settings, strategy: str, model, labelled, seed: i
     if spec.posterior is None:
         picks = strategies.select(strategy, len(pool), size, None, pick_rng, features=features)
         return pool[picks], [], None
+    if getattr(learner, "tree", None) is not None:  # vote vectors of every question of the tree
+        rho = learner.rho(model, pool, spec.posterior, stream(seed, r, "score"))
+        score = campaign.vote_vector_bald(rho, learner.tree, tree_votes_n(learner, labelled,
+                                                                           settings))  # fmt: skip
+        picks = strategies.select(strategy, len(pool), size, score, pick_rng, settings.beta)
+        return pool[picks], [float(score[p]) for p in picks], None
     cols = scored(settings, learner.questions)
     if spec.posterior == "ensemble":
         rho = learner.ensemble_rho(labelled, pool, seed, r)
@@ -175,6 +203,19 @@ def acquire(learner, settings: Settings, strategy: str, model, labelled, seed: i
     if spec.lure:
         probabilities = strategies.sequential_probabilities(score, picks, settings.beta).tolist()
     return pool[picks], chosen, probabilities
+
+
+def tree_votes_n(learner, labelled, settings: Settings) -> float:
+    """N of a tree's first question for its pool: ``expected_votes`` of that question if set,
+    else the labelled galaxies' mean total, rounded (later questions get their share of it)."""
+    first = learner.tree.nodes[0]
+    if first.name in settings.expected_votes:
+        return float(settings.expected_votes[first.name])
+    totals = learner.catalog.iloc[labelled][first.total_column]
+    return float(max(1, np.rint(totals.mean())))
+
+
+TREE_STRATEGIES = ("bald", "power_bald")  # with the random ones: vote-vector BALD, top or drawn
 
 
 def _joint(settings, rho, n_pool, questions, cols, rng, every: bool) -> strategies.Joint:

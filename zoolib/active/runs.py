@@ -44,8 +44,7 @@ class Settings:
     regime: str = "finetune"  # "finetune": heads on the pretrained trunk; "scratch": the paper's
     question: str = "all"  # ranks the pool and is measured; "all": every question
     metric: str = "rmse_asked"  # headline: rmse_asked, rmse_true (simulations), rmse (k/N) or nll
-    strategies: tuple[str, ...] = ("random", "random_null", "bald", "power_bald", "bald_views",
-                                   ORACLE)  # bald_views needs the views' features  # fmt: skip
+    strategies: tuple[str, ...] = ("random", "random_null", "bald", "power_bald", ORACLE)
     n_initial: int = 32  # galaxies labelled at random before round 1
     acquire_per_round: int = 32  # galaxies acquired per round
     n_rounds: int = 15  # acquisition rounds after round 0

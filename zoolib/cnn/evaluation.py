@@ -97,18 +97,21 @@ def evaluate(
     return pd.DataFrame(rows).set_index(["model", "question"])
 
 
-def question_metrics(rho_samples, catalog, questions, baseline=None) -> dict:
+def question_metrics(rho_samples, catalog, questions, baseline=None, votes=None) -> dict:
     """:func:`evaluate` as {model: {question: {metric: value}}}, each model with an ``all``
-    entry: every metric's mean over the questions."""
-    out = table_to_dict(evaluate(rho_samples, catalog, questions, baseline))
-    weight = np.array([asked_weights(catalog, q)[0].sum() for q in questions])
+    entry: every metric's mean over the questions (``votes``: as :func:`evaluate`, for a tree's
+    answers; ``rmse_asked`` pools schema questions only)."""
+    out = table_to_dict(evaluate(rho_samples, catalog, questions, baseline, votes))
+    schema = all(q in QUESTIONS for q in questions)
+    weight = np.array([asked_weights(catalog, q)[0].sum() for q in questions]) if schema else None
     for per_question in out.values():
         first = per_question[questions[0]]
         per_question["all"] = {
             m: float(np.mean([per_question[q][m] for q in questions])) for m in first
         }
-        squares = np.array([per_question[q].get("rmse_asked", 0.0) ** 2 for q in questions])
-        per_question["all"]["rmse_asked"] = float(np.sqrt(squares @ weight / weight.sum()))
+        if schema:
+            squares = np.array([per_question[q].get("rmse_asked", 0.0) ** 2 for q in questions])
+            per_question["all"]["rmse_asked"] = float(np.sqrt(squares @ weight / weight.sum()))
     return out
 
 
