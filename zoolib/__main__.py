@@ -175,7 +175,7 @@ def _add_votes(sub) -> None:
     )
     p.add_argument("--export", required=True, help="classification export CSV")
     p.add_argument("--tasks", required=True, help="YAML naming each task's question and answers")
-    p.add_argument("--workflow-id", help="count only this workflow (default: every row)")
+    p.add_argument("--workflow-id", help="count only this workflow (needed if the export has two)")
     p.add_argument(
         "--workflow-version", help="count only this version: 12.34, or 12 for every 12.x"
     )
