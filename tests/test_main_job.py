@@ -83,7 +83,7 @@ def test_posterior_metrics_are_in_range(ci_run):
 def test_active_learning_metrics(ci_run):
     root, _ = ci_run
     m = metrics(root, "04_active_learning")
-    strategies = ["random", "random_null", "bald", "bald_views", "oracle"]
+    strategies = ["random", "random_null", "bald", "power_bald", "oracle"]
     assert m["strategies"] == strategies and m["n_seeds"] == 2 and m["regime"] == "finetune"
     curves = m["curves"]
     runs_of_a_seed = strategies[:1] + ["random_2", "random_3"] + strategies[1:]  # the reference
