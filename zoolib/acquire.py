@@ -202,13 +202,9 @@ def acquire(
         files.write_json(here / "round.json", record)  # last: the round is finished
     scores = pd.read_csv(here / "scores.csv", dtype={ID_COLUMN: str})
     picked = scores.dropna(subset=["rank"]).sort_values("rank")
-    position = pd.Series(np.arange(len(pool)), index=pool[ID_COLUMN])
-    picks = position[picked[ID_COLUMN]].to_numpy()
-    score = scores.set_index(ID_COLUMN)["score"].reindex(pool[ID_COLUMN]).to_numpy()
-    chosen = pool.iloc[picks]
-    shown = None if strategy == "random" else score[picks]
-    files_ = [root / f for f in chosen[FILE_COLUMN]]
-    rows = manifest_rows(chosen[ID_COLUMN], files_, shown, strategy, number, out)
+    images = [root / f for f in pool.set_index(ID_COLUMN).loc[picked[ID_COLUMN], FILE_COLUMN]]
+    shown = None if strategy == "random" else picked["score"]
+    rows = manifest_rows(picked[ID_COLUMN], images, shown, strategy, number, out)
     panoptes.write_manifest(rows, out, ["image"])
     _report(record, folder, here, done, unknown, out)
     return record

@@ -75,8 +75,8 @@ def check_rule(rule: str, head: Head) -> None:
 
 def tree_scores(head: Head, features, expected_votes: int, n_samples: int, rng) -> np.ndarray:
     """(G,) vote-vector BALD summed over the tree's questions, each at its galaxy's N_q."""
-    logits = heads.sample_logits(features, head.weights, head.bias, n_samples, head.rate, rng)
-    p = multinomial.answer_probabilities(logits, head.tree.sizes())  # (G, A, T)
+    p = heads.sample_probabilities(features, head.weights, head.bias, n_samples, head.rate, rng,
+                                   head.tree.sizes())  # (G, A, T)  # fmt: skip
     return vote_vector_bald(p, head.tree, expected_votes)
 
 

@@ -56,22 +56,17 @@ class HeadSettings:
 
 
 def masks(rng: np.random.Generator, shape: tuple[int, ...], rate: float) -> np.ndarray:
-    """float32 dropout multipliers: 0 with probability ``rate``, else 1 / (1 - rate). At rate
-    0.5 drawn from random bytes (8 masks per byte), otherwise from uniform floats."""
-    if rate == 0.0:
-        return np.ones(shape, dtype=np.float32)
-    size = int(np.prod(shape))
-    if rate == 0.5:
-        bits = np.unpackbits(np.frombuffer(rng.bytes((size + 7) // 8), dtype=np.uint8))
-        return (bits[:size].reshape(shape) * np.float32(2.0)).astype(np.float32)
-    keep = rng.random(shape, dtype=np.float32) >= rate
-    return keep * np.float32(1.0 / (1.0 - rate))
+    """float32 dropout multipliers: 0 with probability ``rate``, else 1 / (1 - rate): the
+    pattern of :func:`keep_bits`, scaled."""
+    return (keep_bits(rng, shape, rate) * np.float32(1.0 / (1.0 - rate))).astype(
+        np.float32, copy=False
+    )
 
 
 def keep_bits(rng: np.random.Generator, shape: tuple[int, ...], rate: float) -> np.ndarray:
-    """The 0/1 (uint8 or bool) pattern of :func:`masks` from the same draws of ``rng``:
-    ``masks(...) == keep_bits(...) / (1 - rate)`` exactly. Multiplying features already
-    divided by (1 - rate) by these is the same dropout without a float mask array per step."""
+    """The 0/1 (uint8 or bool) dropout pattern: 0 with probability ``rate``; at rate 0.5 drawn
+    from random bytes (8 per byte), otherwise from uniform floats. Multiplying features already
+    divided by (1 - rate) by these is :func:`masks`' dropout without a float mask array."""
     if rate == 0.0:
         return np.ones(shape, dtype=np.uint8)
     if rate == 0.5:

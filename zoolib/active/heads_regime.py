@@ -146,11 +146,11 @@ class HeadLearner:
     def tree(self) -> trees.Tree | None:
         return self.data.tree
 
-    def votes(self, catalog) -> tuple[np.ndarray, np.ndarray]:
-        """(k, N) of every output in ``catalog`` (a tree's: each answer, its question's N)."""
-        if self.data.tree is None:
-            return tuple(np.asarray(c, np.float64) for c in counts(catalog, self.questions))
-        return self.data.tree.answer_counts(catalog)
+    @property
+    def votes(self):
+        """catalogue -> (k, N) of a tree's answers (each answer, its question's N), for the
+        metrics; None for yes/no questions (the schema's counts)."""
+        return None if self.data.tree is None else self.data.tree.answer_counts
 
     def features(self, rows) -> np.ndarray:
         return self.data.features[rows]

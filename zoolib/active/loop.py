@@ -106,7 +106,7 @@ def metrics(learner, model, rows, rng, baseline=None) -> dict:
     """{question: {metric: value}} of ``model`` on ``rows`` (``all``: pooled); with
     ``baseline`` fractions {"cnn": ..., "baseline": ...}."""
     rho = learner.rho(model, rows, "dropout", rng)
-    votes = learner.votes if getattr(learner, "tree", None) is not None else None
+    votes = getattr(learner, "votes", None)  # a tree's answer counts; None: the schema's
     out = evaluation.question_metrics(rho, learner.catalog.iloc[rows], learner.questions,
                                       baseline, votes)  # fmt: skip
     return out if baseline is not None else out["cnn"]
@@ -122,7 +122,7 @@ def round_zero(learner, settings: Settings, seed: int) -> tuple[dict, object]:
     pick = stream(seed, 0, "initial").choice(len(pool), settings.n_initial, replace=False)
     labelled = pool[np.sort(pick)]
     model = learner.fit(labelled, seed, 0, None, None)
-    votes = learner.votes if getattr(learner, "tree", None) is not None else None
+    votes = getattr(learner, "votes", None)
     base = evaluation.baseline_fractions(learner.catalog.iloc[labelled], learner.questions, votes)
     val = metrics(learner, model, learner.val, stream(seed, 0, "evaluate"), base)
     constant = headline(val["baseline"], settings)

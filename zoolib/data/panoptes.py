@@ -276,6 +276,9 @@ def count_votes(
     classification stops everything) or "skip" (left out whole, listed)."""
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error={on_error!r}: choose 'raise' or 'skip'")
+    if workflow_id is None and export["workflow_id"].nunique() > 1:
+        raise ValueError(f"the export holds several workflows, {_workflows(export)}: pass "
+                         "--workflow-id (and --workflow-version) to count one")  # fmt: skip
     summary, seen, votes = Summary(rows=len(export)), set(), []
     for row_number, row in enumerate(export.to_dict(orient="records")):
         cid = row["classification_id"]
@@ -303,20 +306,20 @@ def count_votes(
     return _table(votes, tasks), summary
 
 
+def _workflows(export: pd.DataFrame) -> str:
+    """The export's workflows and their versions, for messages."""
+    return ", ".join(sorted(f"{w} (versions {', '.join(sorted(set(v)))})" for w, v in
+                            export.groupby("workflow_id")["workflow_version"]))  # fmt: skip
+
+
 def _check_counted(export, tasks, votes, summary, workflow_id, workflow_version) -> None:
     """Refuse what would silently give a wrong or empty table: nothing counted (a mistyped
-    workflow or version), several workflows mixed without ``workflow_id``, or tasks of the
-    tasks file that no counted classification answers (a mistyped task name)."""
-    seen = ", ".join(sorted(f"{w} (versions {', '.join(sorted(set(v)))})" for w, v in
-                            export.groupby("workflow_id")["workflow_version"]))  # fmt: skip
+    workflow or version) or tasks of the tasks file that no counted classification answers (a
+    mistyped task name). (Several workflows without ``workflow_id`` are refused before.)"""
     if summary.counted == 0:
         raise ValueError(f"no classification counted for workflow {workflow_id} version "
-                         f"{workflow_version}; the export has workflow(s) {seen}")  # fmt: skip
-    kept = export[[_keeps(r, workflow_id, workflow_version)
-                   for r in export.to_dict(orient="records")]]  # fmt: skip
-    if workflow_id is None and kept["workflow_id"].nunique() > 1:
-        raise ValueError(f"the export holds several workflows, {seen}: pass --workflow-id "
-                         "(and --workflow-version) to count one")  # fmt: skip
+                         f"{workflow_version}; the export has workflow(s) "
+                         f"{_workflows(export)}")  # fmt: skip
     answered = {q for _, answers in votes for q in answers} | {
         tasks[t].question for t in summary.unanswered}
     silent = [t for t, m in tasks.items() if m.question not in answered]
