@@ -29,6 +29,7 @@ about 20 ms; 30 samples of 3,600 galaxies about 25 ms.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -70,7 +71,7 @@ def keep_bits(rng: np.random.Generator, shape: tuple[int, ...], rate: float) -> 
     if rate == 0.0:
         return np.ones(shape, dtype=np.uint8)
     if rate == 0.5:
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         bits = np.unpackbits(np.frombuffer(rng.bytes((size + 7) // 8), dtype=np.uint8))
         return bits[:size].reshape(shape)
     return rng.random(shape, dtype=np.float32) >= rate
@@ -128,29 +129,35 @@ def fit(features, k, n, settings: HeadSettings, rng: np.random.Generator, weight
         raise ValueError(f"features (H, G, F) and k, n (H, G, Q) needed; got {x.shape}, {k.shape}")
     heads, galaxies, n_features = x.shape
     v = None if weights is None else np.asarray(weights, np.float32).reshape(heads, galaxies, 1)
-    w = np.zeros((heads, n_features, k.shape[-1]), dtype=np.float32)
     if sizes is not None and sum(sizes) != k.shape[-1]:
         raise ValueError(f"sizes {list(sizes)} do not add up to the {k.shape[-1]} outputs")
-    b = initial_bias(k, n, sizes).astype(np.float32)
-    params = [w, b]
-    first = [np.zeros_like(p) for p in params]
-    second = [np.zeros_like(p) for p in params]
+    # one array for every parameter, the bias as row F, so that Adam's element-wise update is
+    # one set of numpy calls (the same float32 arithmetic as updating w and b apart)
+    params = np.zeros((heads, n_features + 1, k.shape[-1]), dtype=np.float32)
+    w, b = params[:, :n_features], params[:, n_features]
+    b[...] = initial_bias(k, n, sizes)
+    grad, first, second = (np.zeros_like(params) for _ in range(3))
+    grad_w, grad_b = grad[:, :n_features], grad[:, n_features]
     beta1, beta2, eps = 0.9, 0.999, 1e-8
     scaled = x * np.float32(1.0 / (1.0 - settings.dropout_rate))  # exact at rate 0.5: x * 2
+    xm = np.empty_like(x)
     for step in range(1, settings.steps + 1):
-        xm = scaled * keep_bits(rng, x.shape, settings.dropout_rate)
-        z = xm @ w + b[:, None, :]
-        dz = output_gradient(z, k, n, sizes) / galaxies  # d(mean loss)/dz
+        np.multiply(scaled, keep_bits(rng, x.shape, settings.dropout_rate), out=xm)
+        z = xm @ w
+        z += b[:, None, :]
+        dz = output_gradient(z, k, n, sizes)
+        dz /= galaxies  # d(mean loss)/dz
         if v is not None:
             dz *= v  # d(weighted mean loss)/dz
-        grads = [np.swapaxes(xm, 1, 2) @ dz + settings.l2 * w, dz.sum(axis=1)]
-        for p, g, m1, m2 in zip(params, grads, first, second, strict=True):
-            m1 *= beta1
-            m1 += (1 - beta1) * g
-            m2 *= beta2
-            m2 += (1 - beta2) * g * g
-            lr = settings.learning_rate * np.sqrt(1 - beta2**step) / (1 - beta1**step)
-            p -= lr * m1 / (np.sqrt(m2) + eps)
+        np.matmul(np.swapaxes(xm, 1, 2), dz, out=grad_w)
+        grad_w += settings.l2 * w
+        dz.sum(axis=1, out=grad_b)
+        first *= beta1
+        first += (1 - beta1) * grad
+        second *= beta2
+        second += (1 - beta2) * grad * grad
+        lr = settings.learning_rate * np.sqrt(1 - beta2**step) / (1 - beta1**step)
+        params -= lr * first / (np.sqrt(second) + eps)
     w, b = w.astype(np.float64), b.astype(np.float64)
     return (w[0], b[0]) if single else (w, b)
 

@@ -155,7 +155,8 @@ def train(
         checkpoint = files.temporary_sibling(write_model, "checkpoint", keep_suffix=True)
     write_logs = scratch / "logs" if scratch and log_dir is not None else log_dir
     callbacks = [
-        *_callbacks(val_ds is not None, patience, checkpoint, write_logs, tensorboard),
+        *_callbacks(val_ds is not None, patience, checkpoint, write_logs, tensorboard,
+                    baseline=None if start is None else start[0]),
         *(callbacks or []),
     ]
     try:
@@ -251,14 +252,16 @@ def fit_labels(
 
 
 def _callbacks(
-    validate: bool, patience: int, model_path: Path | None, log_dir, tensorboard: bool
+    validate: bool, patience: int, model_path: Path | None, log_dir, tensorboard: bool,
+    baseline: float | None = None,
 ) -> list[keras.callbacks.Callback]:
     callbacks: list[keras.callbacks.Callback] = []
     monitor = "val_loss" if validate else "loss"
     if validate:
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor=monitor, patience=patience, restore_best_weights=True
+                monitor=monitor, patience=patience, restore_best_weights=True,
+                baseline=baseline,  # the start's loss: patience counts from it
             )
         )
     if model_path is not None:
