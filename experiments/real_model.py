@@ -52,8 +52,10 @@ SURVEYS = {  # catalogue, class column, smooth classes, featured classes
     "gz2": (SHARED / "gz2_kaggle_sample" / "catalog.csv", "gz2_class", {"smooth"}, {"featured"}),
 }  # fmt: skip
 KEPT_OUT, KEPT_OUT_SEED = 0.2, 2026
-CROP_NOTE = ("crop_fraction is for fixed-scale survey cutouts like SDSS's 423 px; for images "
-             "already scaled to the galaxy (GZ2's) pass --crop-fraction crop_by_survey['gz2']")
+def crop_note(crops: dict) -> str:
+    """The card's note on which crop to pass for which images (predict prints it)."""
+    return ("crop_fraction is for fixed-scale survey cutouts like SDSS's 423 px; for images "
+            f"already scaled to the galaxy (GZ2's) pass --crop-fraction {crops['gz2']:g}")
 
 
 @dataclass(frozen=True)
@@ -262,7 +264,8 @@ def train(name: str, out: Path, policy: str, tmp: Path) -> dict:
         [QUESTION], 64, config.channels, model_name=model_file.stem, dropout_rate=0.5,
         epochs_run=len(history["loss"]), seed=0, precision=policy, training_images="real",
         crop_fraction=config.crops["sdss"], stretch=images.STRETCH,
-        extra={"crop_by_survey": config.crops, "crop_note": CROP_NOTE},
+        extra={"crop_by_survey": config.crops, "crop_note": crop_note(config.crops),
+               "image_formats": ["jpeg"]},
     ).write(model_file)  # fmt: skip
     return manifest
 

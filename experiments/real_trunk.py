@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-from real_model import CROP_NOTE, SHARED, kept_out
+from real_model import SHARED, crop_note, kept_out
 
 from zoolib import files, paths, prepare
 from zoolib.cnn import cards, contrastive, models, pretrained
@@ -196,7 +196,8 @@ def write_card(model_file: Path, settings: contrastive.Settings, policy: str) ->
         list(SHIPPED_TASKS), 64, 1, model_name=model_file.stem,
         dropout_rate=settings.dropout_rate, epochs_run=settings.epochs, seed=settings.seed,
         precision=policy, training_images="real", crop_fraction=CROPS["sdss"],
-        stretch=images.STRETCH, extra={"crop_by_survey": CROPS, "crop_note": CROP_NOTE},
+        stretch=images.STRETCH, extra={"crop_by_survey": CROPS, "crop_note": crop_note(CROPS),
+              "image_formats": ["jpeg"]},
     ).write(model_file)  # fmt: skip
 
 

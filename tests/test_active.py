@@ -10,7 +10,7 @@ from zoolib.universe import synthetic
 
 @pytest.fixture(scope="module")
 def universe():
-    images, cat = synthetic.simulate(200, size=32, seed=4)
+    images, cat = synthetic.simulate(200, size=16, seed=4)  # 16 px: the bookkeeping, fast
     cat["split"] = processed.assign_splits(len(cat), (0.6, 0.15, 0.25), seed=0)
     return images, cat
 

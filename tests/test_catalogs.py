@@ -274,12 +274,11 @@ def test_a_users_tree_is_read_from_its_columns_and_classes_refuse_other_trees(tm
 
 
 def test_a_new_label_in_a_zero_one_column_reads_as_one_vote(tmp_path):
-    from zoolib import prepare
     from zoolib.votes import trees
 
     path = tmp_path / "ring.csv"
     path.write_text("id_str,file_loc,ring\na,a.png,1\nb,b.png,0\nc,c.png,yes\nd,d.png,maybe\n")
-    tree = prepare.tree_of("label:ring")
+    tree = trees.named("label:ring")
     assert tree == trees.one_label("ring")
     assert catalogs.detect_format(["id_str", "ring"], path, tree) == "label"
     with pytest.raises(ValueError, match=r"row 3 \(id_str 'd'\): ring is 'maybe'"):
@@ -290,3 +289,26 @@ def test_a_new_label_in_a_zero_one_column_reads_as_one_vote(tmp_path):
     assert frame["ring_total-votes"].tolist() == [1, 1, 1]
     with pytest.raises(ValueError, match="format 'label' needs a one-question yes/no tree"):
         catalogs.read_catalog(path, format="label")
+
+
+def test_a_label_is_named_as_the_user_names_its_column(tmp_path):
+    """GZ1's 0/1 column edge_on: tree "label:edge_on" reads it as question edge-on (the column
+    keeps its name); a name no question can have is refused up front with one that can; a 0/1
+    column without tree "label:..." is named in the format error with how to read it, and the
+    error names notebook 01's parameters."""
+    from zoolib.votes import trees
+
+    path = tmp_path / "gz1.csv"
+    path.write_text("objid,file_loc,edge_on\n1,a.png,1\n2,b.png,0\n3,c.png,1\n")
+    tree = trees.named("label:edge_on")
+    assert tree.name == "edge_on" and tree.questions == ["edge-on"]
+    frame, _ = catalogs.read_catalog(path, tree=tree)
+    assert frame["edge-on_yes"].tolist() == [1, 0, 1]
+    assert frame["edge-on_total-votes"].tolist() == [1, 1, 1]
+    with pytest.raises(ValueError, match=r"label column 'Ring\?' .* e\.g\. to 'ring'"):
+        trees.named("label:Ring?")
+    with pytest.raises(ValueError) as err:
+        catalogs.read_catalog(path)
+    text = str(err.value)
+    assert "Column 'edge_on' holds only 0/1 values" in text and 'tree: "label:edge_on"' in text
+    assert "notebook 01's catalog_format" in text and "pass format=" not in text

@@ -3,12 +3,13 @@ any notebook."""
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
 from zoolib import paths
-from zoolib.__main__ import main
+from zoolib.__main__ import main, parser, typed_paths
 from zoolib.reports import runner
 
 
@@ -155,3 +156,37 @@ def test_no_help_starts_tensorflow():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"], out.stdout + out.stderr
     assert "cuInit" not in out.stderr
+
+
+def test_paths_typed_on_the_command_line_are_relative_to_the_current_folder(
+    tmp_path, monkeypatch, capsys
+):
+    """From a folder of one's own, a relative --catalog is looked for there (it was looked for
+    under the project root), and a relative --out would be written there."""
+    monkeypatch.chdir(tmp_path)
+    code = main(["predict", "--model", "real", "--catalog", "mycat.csv", "--out", "p.parquet"])
+    err = capsys.readouterr().err
+    assert code == 1 and f"catalogue file not found: {tmp_path / 'mycat.csv'}" in err
+    args = typed_paths(parser().parse_args(
+        ["acquire", "--model", "mine.keras", "--catalog", "c.csv", "--labelled", "sub/l.csv",
+         "--n", "3", "--out", "~/m.csv"]
+    ))  # fmt: skip
+    assert args.model == str(tmp_path / "mine.keras") and args.catalog == str(tmp_path / "c.csv")
+    assert args.labelled == str(tmp_path / "sub" / "l.csv")
+    assert args.out == str(Path("~/m.csv").expanduser())
+    shipped = typed_paths(parser().parse_args(
+        ["predict", "--model", "real", "--catalog", "/data/c.csv", "--out", "o.parquet"]
+    ))  # fmt: skip
+    assert shipped.model == "real" and shipped.catalog == "/data/c.csv"
+    assert shipped.out == str(tmp_path / "o.parquet")
+
+
+def test_predict_help_names_the_columns_the_shipped_real_model_has(capsys):
+    """The help's list of rho columns matches the real model's card (it has no bar)."""
+    import json
+
+    text = " ".join(help_text(capsys, "predict").split())
+    card = json.loads(paths.SHIPPED_MODELS["real"].with_suffix(".card.json").read_text())
+    assert card["questions"] == ["smooth-or-featured", "disk-edge-on"]
+    assert "--model real has smooth-or-featured and disk-edge-on, not bar" in text
+    assert ".<out>.blocks/" in text and "relative to the current folder" in text

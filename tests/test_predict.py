@@ -374,7 +374,7 @@ def test_the_shipped_real_model_by_name_applies_its_cards_crop(tmp_path):
     out = predict.predict_catalog("real", tmp_path / "c.csv", tmp_path / "p.parquet",
                                   images_root=source, n_samples=4, progress=False)  # fmt: skip
     meta = predict.read_metadata(out)
-    assert meta["model_file"] == str(predict.SHIPPED["real"]) and meta["crop_fraction"] == 0.4
+    assert meta["model_file"] == str(paths.SHIPPED_MODELS["real"]) and meta["crop_fraction"] == 0.4
     table = pd.read_parquet(out)
     assert len(table) == 5 and table["smooth-or-featured_smooth_rho_mean"].between(0, 1).all()
 
@@ -449,3 +449,19 @@ def test_representations_of_a_model_without_a_trunk_are_refused(setup, tmp_path)
                                 progress=False)  # fmt: skip
     assert not (tmp_path / "x.parquet").exists()
     assert not predict.blocks_folder(tmp_path / "x.parquet").exists()
+
+
+def test_fits_images_for_a_model_that_learned_from_jpegs_are_warned_about():
+    """The real model's card says it learned from JPEGs: FITS cutouts (zoo's arcsinh stretch)
+    get a warning naming the mismatch and that FITS accuracy is unmeasured; JPEGs, or a model
+    whose card does not say, get none. The card's crop note names a value a user can type."""
+    from zoolib.cnn import cards
+
+    card = cards.ModelCard.read_beside(paths.SHIPPED_MODELS["real"])
+    text = predict.format_warning(card, ["a.fits", "b.jpg", "c.FITS.gz"])
+    assert text.startswith("2 of 3 images are FITS, but the model learned from jpeg images")
+    assert "unmeasured" in text
+    assert predict.format_warning(card, ["a.jpg", "b.png"]) is None
+    assert predict.format_warning(None, ["a.fits"]) is None
+    _, _, noted = predict.image_settings(card, None)
+    assert noted[0].endswith("pass --crop-fraction 0.5") and "crop_by_survey" not in noted[0]

@@ -40,6 +40,7 @@ def test_real_catalogue_becomes_a_dataset(mini_catalog):
         ds.catalog["smooth-or-featured_smooth"], raw["smooth-or-featured_smooth"]
     )
     assert ds.manifest["parameters"]["crop_fraction"] == 0.5
+    assert ds.manifest["parameters"]["id_column"] == "iauname"  # said, not silently renamed
 
 
 def _break(folder, how):

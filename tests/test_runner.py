@@ -10,7 +10,7 @@ import nbformat
 import pytest
 import yaml
 
-from zoolib import paths
+from zoolib import paths, quiet
 from zoolib.reports import index_page, runner
 
 
@@ -187,9 +187,54 @@ def test_type_rules(type_name, default, value, fits):
 
 
 @pytest.mark.parametrize("params", runner.named_sets())
-def test_shipped_parameter_sets_fit_the_notebooks(params):
+def test_shipped_parameter_sets_fit_the_notebooks(params, tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_OUTPUT_ROOT", str(tmp_path))  # no dataset or model on disk
     notebooks = runner.numbered_notebooks(paths.NOTEBOOKS_DIR)
     runner.check_parameters(notebooks, runner.load_params(params), params)  # raises if not
+    # with the notebooks each set is run with (protocol: --only 01 04, as its file says)
+    notebooks = runner.select(notebooks, ["01", "04"] if params == "protocol" else None)
+    runner.check_values(notebooks, runner.load_params(params), params)
+
+
+BAD_VALUES = [
+    ({"01_data_prep": {"image_size": -3}}, None,
+     "01_data_prep.ipynb: image_size is -3: must be at least 8 pixels"),
+    ({"01_data_prep": {"image_size": 0}}, None,
+     "01_data_prep.ipynb: image_size is 0: must be at least 8 pixels"),
+    ({"01_data_prep": {"tree": "thre"}}, None,
+     "01_data_prep.ipynb: tree is 'thre': unknown tree 'thre'; did you mean 'three'?"),
+    ({"01_data_prep": {"tree": "gz2"}}, None,
+     "tree is 'gz2': a simulation has zoo's three questions"),
+    ({"01_data_prep": {"source": "data/raw/sdss_gz1_sample/catalog.csv", "tree": "label:ring"}},
+     None, "tree is 'label:ring': " + str(paths.RAW_DIR / "sdss_gz1_sample" / "catalog.csv")
+     + " has no column 'ring'"),
+    ({"01_data_prep": {"source": "mine.csv"}}, None,
+     f"01_data_prep.ipynb: source: no file {paths.PROJECT_ROOT / 'mine.csv'}"),
+    ({"02_train": {"dataset": "mine"}}, None,
+     "02_train.ipynb: dataset is 'mine', which notebook 01 of this run does not write (it "
+     "writes ['synthetic'])"),
+    ({}, ["02", "03"], "02_train.ipynb: dataset is 'synthetic', which notebook 01 of this run "
+     "does not write (it writes none: it is not in this run)"),
+    ({"02_train": {"model_name": "a"}, "03_dropout_posteriors": {"model_name": "b"}}, None,
+     "03_dropout_posteriors.ipynb: model_name is 'b', which notebook 02 of this run does not "
+     "write (it writes ['a'])"),
+    ({"04_active_learning": {"gate_margin": 1.5, "precision": "fp16"}}, None,
+     "04_active_learning.ipynb: gate_margin is 1.5: must be in [0, 1)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("overrides", "only", "message"), BAD_VALUES)
+def test_values_that_cannot_work_are_refused_before_any_notebook_runs(
+    overrides, only, message, tmp_path, monkeypatch
+):
+    """The run is refused up front, naming the notebook and the parameter; no kernel starts
+    (nothing under reports/), where these once failed minutes in or were silently ignored."""
+    monkeypatch.setenv("ZOO_OUTPUT_ROOT", str(tmp_path))
+    (tmp_path / "set.yaml").write_text(yaml.safe_dump(overrides))
+    with pytest.raises(runner.RunError, match="nothing was run") as err:
+        runner.run(str(tmp_path / "set.yaml"), only=only, reports_dir=tmp_path / "reports")
+    assert message in str(err.value)
+    assert not (tmp_path / "reports").exists()
 
 
 def test_malformed_yaml_names_the_file_line_and_column(tmp_path):
@@ -282,7 +327,7 @@ REAL = [
 
 def test_drop_noise_keeps_everything_else():
     text = "\n".join(KERNEL_NOISE[:1] + REAL[:1] + KERNEL_NOISE[1:] + REAL[1:]) + "\n"
-    assert runner.drop_noise(text) == "\n".join(REAL) + "\n"
+    assert quiet.drop_noise(text) == "\n".join(REAL) + "\n"
 
 
 def test_kernel_noise_stays_out_of_reports_and_console(tmp_path, capfd, monkeypatch):
@@ -498,6 +543,7 @@ def test_equations_become_mathml_outside_code_and_mathjax_goes():
         cells=[__import__("nbformat").v4.new_markdown_cell("$x^2$")]))
     assert "<math" in page and "Load mathjax" not in page
     assert not re.search(r"(src|href)=\"https?://", page)  # nothing loaded from the network
+    assert index_page.WRAP_CODE in page.split("</head>")[0]  # long parameter comments wrap
 
 
 def test_no_cuda_driver_is_no_error_on_a_machine_without_nvidia(monkeypatch, tmp_path):
@@ -505,11 +551,11 @@ def test_no_cuda_driver_is_no_error_on_a_machine_without_nvidia(monkeypatch, tmp
             "INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)")
     real = "E0000 00:00:1796313699.253331   30330 some_op.cc:12] a real error"
     text = f"{line}\n{real}\n"
-    monkeypatch.setattr(runner, "NVIDIA_DEVICE", tmp_path / "absent")
-    assert runner.drop_noise(text) == f"{real}\n"
+    monkeypatch.setattr(quiet, "NVIDIA_DEVICE", tmp_path / "absent")
+    assert quiet.drop_noise(text) == f"{real}\n"
     (tmp_path / "present").touch()
-    monkeypatch.setattr(runner, "NVIDIA_DEVICE", tmp_path / "present")
-    assert runner.drop_noise(text) == text  # with a GPU it may mean a broken driver: kept
+    monkeypatch.setattr(quiet, "NVIDIA_DEVICE", tmp_path / "present")
+    assert quiet.drop_noise(text) == text  # with a GPU it may mean a broken driver: kept
 
 
 def test_kernels_get_the_outputs_root_as_an_absolute_path(tmp_path, monkeypatch):
@@ -520,3 +566,42 @@ def test_kernels_get_the_outputs_root_as_an_absolute_path(tmp_path, monkeypatch)
         root = Path(os.environ["ZOO_OUTPUT_ROOT"])
         assert root.is_absolute() and root == Path("relative/outputs").resolve()
     assert os.environ["ZOO_OUTPUT_ROOT"] == "relative/outputs"  # restored afterwards
+
+
+def test_set_values_over_a_named_set(typed):
+    available = runner.numbered_notebooks(typed / "notebooks")
+    sets = runner.with_values({"02_train": {"epochs": 2}},
+                              ["02.epochs=5", "01_prep.name=mine", "03.n_samples=[1, 2]"],
+                              available)  # fmt: skip
+    assert sets == {"02_train": {"epochs": 5}, "01_prep": {"name": "mine"},
+                    "03_posteriors": {"n_samples": [1, 2]}}  # fmt: skip
+    for bad, match in [("02epochs=5", "write NOTEBOOK.PARAMETER=VALUE"),
+                       ("02.epochs", "write NOTEBOOK.PARAMETER=VALUE"),
+                       ("0.epochs=1", "'0' names 3 notebooks"),
+                       ("09.x=1", "'09' names 0 notebooks")]:  # fmt: skip
+        with pytest.raises(runner.RunError, match=re.escape(match)):
+            runner.with_values({}, [bad], available)
+    assert runner.own_reports("default", None) is None and runner.own_reports("ci", None) is None
+    assert runner.own_reports("my_exercise.yaml", None) == "my_exercise"
+    assert runner.own_reports("ci", ["02.epochs=3"]) == "ci-custom"
+
+
+def test_an_exercise_on_smoke_settings_keeps_the_class_reports(typed, monkeypatch, capsys):
+    """--params ci --set ...: the named set with a value changed runs into reports/ci-custom/,
+    and a YAML file of one's own into reports/<its stem>/; the main reports/ stay as they
+    were (the class's index and metrics agree)."""
+    monkeypatch.delenv("ZOO_REPORTS_DIR", raising=False)
+    monkeypatch.setattr(paths, "REPORTS_DIR", typed / "reports")
+    (typed / "notebooks" / "params" / "ci.yaml").write_text("02_train: {epochs: 1}\n")
+    nbs = typed / "notebooks"
+    runner.run("ci", only=["02"], notebooks_dir=nbs, values=["02.epochs=4"])
+    executed = typed / "reports" / "ci-custom" / "executed" / "02_train.ipynb"
+    assert "trained 4" in outputs_of(executed)
+    assert (typed / "reports" / "ci-custom" / "index.html").is_file()
+    (typed / "exercise.yaml").write_text("02_train: {epochs: 6}\n")
+    runner.run(str(typed / "exercise.yaml"), only=["02"], notebooks_dir=nbs)
+    assert "trained 6" in outputs_of(typed / "reports" / "exercise" / "executed" / "02_train.ipynb")
+    assert not (typed / "reports" / "index.html").exists()
+    out = capsys.readouterr().out
+    assert f"reports go to {typed / 'reports' / 'exercise'}" in out
+    assert f"open {typed / 'reports' / 'exercise' / 'index.html'}" in out

@@ -44,7 +44,7 @@ def test_decals_dr5_has_ten_questions_and_34_answers():
     assert len(trees.DECALS.nodes) == 10 and trees.DECALS.n_answers == 34
     assert trees.DECALS.node("bar").answers == ("strong", "weak", "no")
     assert "merging_major-disturbance" in trees.DECALS.columns()
-    with pytest.raises(ValueError, match=r"unknown tree 'gz3'; shipped: \['decals', 'gz2'"):
+    with pytest.raises(ValueError, match=r"unknown tree 'gz3'; did you mean 'gz2'\? shipped: "):
         trees.tree("gz3")
 
 

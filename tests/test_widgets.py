@@ -182,3 +182,19 @@ def test_any_answer_of_a_tree_model_can_be_chosen():
     assert explorer.galaxy == int(np.argmax(mi))  # ranked on the artifact answer's own votes
     np.testing.assert_array_equal(explorer._k_n(2)[0], cat["smooth-or-featured_artifact"])
     assert "smooth-or-featured_artifact" in explorer.figure().axes[1].get_title()
+
+
+def test_a_redraw_sets_the_output_from_the_kernel(explorer):
+    """Each redraw replaces the Output widget's outputs with one PNG of the current view, set
+    from the kernel (no capture waiting on a front end, as under papermill)."""
+    import base64
+
+    explorer.redraw()
+    first = explorer.output.outputs
+    assert len(first) == 1 and first[0]["output_type"] == "display_data"
+    png = base64.b64decode(first[0]["data"]["image/png"])
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    explorer.sort.value = SORT_KEYS[0]
+    explorer.rank.value = 3  # another galaxy: another picture, still one output
+    assert len(explorer.output.outputs) == 1
+    assert explorer.output.outputs[0]["data"]["image/png"] != first[0]["data"]["image/png"]

@@ -9,6 +9,7 @@ the same bottom-up order. docs/layout.md is the map with what each folder owns.
 Foundations (floor 0, top level)
     * :mod:`zoolib.paths` - project paths from one root constant
     * :mod:`zoolib.files` - atomic writes, JSON and hashes, with the user's umask
+    * :mod:`zoolib.quiet` - TensorFlow imported without its C++ start-up lines (notebooks)
 
 Folders
     * :mod:`zoolib.votes` - floor 1: the maths of votes and decision trees (numpy only)

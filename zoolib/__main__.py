@@ -40,11 +40,14 @@ def _add_predict(sub) -> None:
         " zoolib/predict.py for the columns, sharding and the provenance metadata. rho is the"
         " probability that a volunteer gives the answer named in the column:"
         " smooth-or-featured_smooth_rho_mean is P(smooth) (1 minus it: featured or artifact),"
-        " disk-edge-on_yes_rho_mean P(edge-on), bar_yes_rho_mean P(bar). Images are made as the"
+        " disk-edge-on_yes_rho_mean P(edge-on), bar_yes_rho_mean P(bar), for the questions the"
+        " model has (its card: --model real has smooth-or-featured and disk-edge-on, not bar;"
+        " a tree or label model writes <question>_<answer>_fraction_mean). Images are made as the"
         " model's card says it was trained (crop). Relative paths"
-        f" are relative to the project root ({paths.PROJECT_ROOT}); file_loc paths in the"
-        " catalogue are relative to --images-root. Each finished block is written at once: a"
-        " killed or failed shard, run again, resumes after its finished blocks.",
+        " are relative to the current folder; file_loc paths in the"
+        " catalogue are relative to --images-root. Each finished block is written at once (to"
+        " the hidden folder .<out>.blocks/ beside the output, removed once the output is"
+        " whole): a killed or failed shard, run again, resumes after its finished blocks.",
     )
     p.add_argument(
         "--model", required=True,
@@ -332,6 +335,11 @@ every notebook to run is checked (its name, and its value against the type in th
 cell) before the first notebook starts. Paths given as parameter values (01_data_prep's
 source, images_root) are relative to the project root.
 
+A YAML file of your own, or --set values, is an exercise: its reports go to
+reports/<file stem>/ (or reports/<set>-custom/), beside the main job's, unless ZOO_REPORTS_DIR
+says otherwise. Datasets and models are shared: give them names of their own (01_data_prep's
+name, 02_train's model_name) to keep the main job's.
+
 Outputs go under the outputs root, here {root}
 (set ZOO_OUTPUT_ROOT to use another, keeping them out of the checkout; ZOO_REPORTS_DIR moves
 reports/, here {reports}):
@@ -357,6 +365,11 @@ def _add_run(sub) -> None:
     p.add_argument(
         "--only", nargs="+", metavar="PREFIX", help="run only these notebooks, e.g. --only 01 02"
     )
+    p.add_argument(
+        "--set", action="append", metavar="NB.NAME=VALUE",
+        help="a parameter over the set, e.g. --params ci --set 02.epochs=3 (repeatable; the "
+        "value read as YAML); reports then go to reports/<set>-custom/",
+    )  # fmt: skip
     p.add_argument(
         "--precision", choices=["float32", "mixed_bfloat16", "auto"],
         help="the precision parameter of notebooks 02-04, over the set's (their default: auto)",
@@ -387,9 +400,27 @@ def subcommands(top: argparse.ArgumentParser) -> dict[str, argparse.ArgumentPars
     return dict(action.choices)
 
 
+# options that name files or folders: made absolute from the current folder before any work
+PATH_OPTIONS = ("catalog", "images_root", "out", "labelled", "export", "tasks", "campaign")
+
+
+def typed_paths(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` with every path option absolute (:func:`zoolib.paths.typed`): a path typed on
+    the command line is relative to the current folder. ``--model`` too, unless it names a
+    shipped model (``real``, ``pretrained``); ``run --params FILE`` is looked for from the
+    current folder first (:func:`zoolib.reports.runner.find_params`)."""
+    for name in PATH_OPTIONS:
+        if getattr(args, name, None) is not None:
+            setattr(args, name, str(paths.typed(getattr(args, name))))
+    model = getattr(args, "model", None)
+    if model is not None and model not in paths.SHIPPED_MODELS:
+        args.model = str(paths.typed(model))
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser().parse_args(argv)
+    args = typed_paths(parser().parse_args(argv))
     try:
         if args.command == "calibrate":
             _calibrate(args)
@@ -422,7 +453,8 @@ def main(argv: list[str] | None = None) -> int:
                 representations=args.representations,
             )  # fmt: skip
         else:
-            runner.run(params=args.params, only=args.only, precision=args.precision)
+            runner.run(params=args.params, only=args.only, precision=args.precision,
+                       values=args.set)  # fmt: skip
     except (runner.RunError, FileNotFoundError, ValueError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

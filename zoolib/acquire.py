@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 import zoolib
-from zoolib import files, predict
+from zoolib import files, paths, predict
 from zoolib.active import campaign, heads
 from zoolib.data import catalogs, panoptes
 from zoolib.votes.schema import FILE_COLUMN, ID_COLUMN
@@ -168,7 +168,7 @@ def acquire(
     out = Path(os.path.abspath(out))
     if out.suffix != ".csv":
         raise ValueError(f"--out {out}: a subject manifest is a .csv file")
-    model_path = predict.SHIPPED.get(str(model)) or Path(model).absolute()
+    model_path = paths.SHIPPED_MODELS.get(str(model)) or Path(model).absolute()
     catalog_path = Path(catalog).absolute()
     root = Path(images_root).absolute() if images_root is not None else catalog_path.parent
     if not model_path.is_file():

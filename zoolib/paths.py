@@ -1,9 +1,11 @@
 """Project paths, all derived from one root constant (cookiecutter-data-science style).
 
-``PROJECT_ROOT`` is the folder holding ``pyproject.toml``. **One rule for relative paths:** a
-relative path given in a notebook parameter or a command-line option is relative to the project
-root (:func:`resolve`), wherever the kernel or the shell runs; image paths inside a catalogue
-are relative to the images root, which defaults to the catalogue file's folder.
+``PROJECT_ROOT`` is the folder holding ``pyproject.toml``. **Relative paths:** one typed on
+the command line is relative to the folder it is typed in (:func:`typed`), as in any shell
+command; one given as a notebook parameter (or to a function of zoolib) is relative to the
+project root (:func:`resolve`), wherever the kernel runs, so that a parameter set means the
+same files from JupyterLab, papermill and the runner; image paths inside a catalogue are
+relative to the images root, which defaults to the catalogue file's folder.
 
 **Two roots.** What ships (the notebooks, their parameter sets, the raw data in ``data/raw``)
 is read from the project root. What runs write (processed datasets, models, active-learning
@@ -40,6 +42,11 @@ PRETRAINED_DIR: Path = SHIPPED_DIR / "simulated"
 # the same CNN trained further on real Galaxy Zoo images (zoolib/cnn/shipped/real/, made by
 # make pretrain-real: experiments/real_trunk.py)
 PRETRAINED_REAL_DIR: Path = SHIPPED_DIR / "real"
+# the names a user gives for the shipped models (predict --model real, acquire --model ...)
+SHIPPED_MODELS: dict[str, Path] = {
+    "pretrained": PRETRAINED_DIR / "bayesian_cnn_64px.keras",  # simulated galaxies only
+    "real": PRETRAINED_REAL_DIR / "bayesian_cnn_real_64px.keras",  # and real ones
+}
 NOTEBOOKS_DIR: Path = PROJECT_ROOT / "notebooks"
 PARAMS_DIR: Path = NOTEBOOKS_DIR / "params"
 # executed notebooks, HTML and metrics (git-ignored); the runner points notebooks it runs at
@@ -48,9 +55,30 @@ REPORTS_DIR: Path = Path(os.environ.get("ZOO_REPORTS_DIR", OUTPUT_ROOT / "report
 METRICS_DIR: Path = REPORTS_DIR / "metrics"
 
 
+def output_root() -> Path:
+    """The outputs root as the environment says *now* (``ZOO_OUTPUT_ROOT``, else the project
+    root), absolute: what the kernels the runner starts will write under. ``OUTPUT_ROOT`` and
+    the folders below it are its value when zoolib was imported."""
+    root = os.environ.get("ZOO_OUTPUT_ROOT", str(OUTPUT_ROOT))
+    return Path(root).expanduser().resolve()
+
+
+def under_output_root(folder: Path) -> Path:
+    """``folder`` (one of the output folders above, e.g. ``PROCESSED_DIR``) under
+    :func:`output_root` as it is now."""
+    return output_root() / Path(folder).relative_to(OUTPUT_ROOT)
+
+
 def resolve(path: str | os.PathLike) -> Path:
     """An absolute path: ``path`` itself if absolute (``~`` expanded), else under the project
-    root. Every notebook parameter and command-line option that names a file goes through it."""
+    root. Every notebook parameter that names a file goes through it (command-line options go
+    through :func:`typed` first)."""
     path = Path(path).expanduser()
     return path if path.is_absolute() else (PROJECT_ROOT / path).resolve()
 
+
+def typed(path: str | os.PathLike) -> Path:
+    """A path typed on the command line as an absolute path: relative to the current folder
+    (``~`` expanded). The command line turns every path option into one of these before
+    calling zoolib, whose functions then read it as absolute."""
+    return Path(path).expanduser().absolute()

@@ -83,10 +83,6 @@ from zoolib.votes import multinomial, trees
 from zoolib.votes.schema import FILE_COLUMN, ID_COLUMN, QUESTIONS, question
 
 METADATA_KEY = b"zoolib.predict"
-SHIPPED = {  # --model names of the models shipped in the package
-    "pretrained": paths.PRETRAINED_DIR / "bayesian_cnn_64px.keras",  # simulated galaxies only
-    "real": paths.PRETRAINED_REAL_DIR / "bayesian_cnn_real_64px.keras",  # and real ones
-}
 QUANTILES = {"q05": 0.05, "q50": 0.5, "q95": 0.95}
 STATS = ("rho_mean", *(f"rho_{q}" for q in QUANTILES), "entropy", "mi")
 
@@ -414,6 +410,23 @@ def feature_count(model, model_path) -> int:
     return int(parts[0].output_shape[-1])
 
 
+def format_warning(card, image_files) -> str | None:
+    """A warning when the catalogue's images are FITS and the model's card says it learned
+    from other formats only (its ``image_formats``): zoo stretches FITS by an arcsinh
+    (:data:`zoolib.data.images.STRETCH`), which is not how survey JPEGs were made, so such a
+    model meets images made otherwise than it learned from. Its accuracy on FITS is unmeasured;
+    on five SDSS cutouts saved as FITS, the real model's P(smooth) moved by up to 0.5."""
+    formats = card.extra.get("image_formats") if card else None
+    fits = sum(str(f).lower().endswith(images.FITS_SUFFIXES) for f in image_files)
+    if not formats or not fits or "fits" in formats:
+        return None
+    return (f"{fits} of {len(image_files)} images are FITS, but the model learned from "
+            f"{'/'.join(formats)} images only: zoo stretches FITS by {images.STRETCH}, not as "
+            "those were made, and the model's accuracy on FITS is unmeasured (on five SDSS "
+            "cutouts saved as FITS, P(smooth) moved by up to 0.5): convert them as its "
+            "training images were made, or check against labels of your own")  # fmt: skip
+
+
 def image_settings(card, crop_fraction: float | None) -> tuple[float, list[str], list[str]]:
     """The crop to apply, warnings and notes from the model's ``card`` (None: no card): the
     card's crop unless ``crop_fraction`` is given (a warning when it differs), 1.0 where the
@@ -485,7 +498,7 @@ def predict_catalog(
     if out.exists() and not overwrite:
         print(f"shard {i}/{n}: {out} exists, skipped (pass --overwrite to replace it)")
         return None
-    model_path = SHIPPED.get(str(model_path)) or paths.resolve(model_path)
+    model_path = paths.SHIPPED_MODELS.get(str(model_path)) or paths.resolve(model_path)
     catalog_path = paths.resolve(catalog_path)
     if not model_path.is_file():
         raise FileNotFoundError(f"model file not found: {model_path}")
@@ -500,6 +513,7 @@ def predict_catalog(
         _bad_files(image_files, ids, np.arange(*row_range), refused, i, n)
     card = cards.ModelCard.read_beside(model_path)
     crop_fraction, warned, noted = image_settings(card, crop_fraction)
+    warned += [w for w in [format_warning(card, image_files)] if w]
     for text in warned:
         warnings.warn(text, UserWarning, stacklevel=2)
     for text in noted:

@@ -66,9 +66,10 @@ def prepare_catalog(
 ) -> Path:
     """Read a real catalogue and its images and write them as dataset ``name``.
 
-    ``tree`` names the questions read (:func:`tree_of`): ``"three"`` (zoo's models), a
-    shipped tree (``"gz2"``, ``"decals"``), a YAML file of one's own, or ``"label:<column>"``
-    for a new yes/no label in a 0/1 column (or ``<column>_yes`` / ``_no`` counts); the manifest
+    ``tree`` names the questions read (:func:`zoolib.votes.trees.named`): ``"three"`` (zoo's
+    models), a shipped tree (``"gz2"``, ``"decals"``), a YAML file of one's own, or
+    ``"label:<column>"`` for a new yes/no label in a 0/1 column (or ``<column>_yes`` / ``_no``
+    counts); the manifest
     records the part of it the catalogue has (:meth:`zoolib.votes.trees.Tree.present`).
 
     Relative ``catalog_path`` and ``images_root`` are relative to the project root
@@ -84,9 +85,10 @@ def prepare_catalog(
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     catalog_path = paths.resolve(catalog_path)
-    chosen = tree_of(tree)
+    chosen = trees.named(tree)
     catalog, skipped = catalogs.read_catalog(catalog_path, catalog_format, on_error=on_error,
                                              tree=chosen)  # fmt: skip
+    id_column = catalog.attrs["id_source"]
     if FILE_COLUMN not in catalog.columns:
         raise ValueError(
             f"{catalog_path}: the catalogue names no image files (no file_loc/file column); "
@@ -113,6 +115,7 @@ def prepare_catalog(
         catalog_format=catalog_format, images_root=str(root_dir), image_size=image_size,
         channels=channels, crop_fraction=crop_fraction, stretch=images.STRETCH, tree=str(tree),
         on_error=on_error, seed=seed, allow_outside_root=allow_outside_root,
+        id_column=id_column,  # the catalogue's column that became id_str
     )  # fmt: skip
     return write_processed(
         name, pixels, catalog, str(catalog_path), split_fractions, seed, skipped,
@@ -181,20 +184,6 @@ def real_pool(
     if duplicated:
         raise ValueError(f"ids in more than one source: {duplicated[:10]}")
     return catalog, np.concatenate(pixels), pd.DataFrame(report), skipped
-
-
-LABEL_PREFIX = "label:"  # notebook 01's tree "label:ring": a new yes/no label
-
-
-def tree_of(tree: str) -> trees.Tree:
-    """A shipped tree by name, a user's from a YAML file (a path ending .yaml or .yml, relative
-    to the project root), or ``"label:<column>"``: the one-question tree of a new label
-    (:func:`zoolib.votes.trees.one_label`)."""
-    if str(tree).startswith(LABEL_PREFIX):
-        return trees.one_label(str(tree).removeprefix(LABEL_PREFIX))
-    if str(tree).endswith((".yaml", ".yml")):
-        return trees.from_yaml(paths.resolve(tree))
-    return trees.tree(tree)
 
 
 def image_recipe(manifest: dict) -> dict:

@@ -114,6 +114,7 @@ def read_catalog(
     tree: str | trees.Tree = "three",
 ) -> tuple[pd.DataFrame, list[dict]]:
     """Read a catalogue file into the canonical frame; return it and the skipped-row records.
+    The frame's ``attrs["id_source"]`` names the column its ``id_str`` was read from.
 
     ``tree`` (a :class:`zoolib.votes.trees.Tree` or a shipped tree's name) says which questions to
     read: ``"three"`` (the default: the three questions zoo's models learn), ``"gz2"`` (every
@@ -127,9 +128,10 @@ def read_catalog(
     path = Path(path)
     raw = read_table(path)
     if format == "auto":
-        format = detect_format(raw.columns, path, tree)
+        format = detect_format(raw.columns, path, tree, zero_one_columns(raw))
     frame = pd.DataFrame(index=raw.index)
-    frame[ID_COLUMN] = read_ids(raw, path)
+    ids = read_ids(raw, path)
+    frame[ID_COLUMN] = ids
     file_col = next((c for c in FILE_SOURCES if c in raw), None)
     if file_col is not None:
         frame[FILE_COLUMN] = raw[file_col].astype(object).where(raw[file_col].notna(), None)
@@ -151,17 +153,32 @@ def read_catalog(
     if _class_column(raw.columns) is not None:  # a consensus class is kept beside any votes
         extras.append(_class_column(raw.columns))
     frame = pd.concat([frame, votes, raw[extras]], axis=1)
-    return _validate(frame, path, on_error, problems, tree)
+    frame, skipped = _validate(frame, path, on_error, problems, tree)
+    frame.attrs["id_source"] = str(ids.name)  # the catalogue's id column, read as id_str
+    return frame, skipped
+
+
+def zero_one_columns(raw: pd.DataFrame) -> list[str]:
+    """Columns (other than ids and image paths) whose every value is a label's (0/1, yes/no,
+    true/false): candidates for ``tree: "label:<column>"``."""
+    skip = {*ID_SOURCES, *FILE_SOURCES}
+    return [
+        str(c) for c in raw.columns if c not in skip and len(raw) and raw[c].notna().all()
+        and raw[c].map(lambda v: str(v).strip().lower().removesuffix(".0")).isin(LABEL_VALUES).all()
+    ]  # fmt: skip
 
 
 def detect_format(
-    columns, path: str | Path = "the catalogue", tree: trees.Tree = trees.THREE
-) -> str:
+    columns, path: str | Path = "the catalogue", tree: trees.Tree = trees.THREE,
+    labels: list[str] = (),
+) -> str:  # fmt: skip
     """Name the format ("gz2", "decals", "classes" or "label") of a catalogue with these columns
     (decals: count columns of the three questions or of ``tree``; label: a one-question yes/no
-    tree, :func:`zoolib.votes.trees.one_label`, whose question is a column of the catalogue)."""
+    tree, :func:`zoolib.votes.trees.one_label`, whose question is a column of the catalogue).
+    ``labels``: its 0/1 columns (:func:`zero_one_columns`), named in the error when no format
+    fits, as a new label each could be."""
     columns = list(columns)
-    if label_question(tree) in columns and not any(c in columns for c in tree.columns()):
+    if label_column(columns, tree) is not None and not any(c in columns for c in tree.columns()):
         return "label"
     if GZ2_MARKER in columns:
         return "gz2"
@@ -179,10 +196,15 @@ def detect_format(
             "how many volunteers N answered, k = round(fraction x N) with N in the total "
             "column; or give a consensus 'class' column, which trains as one vote (N = 1)"
         )
+    hint = ""
+    if labels:
+        hint = (f" Column {labels[0]!r} holds only 0/1 values: a new yes/no label is read with "
+                f"notebook 01's tree: \"label:{labels[0]}\" (docs/trees.md).")  # fmt: skip
     raise ValueError(
         f"cannot tell the format of {path}: no {GZ2_MARKER!r} (gz2), no schema vote column such"
-        " as 'smooth-or-featured_smooth' (decals), no 'class' or '*_class' column (classes);"
-        f" pass format= one of {FORMATS[1:]}"
+        " as 'smooth-or-featured_smooth' (decals), no 'class' or '*_class' column (classes)."
+        f"{hint} Set notebook 01's catalog_format (one of {FORMATS[1:]}) and tree"
+        " (read_catalog's format= and tree= in Python)"
     )
 
 
@@ -265,20 +287,37 @@ def label_question(tree: trees.Tree) -> str | None:
     return None
 
 
-def _votes_from_label(raw: pd.DataFrame, path: Path, tree: trees.Tree, problems: dict):
-    """One vote per galaxy from a 0/1 (yes/no, true/false) column named after the label:
-    ``<label>_yes`` = 1 or 0, ``<label>_no`` the other, total 1. Other values are bad rows."""
+def label_column(columns, tree: trees.Tree) -> str | None:
+    """The catalogue column a one-question yes/no tree's label is read from: the column named
+    as its question, else the one whose :func:`zoolib.votes.trees.question_name` it is (GZ1's
+    ``edge_on`` for question ``edge-on``); None if there is none."""
     name = label_question(tree)
-    if name is None or name not in raw:
+    if name is None:
+        return None
+    columns = [str(c) for c in columns]
+    if name in columns:
+        return name
+    matches = [c for c in columns if trees.question_name(c) == name]
+    if len(matches) > 1:
+        raise ValueError(f"columns {matches} all name question {name!r}: keep one")
+    return matches[0] if matches else None
+
+
+def _votes_from_label(raw: pd.DataFrame, path: Path, tree: trees.Tree, problems: dict):
+    """One vote per galaxy from a 0/1 (yes/no, true/false) column named after the label (or
+    whose question name it is, :func:`label_column`): ``<label>_yes`` = 1 or 0, ``<label>_no``
+    the other, total 1. Other values are bad rows."""
+    column = label_column(raw.columns, tree)
+    if column is None:
         raise ValueError(
             f"{path}: format 'label' needs a one-question yes/no tree (tree 'label:<column>')"
             f" and that column; tree {tree.name!r} is not"
         )
-    text = raw[name].map(lambda v: str(v).strip().lower().removesuffix(".0"))
+    text = raw[column].map(lambda v: str(v).strip().lower().removesuffix(".0"))
     yes = text.map(LABEL_VALUES)
     for row in raw.index[yes.isna()]:
         problems.setdefault(row, []).append(
-            f"{name} is {raw[name][row]!r}; a label is one of 0/1, yes/no, true/false"
+            f"{column} is {raw[column][row]!r}; a label is one of 0/1, yes/no, true/false"
         )
     node = tree.nodes[0]
     yes = yes.fillna(0.0).astype(float)

@@ -6,5 +6,6 @@ folder of that name). Modules, bottom-up:
     * :mod:`zoolib.reports.plots` - the notebooks' figures
     * :mod:`zoolib.reports.widgets` - the GalaxyExplorer posterior widget
     * :mod:`zoolib.reports.index_page` - the reports' index page: key figures, parameters, metrics
+    * :mod:`zoolib.reports.preflight` - a run's parameter values checked before any notebook runs
     * :mod:`zoolib.reports.runner` - runs the numbered notebooks with papermill into reports
 """

@@ -383,11 +383,17 @@ def tex_to_mathml(markdown: str) -> str:
     return "".join(TEX.sub(one, p) if i % 2 == 0 else p for i, p in enumerate(parts))
 
 
+# long lines of code (a parameter cell's comments) wrap in the report instead of running off
+# the right edge of the page
+WRAP_CODE = "<style>.jp-InputArea pre, .highlight pre { white-space: pre-wrap; }</style>"
+
+
 def offline_page(page: str) -> str:
     """An nbconvert page that loads nothing from the network: without its MathJax loader (the
     maths is MathML) and without remote scripts (require.js from a CDN, which the reports'
-    static figures do not need)."""
-    return REMOTE_SCRIPT.sub("", MATHJAX.sub("", page))
+    static figures do not need); long code lines wrap (:data:`WRAP_CODE`)."""
+    page = REMOTE_SCRIPT.sub("", MATHJAX.sub("", page))
+    return page.replace("</head>", WRAP_CODE + "\n</head>", 1)
 
 
 def write_index(

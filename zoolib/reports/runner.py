@@ -29,6 +29,8 @@ import yaml
 
 from zoolib import files, paths
 from zoolib.active import savings
+from zoolib.quiet import drop_noise
+from zoolib.reports import preflight
 from zoolib.reports.index_page import (
     offline_page,
     report_path,
@@ -51,19 +53,6 @@ ACCEPTED_TYPES = {
     "list": (list,),
     "dict": (dict,),
 }
-
-# Lines the kernel writes to stderr that are not the notebook's: absl's notice before
-# TensorFlow's C++ logging starts and TensorFlow's INFO lines from that moment (they ignore
-# TF_CPP_MIN_LOG_LEVEL), ipykernel's unencrypted-TCP warning (see ``kernel_manager_class``) and
-# its note of the interrupt papermill sends when it stops the kernel after a failing cell.
-# TensorFlow's warnings and errors (W..., E... lines) are kept.
-KERNEL_NOISE = re.compile(
-    r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-    r"|I\d{4} \d+:\d+:\d+\.\d+ +\d+ \S+:\d+\] .*"
-    r"|\[IPKernelApp\] WARNING \| Kernel is running over TCP without encryption\..*"
-    r"|\[IPKernelApp\] ERROR \| KeyboardInterrupt caught in kernel\."
-)
-
 
 class RunError(RuntimeError):
     """A notebook failed or was given parameters it does not declare or cannot take."""
@@ -233,6 +222,17 @@ def check_parameters(notebooks: list[Path], sets: dict[str, dict], params: str) 
         )
 
 
+def check_values(notebooks: list[Path], sets: dict[str, dict], params: str) -> None:
+    """Raise RunError listing every value of the run that cannot work
+    (:func:`zoolib.reports.preflight.problems`: ranges, trees, files, datasets and models)."""
+    problems = preflight.problems(notebooks, sets)
+    if problems:
+        raise RunError(
+            f"parameter set {params!r}: these values cannot work (nothing was run):\n  "
+            + "\n  ".join(problems)
+        )
+
+
 # ---------------------------------------------------------------------------------------------
 # running one notebook
 
@@ -256,21 +256,6 @@ def kernel_manager_class(stderr_file):
             return await super().start_kernel(**kw)
 
     return ZooKernelManager
-
-
-# TensorFlow's error that it found no CUDA driver: on a machine without an NVIDIA device it
-# only says there is no GPU (and reads like a failure); where there is one it is kept
-NO_DRIVER = re.compile(r"E\d{4} \d+:\d+:\d+\.\d+ +\d+ \S+:\d+\] failed call to cuInit: .*")
-NVIDIA_DEVICE = Path("/dev/nvidiactl")
-
-
-def drop_noise(text: str) -> str:
-    """``text`` without the lines matching ``KERNEL_NOISE`` (and ``NO_DRIVER`` on a machine
-    without an NVIDIA device)."""
-    patterns = [KERNEL_NOISE] + ([] if NVIDIA_DEVICE.exists() else [NO_DRIVER])
-    lines = text.splitlines(keepends=True)
-    return "".join(line for line in lines
-                   if not any(p.fullmatch(line.rstrip("\r\n")) for p in patterns))  # fmt: skip
 
 
 def strip_noise(nb) -> None:
@@ -431,8 +416,7 @@ def kernel_environment(reports_dir: Path):
     }
     os.environ["ZOO_REPORTS_DIR"] = str(reports_dir.resolve())  # notebooks write metrics here
     # absolute: kernels run in notebooks/, where a relative root would mean another folder
-    root = os.environ.get("ZOO_OUTPUT_ROOT", str(paths.OUTPUT_ROOT))  # as set now, not at import
-    os.environ["ZOO_OUTPUT_ROOT"] = str(Path(root).expanduser().resolve())
+    os.environ["ZOO_OUTPUT_ROOT"] = str(paths.output_root())  # as set now, not at import
     os.environ["ZOO_HEADLESS"] = "1"  # widgets draw static figures
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ log out of reports
     try:
@@ -459,25 +443,61 @@ def select(available: list[Path], only: list[str] | None) -> list[Path]:
     return notebooks
 
 
+def with_values(sets: dict[str, dict], values: list[str], available: list[Path]) -> dict:
+    """``sets`` with each ``NOTEBOOK.PARAMETER=VALUE`` of ``values`` (``--set``) over it: the
+    notebook named by its stem or a prefix of it (``02`` is ``02_train``), the value read as
+    YAML (``3``, ``0.5``, ``[random, bald]``, ``text``)."""
+    out = {stem: dict(given) for stem, given in sets.items()}
+    for item in values:
+        key, sep, text = item.partition("=")
+        notebook, dot, name = key.partition(".")
+        if not sep or not dot or not notebook or not name:
+            raise RunError(f"--set {item!r}: write NOTEBOOK.PARAMETER=VALUE, e.g. "
+                           "02_train.epochs=3 or 02.epochs=3")  # fmt: skip
+        stems = [nb.stem for nb in available if nb.stem.startswith(notebook)]
+        if len(stems) != 1:
+            raise RunError(f"--set {item!r}: {notebook!r} names {len(stems)} notebooks "
+                           f"({stems or [nb.stem for nb in available]})")  # fmt: skip
+        out.setdefault(stems[0], {})[name] = yaml.safe_load(text)
+    return out
+
+
+def own_reports(params: str, values: list[str] | None) -> str | None:
+    """The folder under ``reports/`` a run writes to when its parameters are not a shipped set
+    (a YAML file of one's own: its stem; ``--set`` values: ``<set>-custom``), so that an
+    exercise does not overwrite the class's reports; None for ``default`` and the named sets
+    as they are. ``ZOO_REPORTS_DIR`` or ``reports_dir`` decide instead when given."""
+    if Path(params).suffix:
+        return Path(params).stem + ("-custom" if values else "")
+    return f"{params}-custom" if values else None
+
+
 def run(
     params: str = "default",
     only: list[str] | None = None,
     notebooks_dir: Path | None = None,
     reports_dir: Path | None = None,
     precision: str | None = None,
+    values: list[str] | None = None,
 ) -> list[Path]:
     """Run the numbered notebooks (or those whose names start with an entry of ``only``).
 
     ``precision`` (float32, mixed_bfloat16 or auto; :mod:`zoolib.cnn.precision`), when given, is the
     ``precision`` parameter of every notebook that declares one (02-04), over the set's value.
+    ``values``: ``NOTEBOOK.PARAMETER=VALUE`` overrides over the set (:func:`with_values`).
 
-    All parameters are checked before the first notebook starts. When a notebook fails, its
-    HTML report and ``index.html`` say so and RunError (or the error that stopped the run) is
-    raised.
+    Reports go to ``reports_dir``, else ``ZOO_REPORTS_DIR``, else ``reports/`` for the
+    notebooks' defaults and the named sets and ``reports/<name>/`` for anything else
+    (:func:`own_reports`). All parameters are checked before the first notebook starts. When a
+    notebook fails, its HTML report and ``index.html`` say so and RunError (or the error that
+    stopped the run) is raised.
     """
-    reports_dir = Path(reports_dir or paths.REPORTS_DIR)
+    own = own_reports(params, values)
+    own = own if reports_dir is None and "ZOO_REPORTS_DIR" not in os.environ else None
+    reports_dir = Path(reports_dir or (paths.REPORTS_DIR / own if own else paths.REPORTS_DIR))
     sets = load_params(params, Path(notebooks_dir) / "params" if notebooks_dir else None)
     available = numbered_notebooks(notebooks_dir)
+    sets = with_values(sets, values or [], available)
     notebooks = select(available, only)
     stray = sorted(set(sets) - {nb.stem for nb in available})
     if stray:
@@ -485,6 +505,10 @@ def run(
     if precision is not None:
         sets = with_precision(notebooks, sets, precision)
     check_parameters(notebooks, sets, params)
+    check_values(notebooks, sets, params)
+    if own:
+        print(f"parameters of your own: reports go to {reports_dir} (ZOO_REPORTS_DIR=reports "
+              "puts them over the main ones)", flush=True)  # fmt: skip
     smoke = smoke_reason(params, notebooks, sets)
     banner = smoke and smoke_banner(smoke)
     done = []
@@ -501,4 +525,5 @@ def run(
                 raise
             print(f"  {nb.name} done in {time.perf_counter() - start:.1f} s", flush=True)
     write_index(reports_dir, params, done, available, smoke=smoke)
+    print(f"open {reports_dir / 'index.html'}", flush=True)
     return done

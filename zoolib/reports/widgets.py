@@ -17,6 +17,8 @@ current view rather than nothing.
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import time
 
@@ -37,6 +39,24 @@ NO_SINGLE_PASS = (
     "pass with dropout off, zoolib.cnn.posteriors.deterministic_rho); pass it as "
     "GalaxyExplorer(..., rho_single=...) to compare"
 )
+
+
+def figure_output(fig) -> dict:
+    """``fig`` as one output of an Output widget's ``outputs``: a PNG display_data message.
+
+    The explorer sets its Output widget's outputs from the kernel instead of capturing a
+    ``display`` inside ``with output:`` after ``clear_output(wait=True)``: that capture is done
+    by the front end (JupyterLab, or nbclient's emulation of it under papermill), and a run of
+    notebook 03 under papermill outside the runner once sat idle for 9 minutes in that cell.
+    Set from the kernel, nothing waits on a front end."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=fig.dpi, bbox_inches="tight")
+    return {
+        "output_type": "display_data", "metadata": {},
+        "data": {"image/png": base64.b64encode(buffer.getvalue()).decode("ascii"),
+                 "text/plain": f"<Figure size {fig.get_size_inches()[0] * fig.dpi:.0f}x"
+                               f"{fig.get_size_inches()[1] * fig.dpi:.0f}>"},
+    }  # fmt: skip
 
 
 class GalaxyExplorer:
@@ -173,15 +193,11 @@ class GalaxyExplorer:
         """Redraw the figure in the output area after a control changed; the time this took
         (figure drawn and sent to the output area) is kept in ``last_redraw_seconds`` and shown
         in the status line under the figure."""
-        from IPython.display import display
-
         start = time.perf_counter()
         self.redraws += 1
-        with self.output:
-            self.output.clear_output(wait=True)
-            fig = self.figure()
-            display(fig)
-            plt.close(fig)
+        fig = self.figure()
+        self.output.outputs = (figure_output(fig),)  # set from the kernel: see figure_output
+        plt.close(fig)
         self.last_redraw_seconds = time.perf_counter() - start
         self.status.value = f"redrawn in {self.last_redraw_seconds:.2f} s"
 

@@ -27,12 +27,14 @@ and cycles, naming what is wrong.
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from zoolib import paths
 from zoolib.votes.schema import QUESTIONS
 
 TOTAL = "total-votes"
@@ -244,11 +246,28 @@ def zoos_questions(tree: Tree, questions) -> bool:
 
 
 def tree(name: str) -> Tree:
-    """A shipped tree by name, with an error listing them."""
+    """A shipped tree by name, with an error listing them (and the closest, for a typo)."""
     try:
         return TREES[name]
     except KeyError:
-        raise ValueError(f"unknown tree {name!r}; shipped: {sorted(TREES)}") from None
+        close = difflib.get_close_matches(str(name), TREES, n=1)
+        guess = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown tree {name!r}{guess} shipped: {sorted(TREES)}, a YAML file "
+                         f"of your own or {LABEL_PREFIX}<column>") from None  # fmt: skip
+
+
+LABEL_PREFIX = "label:"  # notebook 01's tree "label:ring": a new yes/no label
+
+
+def named(spec: str) -> Tree:
+    """The tree notebook 01's ``tree`` parameter names: a shipped tree by name, a user's from
+    a YAML file (a path ending .yaml or .yml, relative to the project root), or
+    ``"label:<column>"``: the one-question tree of a new label (:func:`one_label`)."""
+    if str(spec).startswith(LABEL_PREFIX):
+        return one_label(str(spec).removeprefix(LABEL_PREFIX))
+    if str(spec).endswith((".yaml", ".yml")):
+        return from_yaml(paths.resolve(spec))
+    return tree(spec)
 
 
 def _text(value) -> str:
@@ -312,6 +331,22 @@ def from_columns(columns, name: str = "catalogue") -> Tree:
     return Tree(name, tuple(nodes))
 
 
+def question_name(text: str) -> str:
+    """A column's name as a question's: lower case, with ``_`` and spaces as ``-`` (GZ1's
+    ``edge_on`` is question ``edge-on``). Other characters stay, for the tree to refuse."""
+    return re.sub(r"[_\s]+", "-", str(text).strip().lower())
+
+
 def one_label(label: str) -> Tree:
-    """The one-question tree of a new label (a 0/1 column ``label``): answers yes and no."""
-    return Tree(label, (Node(label, ("yes", "no")),))
+    """The one-question tree of a new label read from the 0/1 column ``label``: answers yes
+    and no. The question is the column's :func:`question_name` (column ``edge_on``: question
+    ``edge-on``, answer columns ``edge-on_yes``, ``edge-on_no``); the tree keeps the column's
+    name."""
+    name = question_name(label)
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
+        raise ValueError(
+            f"label column {label!r} cannot name a question (as {name!r}): question names are "
+            "lower case letters, digits and '-'; rename the column, e.g. to "
+            f"{re.sub(r'[^a-z0-9-]+', '-', name).strip('-') or 'my-label'!r}"
+        )
+    return Tree(label, (Node(name, ("yes", "no")),))

@@ -1,0 +1,220 @@
+"""A run's parameter values checked before any notebook starts: ranges, choices, trees, files,
+and the datasets and models that later notebooks read.
+
+The runner (:mod:`zoolib.reports.runner`) checks each parameter's name and type against its
+notebook's parameter cell; this module checks what the values mean, so that a run does not
+spend minutes in notebook 01 before notebook 02 finds its dataset missing:
+
+* **values**: every rule of :data:`RULES` (``image_size`` of notebook 01 a positive number of
+  pixels, ``epochs`` at least 1, ``precision`` one of its choices, ...);
+* **trees**: notebook 01's ``tree`` names a shipped tree, a YAML file or ``label:<column>``
+  (:func:`zoolib.votes.trees.named`, with "did you mean" for a typo); a simulation has zoo's
+  three questions only; a label's column is in the catalogue (read before anything runs);
+* **files**: catalogues and folders named by parameters exist (relative to the project root);
+* **the flow of files**: a ``dataset`` read by notebooks 02-04 is written by notebook 01 in
+  this run or is already in ``data/processed/``; a ``model_name`` read by notebook 03 is written
+  by notebook 02 in this run or is already in ``models/``.
+
+Every problem is listed at once, each naming its notebook and parameter. Values are the
+notebook's defaults (its parameter cell) updated by the run's parameter set.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from pathlib import Path
+
+from zoolib import paths
+from zoolib.data import catalogs
+from zoolib.votes import trees
+
+Rule = Callable[[object], str | None]
+
+
+def at_least(low: float, what: str = "") -> Rule:
+    return lambda v: None if v >= low else f"must be at least {low}{what}"
+
+
+def inside(low: float, high: float, closed_high: bool = True) -> Rule:
+    bracket = "]" if closed_high else ")"
+
+    def rule(v):
+        ok = low < v <= high if closed_high else low <= v < high
+        return None if ok else f"must be in {'(' if closed_high else '['}{low}, {high}{bracket}"
+
+    return rule
+
+
+def one_of(*choices) -> Rule:
+    return lambda v: None if v in choices else f"must be one of {list(choices)}"
+
+
+def fractions(v) -> str | None:
+    if len(v) != 3 or min(v) < 0 or abs(sum(v) - 1) > 1e-6:
+        return "must be three fractions (train, validation, test), each >= 0, adding up to 1"
+    return None
+
+
+PRECISION = one_of("auto", "float32", "mixed_bfloat16")
+POSITIVE = at_least(1)
+RULES: dict[str, dict[str, Rule]] = {
+    "01_data_prep": {
+        "image_size": at_least(8, " pixels (the CNN halves the image four times)"),
+        "channels": one_of(1, 3),
+        "crop_fraction": inside(0, 1),
+        "n_galaxies": at_least(10),
+        "split_fractions": fractions,
+        "catalog_format": one_of(*catalogs.FORMATS),
+        "on_error": one_of(*catalogs.ON_ERROR),
+    },
+    "02_train": {
+        "epochs": POSITIVE, "batch_size": POSITIVE, "learning_rate": inside(0, 10),
+        "fine_tune_learning_rate": inside(0, 10), "dropout_rate": inside(0, 1, closed_high=False),
+        "image_size": at_least(0, " (0 keeps the dataset's)"), "eval_samples": POSITIVE,
+        "patience": at_least(0), "precision": PRECISION,
+        "init": one_of("auto", "pretrained", "real", "scratch"),
+        "regime": one_of("auto", "fine_tune", "frozen"),
+        "likelihood": one_of("auto", "binomial", "multinomial", "dirichlet_multinomial"),
+    },
+    "03_dropout_posteriors": {
+        "n_samples": at_least(2), "n_show": POSITIVE, "n_neighbours": POSITIVE,
+        "precision": PRECISION,
+    },
+    "04_active_learning": {
+        "regime": one_of("finetune", "scratch"),
+        "metric": one_of("rmse_asked", "rmse_true", "rmse", "nll"),
+        "n_initial": POSITIVE, "acquire_per_round": POSITIVE, "n_rounds": POSITIVE,
+        "n_seeds": POSITIVE, "random_streams": POSITIVE, "n_samples": at_least(2),
+        "head_steps": POSITIVE, "head_learning_rate": inside(0, 10), "head_l2": at_least(0),
+        "oracle_candidates": POSITIVE, "gate_margin": inside(0, 1, closed_high=False),
+        "likelihood": one_of("auto", "binomial", "multinomial"), "beta": at_least(0),
+        "n_targets": POSITIVE, "min_votes": at_least(0), "image_size": at_least(0),
+        "precision": PRECISION,
+    },
+    "05_campaign": {
+        "trunk": one_of("real", "pretrained"), "metric": one_of("rmse", "nll"),
+        "n_initial": POSITIVE, "acquire_per_round": POSITIVE, "n_rounds": POSITIVE,
+        "n_seeds": POSITIVE, "random_streams": POSITIVE, "n_samples": at_least(2),
+        "head_steps": POSITIVE, "head_learning_rate": inside(0, 10), "head_l2": at_least(0),
+        "gate_margin": inside(0, 1, closed_high=False),
+    },
+}  # fmt: skip
+
+
+def values(notebook: Path, overrides: dict) -> dict:
+    """The notebook's parameter values for a run: its parameter cell's defaults (as papermill
+    reads them) updated by ``overrides``."""
+    import papermill as pm
+
+    out = {}
+    for name, declared in pm.inspect_notebook(str(notebook)).items():
+        try:
+            out[name] = ast.literal_eval(declared["default"])
+        except (ValueError, SyntaxError):
+            continue  # not a plain value: not checked here
+    return out | overrides
+
+
+def value_problems(stem: str, given: dict) -> list[str]:
+    """``name is value: why`` for each value that breaks a rule of :data:`RULES`."""
+    problems = []
+    for name, rule in RULES.get(stem, {}).items():
+        if name not in given:
+            continue
+        try:
+            why = rule(given[name])
+        except TypeError:  # a value of another type: the runner's type check names it
+            continue
+        if why:
+            problems.append(f"{name} is {given[name]!r}: {why}")
+    return problems
+
+
+def tree_problems(given: dict) -> list[str]:
+    """Notebook 01's ``tree``: a known tree, zoo's three questions on a simulation, and a
+    label's column in the catalogue."""
+    spec, source = given.get("tree", "three"), given.get("source", "synthetic")
+    try:
+        tree = trees.named(spec)
+    except (ValueError, FileNotFoundError) as err:
+        return [f"tree is {spec!r}: {err}"]
+    if source == "synthetic":
+        if tree.questions != trees.THREE.questions:
+            return [f"tree is {spec!r}: a simulation has zoo's three questions (tree 'three'); "
+                    "tree applies to a real catalogue (source)"]  # fmt: skip
+        return []
+    if catalogs.label_question(tree) is None or not spec.startswith(trees.LABEL_PREFIX):
+        return []
+    path = paths.resolve(source)
+    try:
+        columns = list(catalogs.read_table(path).columns)
+    except (FileNotFoundError, ValueError):
+        return []  # the source's own problem, named by file_problems
+    if catalogs.label_column(columns, tree) is None:
+        return [f"tree is {spec!r}: {path} has no column {tree.name!r} (its columns: "
+                f"{columns[:12]}{' ...' if len(columns) > 12 else ''})"]  # fmt: skip
+    return []
+
+
+def file_problems(stem: str, given: dict) -> list[str]:
+    """Files and folders the parameters name that do not exist."""
+    wanted = []
+    if stem == "01_data_prep" and given.get("source", "synthetic") != "synthetic":
+        wanted.append(("source", given["source"], "file"))
+        if given.get("images_root"):
+            wanted.append(("images_root", given["images_root"], "folder"))
+    if stem == "03_dropout_posteriors" and given.get("similarity_catalog"):
+        wanted.append(("similarity_catalog", given["similarity_catalog"], "file"))
+    if stem == "05_campaign":
+        for pair in given.get("sources", []):
+            wanted.append(("sources", pair[0] if isinstance(pair, list) and pair else pair, "file"))
+    problems = []
+    for name, value, kind in wanted:
+        path = paths.resolve(str(value))
+        if not (path.is_file() if kind == "file" else path.is_dir()):
+            problems.append(f"{name}: no {kind} {path} (relative paths are relative to the "
+                            f"project root, {paths.PROJECT_ROOT})")  # fmt: skip
+    return problems
+
+
+def flow_problems(runs: dict[str, dict]) -> list[tuple[str, str]]:
+    """(stem, problem) for each dataset or model a notebook reads that neither an earlier
+    notebook of this run writes nor is on disk (under the outputs root as set now).
+    ``runs``: values by notebook stem, in run order."""
+    problems, datasets, models = [], set(), set()
+    processed = paths.under_output_root(paths.PROCESSED_DIR)
+    models_dir = paths.under_output_root(paths.MODELS_DIR)
+    for stem, given in runs.items():
+        if stem.startswith("01") and "name" in given:
+            datasets.add(given["name"])
+        dataset = given.get("dataset")
+        if dataset is not None and not stem.startswith("01") and dataset not in datasets:
+            if not (processed / str(dataset) / "manifest.json").is_file():
+                made = sorted(datasets) or "none: it is not in this run"
+                problems.append((stem, f"dataset is {dataset!r}, which notebook 01 of this run "
+                                 f"does not write (it writes {made}) and {processed} does not "
+                                 "hold"))  # fmt: skip
+        model = given.get("model_name")
+        if stem.startswith("02") and model is not None:
+            models.add(model)
+        elif model is not None and model not in models:
+            if not (models_dir / f"{model}.keras").is_file():
+                made = sorted(models) or "none: it is not in this run"
+                problems.append((stem, f"model_name is {model!r}, which notebook 02 of this run "
+                                 f"does not write (it writes {made}) and {models_dir} does not "
+                                 "hold"))  # fmt: skip
+    return problems
+
+
+def problems(notebooks: list[Path], sets: dict[str, dict]) -> list[str]:
+    """Every problem of the run's values, each prefixed by its notebook's file name."""
+    runs = {nb.stem: values(nb, sets.get(nb.stem, {})) for nb in notebooks}
+    names = {nb.stem: nb.name for nb in notebooks}
+    out = []
+    for stem, given in runs.items():
+        found = value_problems(stem, given) + file_problems(stem, given)
+        if stem == "01_data_prep":
+            found += tree_problems(given)
+        out += [f"{names[stem]}: {p}" for p in found]
+    return out + [f"{names[stem]}: {p}" for stem, p in flow_problems(runs)]
