@@ -47,13 +47,14 @@ def drop_noise(text: str) -> str:
                    if not any(p.fullmatch(line.rstrip("\r\n")) for p in patterns))  # fmt: skip
 
 
-def tensorflow():
-    """Import TensorFlow (once; later calls return it) without its C++ start-up lines on the
-    process's stderr (file descriptor 2, which a Jupyter kernel copies into the outputs), and
-    with ``TF_CPP_MIN_LOG_LEVEL=3`` unless the environment sets a level. Returns the module."""
+def tensorflow() -> None:
+    """Import TensorFlow (once) without its C++ start-up lines on the process's stderr (file
+    descriptor 2, which a Jupyter kernel copies into the outputs), and with
+    ``TF_CPP_MIN_LOG_LEVEL=3`` unless the environment sets a level. Returns nothing, so a
+    notebook cell that ends with it shows no output; ``import tensorflow`` then finds it."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
+        return
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     saved = os.dup(2)
@@ -70,4 +71,3 @@ def tensorflow():
             rest = drop_noise(captured.read().decode(errors="replace"))
             if rest:
                 sys.stderr.write(rest)
-    return tf
