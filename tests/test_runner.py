@@ -220,6 +220,8 @@ BAD_VALUES = [
      "write (it writes ['a'])"),
     ({"04_active_learning": {"gate_margin": 1.5, "precision": "fp16"}}, None,
      "04_active_learning.ipynb: gate_margin is 1.5: must be in [0, 1)"),
+    ({"05_campaign": {"sources": [["nowhere.csv", 0.4]]}}, None,
+     f"05_campaign.ipynb: sources: no file {paths.PROJECT_ROOT / 'nowhere.csv'}"),
 ]  # fmt: skip
 
 
