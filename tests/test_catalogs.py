@@ -305,6 +305,11 @@ def test_a_label_is_named_as_the_user_names_its_column(tmp_path):
     frame, _ = catalogs.read_catalog(path, tree=tree)
     assert frame["edge-on_yes"].tolist() == [1, 0, 1]
     assert frame["edge-on_total-votes"].tolist() == [1, 1, 1]
+    both = tmp_path / "both.csv"  # the column as typed wins over one that reads the same
+    both.write_text("objid,file_loc,edge_on,Edge_On\n1,a.png,1,0\n")
+    assert catalogs.read_catalog(both, tree=tree)[0]["edge-on_yes"].tolist() == [1]
+    with pytest.raises(ValueError, match="all read as question 'edge-on': name the column"):
+        catalogs.label_column(["Edge_On", "EDGE_ON"], tree)
     with pytest.raises(ValueError, match=r"label column 'Ring\?' .* e\.g\. to 'ring'"):
         trees.named("label:Ring?")
     with pytest.raises(ValueError) as err:

@@ -44,7 +44,10 @@ def test_run_help_says_where_outputs_go_and_what_a_parameter_file_holds(capsys):
     assert "set ZOO_OUTPUT_ROOT to use another" in text
     assert "{notebook stem: {parameter: value}}" in text
     assert "then relative to the project root, then in notebooks/params/" in text
-    assert "(01_data_prep's\nsource, images_root) are relative to the project root" in text
+    flat = " ".join(text.split())
+    assert ("(01_data_prep's source and images_root, 03's similarity_catalog, 05's sources, "
+            "and --set values) are relative to the project root") in flat  # fmt: skip
+    assert "what it means: ranges, trees, files" in flat
 
 
 def test_only_needs_a_value(capsys):

@@ -332,8 +332,10 @@ same shape, {{notebook stem: {{parameter: value}}}}, for instance
 and overrides only what it names. FILE.yaml is looked for as given (relative to the current
 folder), then relative to the project root, then in notebooks/params/. Every parameter of
 every notebook to run is checked (its name, and its value against the type in the parameter
-cell) before the first notebook starts. Paths given as parameter values (01_data_prep's
-source, images_root) are relative to the project root.
+cell, then what it means: ranges, trees, files, the datasets and models later notebooks
+read) before the first notebook starts. Paths given as parameter values (01_data_prep's
+source and images_root, 03's similarity_catalog, 05's sources, and --set values) are
+relative to the project root.
 
 A YAML file of your own, or --set values, is an exercise: its reports go to
 reports/<file stem>/ (or reports/<set>-custom/), beside the main job's, unless ZOO_REPORTS_DIR
@@ -368,7 +370,9 @@ def _add_run(sub) -> None:
     p.add_argument(
         "--set", action="append", metavar="NB.NAME=VALUE",
         help="a parameter over the set, e.g. --params ci --set 02.epochs=3 (repeatable; the "
-        "value read as YAML); reports then go to reports/<set>-custom/",
+        "value read as YAML, so quote text that looks like a number: 02.model_name=\"'2024'\"; "
+        "a path in it is a notebook parameter, relative to the project root); reports then go "
+        "to reports/<set>-custom/",
     )  # fmt: skip
     p.add_argument(
         "--precision", choices=["float32", "mixed_bfloat16", "auto"],

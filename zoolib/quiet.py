@@ -57,7 +57,12 @@ def tensorflow() -> None:
         return
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2 to filter: a plain import
+        import tensorflow  # noqa: F401
+
+        return
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:

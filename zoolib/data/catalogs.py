@@ -120,7 +120,7 @@ def read_catalog(
     read: ``"three"`` (the default: the three questions zoo's models learn), ``"gz2"`` (every
     GZ2 task, from a gz2-format table) or any tree whose ``<question>_<answer>`` columns a
     decals-format catalogue has. Consensus classes give the three questions only."""
-    tree = trees.tree(tree) if isinstance(tree, str) else tree
+    tree = trees.named(tree) if isinstance(tree, str) else tree
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     if on_error not in ON_ERROR:
@@ -128,7 +128,12 @@ def read_catalog(
     path = Path(path)
     raw = read_table(path)
     if format == "auto":
-        format = detect_format(raw.columns, path, tree, zero_one_columns(raw))
+        try:
+            format = detect_format(raw.columns, path, tree)
+        except ValueError as err:  # no format fits: say which columns could be a new label
+            if not str(err).startswith("cannot tell"):
+                raise
+            detect_format(raw.columns, path, tree, zero_one_columns(raw))
     frame = pd.DataFrame(index=raw.index)
     ids = read_ids(raw, path)
     frame[ID_COLUMN] = ids
@@ -158,13 +163,18 @@ def read_catalog(
     return frame, skipped
 
 
+def label_text(value) -> str:
+    """A label cell as :data:`LABEL_VALUES` keys it: lower case, no spaces, ``1.0`` as ``1``."""
+    return str(value).strip().lower().removesuffix(".0")
+
+
 def zero_one_columns(raw: pd.DataFrame) -> list[str]:
     """Columns (other than ids and image paths) whose every value is a label's (0/1, yes/no,
     true/false): candidates for ``tree: "label:<column>"``."""
     skip = {*ID_SOURCES, *FILE_SOURCES}
     return [
         str(c) for c in raw.columns if c not in skip and len(raw) and raw[c].notna().all()
-        and raw[c].map(lambda v: str(v).strip().lower().removesuffix(".0")).isin(LABEL_VALUES).all()
+        and raw[c].map(label_text).isin(LABEL_VALUES).all()
     ]  # fmt: skip
 
 
@@ -206,6 +216,20 @@ def detect_format(
         f"{hint} Set notebook 01's catalog_format (one of {FORMATS[1:]}) and tree"
         " (read_catalog's format= and tree= in Python)"
     )
+
+
+def read_columns(path: Path) -> list[str]:
+    """A catalogue file's column names, reading its header only (CSV) or its schema (Parquet)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"catalogue file not found: {path}")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names)
+        return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+    except Exception as err:  # parser, encoding, pyarrow errors: say which file
+        raise ValueError(f"cannot read the header of {path}: {err}") from None
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -295,11 +319,13 @@ def label_column(columns, tree: trees.Tree) -> str | None:
     if name is None:
         return None
     columns = [str(c) for c in columns]
-    if name in columns:
-        return name
+    for exact in (tree.name, name):  # the column as typed (label:edge_on), then the question
+        if exact in columns:
+            return exact
     matches = [c for c in columns if trees.question_name(c) == name]
     if len(matches) > 1:
-        raise ValueError(f"columns {matches} all name question {name!r}: keep one")
+        raise ValueError(f"columns {matches} all read as question {name!r}: name the column "
+                         "exactly, tree 'label:<column>'")  # fmt: skip
     return matches[0] if matches else None
 
 
@@ -313,7 +339,7 @@ def _votes_from_label(raw: pd.DataFrame, path: Path, tree: trees.Tree, problems:
             f"{path}: format 'label' needs a one-question yes/no tree (tree 'label:<column>')"
             f" and that column; tree {tree.name!r} is not"
         )
-    text = raw[column].map(lambda v: str(v).strip().lower().removesuffix(".0"))
+    text = raw[column].map(label_text)
     yes = text.map(LABEL_VALUES)
     for row in raw.index[yes.isna()]:
         problems.setdefault(row, []).append(

@@ -26,8 +26,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from zoolib import paths
+from zoolib.active import runs
+from zoolib.cnn import precision, pretrained
 from zoolib.data import catalogs
-from zoolib.votes import trees
+from zoolib.votes import multinomial, trees
 
 Rule = Callable[[object], str | None]
 
@@ -56,11 +58,16 @@ def fractions(v) -> str | None:
     return None
 
 
-PRECISION = one_of("auto", "float32", "mixed_bfloat16")
+def zero_or_at_least(low: int) -> Rule:
+    return lambda v: None if v == 0 or v >= low else f"must be 0 (keep the dataset's) or >= {low}"
+
+
+PRECISION = one_of(*precision.PRECISIONS)
 POSITIVE = at_least(1)
+MIN_SIDE = 16  # the paper's CNN halves an image four times (valid pooling): 15 px leaves nothing
 RULES: dict[str, dict[str, Rule]] = {
     "01_data_prep": {
-        "image_size": at_least(8, " pixels (the CNN halves the image four times)"),
+        "image_size": at_least(MIN_SIDE, " pixels (the CNN halves the image four times)"),
         "channels": one_of(1, 3),
         "crop_fraction": inside(0, 1),
         "n_galaxies": at_least(10),
@@ -71,29 +78,26 @@ RULES: dict[str, dict[str, Rule]] = {
     "02_train": {
         "epochs": POSITIVE, "batch_size": POSITIVE, "learning_rate": inside(0, 10),
         "fine_tune_learning_rate": inside(0, 10), "dropout_rate": inside(0, 1, closed_high=False),
-        "image_size": at_least(0, " (0 keeps the dataset's)"), "eval_samples": POSITIVE,
-        "patience": at_least(0), "precision": PRECISION,
-        "init": one_of("auto", "pretrained", "real", "scratch"),
-        "regime": one_of("auto", "fine_tune", "frozen"),
-        "likelihood": one_of("auto", "binomial", "multinomial", "dirichlet_multinomial"),
+        "image_size": zero_or_at_least(MIN_SIDE), "eval_samples": POSITIVE,
+        "patience": at_least(0), "precision": PRECISION, "init": one_of(*pretrained.INITS),
+        "likelihood": one_of(*multinomial.LIKELIHOODS),
     },
     "03_dropout_posteriors": {
         "n_samples": at_least(2), "n_show": POSITIVE, "n_neighbours": POSITIVE,
         "precision": PRECISION,
     },
     "04_active_learning": {
-        "regime": one_of("finetune", "scratch"),
-        "metric": one_of("rmse_asked", "rmse_true", "rmse", "nll"),
+        "regime": one_of(*runs.REGIMES), "metric": one_of(*runs.METRICS),
         "n_initial": POSITIVE, "acquire_per_round": POSITIVE, "n_rounds": POSITIVE,
         "n_seeds": POSITIVE, "random_streams": POSITIVE, "n_samples": at_least(2),
         "head_steps": POSITIVE, "head_learning_rate": inside(0, 10), "head_l2": at_least(0),
         "oracle_candidates": POSITIVE, "gate_margin": inside(0, 1, closed_high=False),
         "likelihood": one_of("auto", "binomial", "multinomial"), "beta": at_least(0),
-        "n_targets": POSITIVE, "min_votes": at_least(0), "image_size": at_least(0),
+        "n_targets": POSITIVE, "min_votes": at_least(0), "image_size": zero_or_at_least(MIN_SIDE),
         "precision": PRECISION,
     },
     "05_campaign": {
-        "trunk": one_of("real", "pretrained"), "metric": one_of("rmse", "nll"),
+        "metric": one_of("rmse", "nll"),
         "n_initial": POSITIVE, "acquire_per_round": POSITIVE, "n_rounds": POSITIVE,
         "n_seeds": POSITIVE, "random_streams": POSITIVE, "n_samples": at_least(2),
         "head_steps": POSITIVE, "head_learning_rate": inside(0, 10), "head_l2": at_least(0),
@@ -148,10 +152,16 @@ def tree_problems(given: dict) -> list[str]:
         return []
     path = paths.resolve(source)
     try:
-        columns = list(catalogs.read_table(path).columns)
+        columns = catalogs.read_columns(path)
     except (FileNotFoundError, ValueError):
         return []  # the source's own problem, named by file_problems
-    if catalogs.label_column(columns, tree) is None:
+    if any(c in columns for c in tree.columns()):
+        return []  # <label>_yes / _no counts
+    try:
+        found = catalogs.label_column(columns, tree)
+    except ValueError as err:
+        return [f"tree is {spec!r}: {err}"]
+    if found is None:
         return [f"tree is {spec!r}: {path} has no column {tree.name!r} (its columns: "
                 f"{columns[:12]}{' ...' if len(columns) > 12 else ''})"]  # fmt: skip
     return []
@@ -180,6 +190,13 @@ def file_problems(stem: str, given: dict) -> list[str]:
     return problems
 
 
+def _names(folder: Path, pattern: str) -> str:
+    """What ``folder`` holds of ``pattern`` (dataset folders, model files), for an error."""
+    found = sorted(p.parent.name if p.name == "manifest.json" else p.stem
+                   for p in folder.glob(pattern))  # fmt: skip
+    return ", ".join(found) if found else "none yet"
+
+
 def flow_problems(runs: dict[str, dict]) -> list[tuple[str, str]]:
     """(stem, problem) for each dataset or model a notebook reads that neither an earlier
     notebook of this run writes nor is on disk (under the outputs root as set now).
@@ -196,7 +213,8 @@ def flow_problems(runs: dict[str, dict]) -> list[tuple[str, str]]:
                 made = sorted(datasets) or "none: it is not in this run"
                 problems.append((stem, f"dataset is {dataset!r}, which notebook 01 of this run "
                                  f"does not write (it writes {made}) and {processed} does not "
-                                 "hold"))  # fmt: skip
+                                 "hold: run notebook 01 too, or name a dataset it has "
+                                 f"({_names(processed, '*/manifest.json')})"))  # fmt: skip
         model = given.get("model_name")
         if stem.startswith("02") and model is not None:
             models.add(model)
@@ -205,7 +223,8 @@ def flow_problems(runs: dict[str, dict]) -> list[tuple[str, str]]:
                 made = sorted(models) or "none: it is not in this run"
                 problems.append((stem, f"model_name is {model!r}, which notebook 02 of this run "
                                  f"does not write (it writes {made}) and {models_dir} does not "
-                                 "hold"))  # fmt: skip
+                                 "hold: run notebook 02 too, or name a model it has "
+                                 f"({_names(models_dir, '*.keras')})"))  # fmt: skip
     return problems
 
 

@@ -462,14 +462,20 @@ def with_values(sets: dict[str, dict], values: list[str], available: list[Path])
     return out
 
 
+REPORT_FOLDERS = ("html", "executed", "metrics", "thumbs")  # what a run writes in reports/
+
+
 def own_reports(params: str, values: list[str] | None) -> str | None:
     """The folder under ``reports/`` a run writes to when its parameters are not a shipped set
     (a YAML file of one's own: its stem; ``--set`` values: ``<set>-custom``), so that an
     exercise does not overwrite the class's reports; None for ``default`` and the named sets
     as they are. ``ZOO_REPORTS_DIR`` or ``reports_dir`` decide instead when given."""
     if Path(params).suffix:
-        return Path(params).stem + ("-custom" if values else "")
-    return f"{params}-custom" if values else None
+        name = Path(params).stem + ("-custom" if values else "")
+    else:
+        name = f"{params}-custom" if values else None
+    # a name of the reports' own folders (html, metrics, ...) would land inside them
+    return f"own-{name}" if name in REPORT_FOLDERS else name
 
 
 def run(
@@ -507,8 +513,9 @@ def run(
     check_parameters(notebooks, sets, params)
     check_values(notebooks, sets, params)
     if own:
-        print(f"parameters of your own: reports go to {reports_dir} (ZOO_REPORTS_DIR=reports "
-              "puts them over the main ones)", flush=True)  # fmt: skip
+        print(f"parameters of your own: reports go to {reports_dir} "
+              f"(ZOO_REPORTS_DIR={paths.REPORTS_DIR} puts them over the main ones)",
+              flush=True)  # fmt: skip
     smoke = smoke_reason(params, notebooks, sets)
     banner = smoke and smoke_banner(smoke)
     done = []

@@ -37,6 +37,8 @@ import numpy as np
 from zoolib import paths
 from zoolib.votes.schema import QUESTIONS
 
+QUESTION_NAME = r"[a-z0-9][a-z0-9-]*"  # a question's name: lower case letters, digits and '-'
+
 TOTAL = "total-votes"
 NOT_COUNTS = re.compile(r"(fraction|frac|debiased|weighted)$")  # columns beside counts, not answers
 
@@ -153,7 +155,7 @@ class Tree:
         seen: dict[str, Node] = {}
         for n in self.nodes:
             where = f"tree {self.name!r}, question {n.name!r}"
-            if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", n.name or ""):
+            if not re.fullmatch(QUESTION_NAME, n.name or ""):
                 raise ValueError(f"{where}: names are lower case letters, digits and '-'")
             if n.name in seen:
                 raise ValueError(f"{where} appears twice")
@@ -251,7 +253,7 @@ def tree(name: str) -> Tree:
         return TREES[name]
     except KeyError:
         close = difflib.get_close_matches(str(name), TREES, n=1)
-        guess = f"; did you mean {close[0]!r}?" if close else ""
+        guess = f"; did you mean {close[0]!r}?" if close else ";"
         raise ValueError(f"unknown tree {name!r}{guess} shipped: {sorted(TREES)}, a YAML file "
                          f"of your own or {LABEL_PREFIX}<column>") from None  # fmt: skip
 
@@ -343,7 +345,7 @@ def one_label(label: str) -> Tree:
     ``edge-on``, answer columns ``edge-on_yes``, ``edge-on_no``); the tree keeps the column's
     name."""
     name = question_name(label)
-    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
+    if not re.fullmatch(QUESTION_NAME, name):
         raise ValueError(
             f"label column {label!r} cannot name a question (as {name!r}): question names are "
             "lower case letters, digits and '-'; rename the column, e.g. to "
