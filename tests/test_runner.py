@@ -224,6 +224,8 @@ BAD_VALUES = [
      "write (it writes ['a'])"),
     ({"04_active_learning": {"gate_margin": 1.5, "precision": "fp16"}}, None,
      "04_active_learning.ipynb: gate_margin is 1.5: must be in [0, 1)"),
+    ({"04_active_learning": {"strategies": ["bald", "badl"]}}, None,
+     "04_active_learning.ipynb: strategies is ['bald', 'badl']: must include 'random'"),
     ({"05_campaign": {"sources": [["nowhere.csv", 0.4]]}}, None,
      f"05_campaign.ipynb: sources: no file {paths.PROJECT_ROOT / 'nowhere.csv'}"),
 ]  # fmt: skip
@@ -608,6 +610,10 @@ def test_set_values_over_a_named_set(typed):
     assert runner.own_reports("default", None) is None and runner.own_reports("ci", None) is None
     assert runner.own_reports("my_exercise.yaml", None) == "my_exercise"
     assert runner.own_reports("ci", ["02.epochs=3"]) == "ci-custom"
+    assert runner.own_reports("metrics.yaml", None) == "own-metrics"  # not inside reports/metrics
+    with pytest.raises(runner.RunError, match=r"--set names notebook\(s\) \['02'\] that this run"):
+        runner.run("default", only=["03"], notebooks_dir=typed / "notebooks",
+                   reports_dir=typed / "reports", values=["02.epochs=3"])  # fmt: skip
 
 
 def test_an_exercise_on_smoke_settings_keeps_the_class_reports(typed, monkeypatch, capsys):

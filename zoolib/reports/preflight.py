@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from zoolib import paths
-from zoolib.active import runs
+from zoolib.active import runs, strategies
 from zoolib.cnn import precision, pretrained
 from zoolib.data import catalogs
 from zoolib.votes import multinomial, trees
@@ -50,6 +50,16 @@ def inside(low: float, high: float, closed_high: bool = True) -> Rule:
 
 def one_of(*choices) -> Rule:
     return lambda v: None if v in choices else f"must be one of {list(choices)}"
+
+
+def strategy_list(v) -> str | None:
+    """Notebooks 04 and 05's ``strategies``: known names, ``random`` among them."""
+    known = (*strategies.STRATEGIES, runs.ORACLE)
+    unknown = [s for s in v if s not in known]
+    if unknown or "random" not in v:
+        return f"must include 'random' and name only {list(known)}" + (
+            f" (unknown: {unknown})" if unknown else "")
+    return None
 
 
 def fractions(v) -> str | None:
@@ -88,6 +98,7 @@ RULES: dict[str, dict[str, Rule]] = {
     },
     "04_active_learning": {
         "regime": one_of(*runs.REGIMES), "metric": one_of(*runs.METRICS),
+        "strategies": strategy_list,
         "n_initial": POSITIVE, "acquire_per_round": POSITIVE, "n_rounds": POSITIVE,
         "n_seeds": POSITIVE, "random_streams": POSITIVE, "n_samples": at_least(2),
         "head_steps": POSITIVE, "head_learning_rate": inside(0, 10), "head_l2": at_least(0),
@@ -97,7 +108,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "precision": PRECISION,
     },
     "05_campaign": {
-        "metric": one_of("rmse", "nll"),
+        "metric": one_of("rmse", "nll"), "strategies": strategy_list,
         "n_initial": POSITIVE, "acquire_per_round": POSITIVE, "n_rounds": POSITIVE,
         "n_seeds": POSITIVE, "random_streams": POSITIVE, "n_samples": at_least(2),
         "head_steps": POSITIVE, "head_learning_rate": inside(0, 10), "head_l2": at_least(0),

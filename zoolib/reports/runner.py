@@ -505,6 +505,11 @@ def run(
     available = numbered_notebooks(notebooks_dir)
     sets = with_values(sets, values or [], available)
     notebooks = select(available, only)
+    prefixes = {v.partition(".")[0] for v in values or []}
+    unused = sorted(p for p in prefixes if not any(nb.stem.startswith(p) for nb in notebooks))
+    if unused:
+        raise RunError(f"--set names notebook(s) {unused} that this run does not include "
+                       f"(--only {' '.join(only or [])})")  # fmt: skip
     stray = sorted(set(sets) - {nb.stem for nb in available})
     if stray:
         raise RunError(f"parameter set {params!r} names notebooks that do not exist: {stray}")
