@@ -228,6 +228,8 @@ BAD_VALUES = [
      "04_active_learning.ipynb: strategies is ['bald', 'badl']: must include 'random'"),
     ({"05_campaign": {"sources": [["nowhere.csv", 0.4]]}}, None,
      f"05_campaign.ipynb: sources: no file {paths.PROJECT_ROOT / 'nowhere.csv'}"),
+    ({"05_campaign": {"sources": [["nowhere.csv", 0.4]]}}, None,
+     "without the shared images, run the other notebooks: --only 01 02 03 04"),
 ]  # fmt: skip
 
 

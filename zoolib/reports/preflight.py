@@ -194,8 +194,8 @@ def file_problems(stem: str, given: dict) -> list[str]:
     for name, value, kind in wanted:
         path = paths.resolve(str(value))
         if not (path.is_file() if kind == "file" else path.is_dir()):
-            hint = (f"; without the shared images, leave {stem} out: --only with the other "
-                    "notebooks' numbers" if stem == "05_campaign" else "")  # fmt: skip
+            hint = ("; without the shared images, run the other notebooks: --only 01 02 03 04"
+                    if stem == "05_campaign" else "")  # fmt: skip
             problems.append(f"{name}: no {kind} {path} (relative paths are relative to the "
                             f"project root, {paths.PROJECT_ROOT}){hint}")  # fmt: skip
     return problems
