@@ -43,3 +43,18 @@ NOTEBOOKS = runner.numbered_notebooks(paths.NOTEBOOKS_DIR)
 def test_every_notebook_imports_tensorflow_quietly_first(path):
     code = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
     assert "quiet.tensorflow()" in code[0] and "import tensorflow" not in code[0]
+
+
+@pytest.mark.skipif(os.path.exists("/dev/nvidiactl"), reason="a GPU machine logs other lines")
+def test_the_command_line_predicts_without_the_start_up_lines(tmp_path):
+    """python -m zoolib predict on the shipped cutouts: its own messages, not TensorFlow's."""
+    catalog = paths.RAW_DIR / "sdss_gz1_sample" / "catalog.csv"
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "zoolib", "predict", "--model", "real", "--catalog", str(catalog),
+         "--out", str(tmp_path / "p.parquet"), "--samples", "2", "--no-progress"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "60 galaxies" in proc.stdout
+    assert not any(n in proc.stderr + proc.stdout for n in NOISE), proc.stderr

@@ -23,7 +23,7 @@ import sys
 import warnings
 
 import zoolib
-from zoolib import paths
+from zoolib import paths, quiet
 from zoolib.data.catalogs import FILE_SOURCES, ID_SOURCES
 from zoolib.reports import runner
 from zoolib.universe.volunteers import load_presets
@@ -404,6 +404,8 @@ def subcommands(top: argparse.ArgumentParser) -> dict[str, argparse.ArgumentPars
     return dict(action.choices)
 
 
+TENSORFLOW_COMMANDS = ("predict", "acquire", "pretrain")  # the commands that run a CNN
+
 # options that name files or folders: made absolute from the current folder before any work
 PATH_OPTIONS = ("catalog", "images_root", "out", "labelled", "export", "tasks", "campaign")
 
@@ -425,6 +427,8 @@ def typed_paths(args: argparse.Namespace) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = typed_paths(parser().parse_args(argv))
+    if args.command in TENSORFLOW_COMMANDS:
+        quiet.tensorflow()  # without its C++ start-up lines on the terminal, as in the notebooks
     try:
         if args.command == "calibrate":
             _calibrate(args)
