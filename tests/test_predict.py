@@ -241,6 +241,22 @@ def _copy(setup, tmp_path):
     return {**setup, "catalog": tmp_path / "catalog.csv"}
 
 
+def test_every_unreadable_image_of_the_shard_is_listed_in_one_error(setup, tmp_path, capsys):
+    """Two broken images in different blocks: one error names both (it named only the first),
+    the first is announced at once, and the blocks before it are kept."""
+    local = _copy(setup, tmp_path)
+    for name in ("g005.png", "g017.png"):
+        (tmp_path / "images" / name).write_text("not a png")
+    out = tmp_path / "p.parquet"
+    with pytest.raises(ValueError, match=r"^2 image\(s\) could not be read") as err:
+        run(local, out, workers=2, prefetch=0)
+    assert "row 5 (id_str '1000000000000000005')" in str(err.value)
+    assert "row 17 (id_str '1000000000000000017')" in str(err.value)
+    assert "reading the rest of the shard" in capsys.readouterr().err
+    finished = sorted(p.name for p in predict.blocks_folder(out).glob("block_*.parquet"))
+    assert finished == ["block_000000000.parquet"]  # rows 0-3; row 5 is in block 1
+
+
 def test_a_failed_shard_keeps_its_blocks_and_resumes_identically(setup, unsharded, tmp_path):
     local = _copy(setup, tmp_path)
     good = (tmp_path / "images" / "g017.png").read_bytes()

@@ -65,8 +65,9 @@ def _add_predict(sub) -> None:
     p.add_argument("--out", required=True, help="output .parquet; {i} and {n} become the shard")
     p.add_argument(
         "--on-error", choices=["raise", "skip"], default="raise",
-        help="raise: stop at the first unreadable image, naming its row, id and file (finished "
-        "blocks are kept); skip: leave bad images out and list them in the output's metadata",
+        help="raise: stop, listing every missing or unreadable image of the shard by row, id "
+        "and file (blocks finished before the first are kept); skip: leave bad images out and "
+        "list them in the output's metadata",
     )  # fmt: skip
     p.add_argument(
         "--samples", type=int, default=30, help="T, dropout samples per galaxy (default 30)"

@@ -46,9 +46,11 @@ Faults: each finished block is written at once to a folder beside the output
 run again with the same settings, resumes after its finished blocks; the final output is
 assembled from the blocks in order and renamed into place, identical to an uninterrupted run,
 and the blocks folder is removed. Changed settings (model, catalogue, T, seed, ...) discard the
-old blocks, with a message. With ``on_error="raise"`` the first unreadable image stops the run
-with a one-line error naming its row, id and file (finished blocks are kept); with ``"skip"``
-unreadable and missing images are left out and listed. An existing output is skipped unless
+old blocks, with a message. With ``on_error="raise"`` missing files are listed before the
+model loads; the first image that cannot be decoded stops prediction, the rest of the shard is
+then decoded only to find the others, and one error lists every such image by row, id and file
+(blocks finished before the first are kept); with ``"skip"`` unreadable and missing images are
+left out and listed. An existing output is skipped unless
 ``overwrite``.
 """
 
@@ -59,6 +61,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import time
 import warnings
 from collections import deque
@@ -270,12 +273,21 @@ def read_metadata(path: str | Path) -> dict:
 
 def _stream(files: list[Path], ids, blocks, block_size: int, load, workers, prefetch, skip):
     """Yield (block, rows, uint8 images, skipped) in order, decoding at most ``prefetch``
-    blocks ahead; ``rows`` are the catalogue rows whose images loaded."""
+    blocks ahead; ``rows`` are the catalogue rows whose images loaded. Without ``skip``, the
+    first block with an unreadable image stops the stream: the rest of the shard is decoded
+    only to list every unreadable image in one error."""
     pool = ThreadPoolExecutor(max_workers=workers)
 
     def submit(b):
         rows = range(b * block_size, min((b + 1) * block_size, len(files)))
         return b, [(r, pool.submit(load, files[r])) for r in rows]
+
+    def failures(futures):
+        for r, fut in futures:
+            try:
+                fut.result()
+            except images.READ_ERRORS as err:
+                yield r, err
 
     try:
         later = iter(blocks)
@@ -283,22 +295,36 @@ def _stream(files: list[Path], ids, blocks, block_size: int, load, workers, pref
         while pending:
             b, futures = pending.popleft()
             pending.extend(submit(nxt) for nxt in itertools.islice(later, 1))
-            rows, out, skipped = [], [], []
-            for r, fut in futures:
-                try:
-                    out.append(fut.result())
-                    rows.append(r)
-                except images.READ_ERRORS as err:
-                    if not skip:
-                        kind = (
-                            FileNotFoundError if isinstance(err, FileNotFoundError) else ValueError
-                        )
-                        raise kind(f"row {r} ({ID_COLUMN} {ids[r]!r}): {err}") from None
-                    skipped.append({"row": r, ID_COLUMN: ids[r], "file": str(files[r]),
-                                    "reason": str(err)})  # fmt: skip
+            bad = list(failures(futures))
+            if bad and not skip:  # every unreadable image of the rest of the shard, in one error
+                r, err = bad[0]
+                print(f"row {r} ({ID_COLUMN} {ids[r]!r}) is unreadable ({err}); reading the rest "
+                      "of the shard to list every such image before stopping (Ctrl-C stops "
+                      "now; --on-error skip leaves them out)", file=sys.stderr, flush=True)
+                rest = [f for _, fs in pending for f in fs]
+                rest += [f for nxt in later for f in submit(nxt)[1]]
+                bad += list(failures(rest))
+                raise _unreadable(bad, ids)
+            failed = {r for r, _ in bad}
+            rows = [r for r, _ in futures if r not in failed]
+            out = [fut.result() for r, fut in futures if r not in failed]
+            skipped = [{"row": r, ID_COLUMN: ids[r], "file": str(files[r]), "reason": str(err)}
+                       for r, err in bad]  # fmt: skip
             yield b, np.array(rows, dtype=np.int64), np.stack(out) if out else None, skipped
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _unreadable(bad: list, ids) -> Exception:
+    """One error listing every unreadable image (row, id, reason): FileNotFoundError when all
+    are missing files, else ValueError."""
+    lines = [f"row {r} ({ID_COLUMN} {ids[r]!r}): {err}" for r, err in bad]
+    missing = all(isinstance(e, FileNotFoundError) for _, e in bad)
+    kind = FileNotFoundError if missing else ValueError
+    return kind(
+        f"{len(bad)} image(s) could not be read (--on-error skip leaves them out and lists "
+        f"them; the blocks finished before the first are kept):\n{catalogs.listed(lines)}"
+    )
 
 
 def blocks_folder(out: Path) -> Path:
