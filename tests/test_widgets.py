@@ -198,3 +198,32 @@ def test_a_redraw_sets_the_output_from_the_kernel(explorer):
     explorer.rank.value = 3  # another galaxy: another picture, still one output
     assert len(explorer.output.outputs) == 1
     assert explorer.output.outputs[0]["data"]["image/png"] != first[0]["data"]["image/png"]
+
+
+def test_the_live_explorer_does_not_block_a_notebook_run_outside_the_runner(tmp_path, monkeypatch):
+    """papermill without the runner (no ZOO_HEADLESS): the live widget is shown, its figure
+    set from the kernel, and the run ends with the widget's view and no stderr output."""
+    import nbformat
+    import papermill as pm
+
+    monkeypatch.delenv("ZOO_HEADLESS", raising=False)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import numpy as np\n"
+        "from zoolib.reports.widgets import GalaxyExplorer\n"
+        "from zoolib.universe import synthetic\n"
+        "images, cat = synthetic.simulate(12, size=32, seed=3)\n"
+        "rho = np.random.default_rng(0).beta(1, 1, size=(12, 1, 10))\n"
+        "explorer = GalaxyExplorer(images, rho, cat, ['smooth-or-featured'])\n"
+        "explorer.show();\n"
+        "print('shown', len(explorer.output.outputs))"
+    )]  # fmt: skip
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}  # fmt: skip
+    nbformat.write(nb, tmp_path / "explore.ipynb")
+    pm.execute_notebook(str(tmp_path / "explore.ipynb"), str(tmp_path / "out.ipynb"),
+                        progress_bar=False, execution_timeout=120, cwd=str(tmp_path))  # fmt: skip
+    outputs = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[0].outputs
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+    assert any("shown 1" in o.get("text", "") for o in outputs)
+    assert not [o for o in outputs if o.get("name") == "stderr"]
