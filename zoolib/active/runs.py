@@ -36,6 +36,17 @@ PURPOSES = ("initial", "train", "evaluate", "score", "acquire", "null_acquire", 
             "ensemble", "targets")  # fmt: skip
 
 
+def strategies_problem(names) -> str | None:
+    """Why ``names`` cannot be a run's strategies (``random`` among them, every name known), or
+    None. :class:`Settings` and the runner's checks before a run (notebooks 04 and 05) use it."""
+    known = STRATEGIES + (ORACLE,)
+    unknown = [s for s in names if s not in known]
+    if unknown or "random" not in names:
+        return f"must include 'random'; choose from {known}" + (
+            f" (unknown: {unknown})" if unknown else "")
+    return None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every choice of an active-learning experiment. Field comments give the meaning;
@@ -75,9 +86,8 @@ class Settings:
             bad("regime", f"choose from {REGIMES}")
         if self.metric not in METRICS:
             bad("metric", f"choose from {METRICS}")
-        unknown = [s for s in self.strategies if s not in STRATEGIES + (ORACLE,)]
-        if unknown or "random" not in self.strategies:
-            bad("strategies", f"must include 'random'; choose from {STRATEGIES + (ORACLE,)}")
+        if why := strategies_problem(self.strategies):
+            bad("strategies", why)
         for name in ("n_initial", "acquire_per_round", "n_rounds", "n_seeds", "n_samples",
                      "random_streams", "n_targets"):  # fmt: skip
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:

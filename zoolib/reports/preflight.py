@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from zoolib import paths
-from zoolib.active import runs, strategies
+from zoolib.active import runs
 from zoolib.cnn import precision, pretrained
 from zoolib.data import catalogs
 from zoolib.votes import multinomial, trees
@@ -50,16 +50,6 @@ def inside(low: float, high: float, closed_high: bool = True) -> Rule:
 
 def one_of(*choices) -> Rule:
     return lambda v: None if v in choices else f"must be one of {list(choices)}"
-
-
-def strategy_list(v) -> str | None:
-    """Notebooks 04 and 05's ``strategies``: known names, ``random`` among them."""
-    known = (*strategies.STRATEGIES, runs.ORACLE)
-    unknown = [s for s in v if s not in known]
-    if unknown or "random" not in v:
-        return f"must include 'random' and name only {list(known)}" + (
-            f" (unknown: {unknown})" if unknown else "")
-    return None
 
 
 def fractions(v) -> str | None:
@@ -98,7 +88,7 @@ RULES: dict[str, dict[str, Rule]] = {
     },
     "04_active_learning": {
         "regime": one_of(*runs.REGIMES), "metric": one_of(*runs.METRICS),
-        "strategies": strategy_list,
+        "strategies": runs.strategies_problem,
         "n_initial": POSITIVE, "acquire_per_round": POSITIVE, "n_rounds": POSITIVE,
         "n_seeds": POSITIVE, "random_streams": POSITIVE, "n_samples": at_least(2),
         "head_steps": POSITIVE, "head_learning_rate": inside(0, 10), "head_l2": at_least(0),
@@ -108,7 +98,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "precision": PRECISION,
     },
     "05_campaign": {
-        "metric": one_of("rmse", "nll"), "strategies": strategy_list,
+        "metric": one_of("rmse", "nll"), "strategies": runs.strategies_problem,
         "n_initial": POSITIVE, "acquire_per_round": POSITIVE, "n_rounds": POSITIVE,
         "n_seeds": POSITIVE, "random_streams": POSITIVE, "n_samples": at_least(2),
         "head_steps": POSITIVE, "head_learning_rate": inside(0, 10), "head_l2": at_least(0),
@@ -208,45 +198,44 @@ def _names(folder: Path, pattern: str) -> str:
     return ", ".join(found) if found else "none yet"
 
 
-def flow_problems(runs: dict[str, dict]) -> list[tuple[str, str]]:
+# what later notebooks read and which notebook writes it: (parameter, writer, the writer's
+# parameter naming it, folder under the outputs root, file of one in that folder)
+FLOWS = (
+    ("dataset", "01", "name", paths.PROCESSED_DIR, "{}/manifest.json"),
+    ("model_name", "02", "model_name", paths.MODELS_DIR, "{}.keras"),
+)
+
+
+def flow_problems(given_by_stem: dict[str, dict]) -> list[tuple[str, str]]:
     """(stem, problem) for each dataset or model a notebook reads that neither an earlier
     notebook of this run writes nor is on disk (under the outputs root as set now).
-    ``runs``: values by notebook stem, in run order."""
-    problems, datasets, models = [], set(), set()
-    processed = paths.under_output_root(paths.PROCESSED_DIR)
-    models_dir = paths.under_output_root(paths.MODELS_DIR)
-    for stem, given in runs.items():
-        if stem.startswith("01") and "name" in given:
-            datasets.add(given["name"])
-        dataset = given.get("dataset")
-        if dataset is not None and not stem.startswith("01") and dataset not in datasets:
-            if not (processed / str(dataset) / "manifest.json").is_file():
-                made = sorted(datasets) or "none: it is not in this run"
-                problems.append((stem, f"dataset is {dataset!r}, which notebook 01 of this run "
-                                 f"does not write (it writes {made}) and {processed} does not "
-                                 "hold: run notebook 01 too, or name a dataset it has "
-                                 f"({_names(processed, '*/manifest.json')})"))  # fmt: skip
-        model = given.get("model_name")
-        if stem.startswith("02") and model is not None:
-            models.add(model)
-        elif model is not None and model not in models:
-            if not (models_dir / f"{model}.keras").is_file():
-                made = sorted(models) or "none: it is not in this run"
-                problems.append((stem, f"model_name is {model!r}, which notebook 02 of this run "
-                                 f"does not write (it writes {made}) and {models_dir} does not "
-                                 "hold: run notebook 02 too, or name a model it has "
-                                 f"({_names(models_dir, '*.keras')})"))  # fmt: skip
+    ``given_by_stem``: values by notebook stem, in run order."""
+    problems = []
+    for name, writer, written_as, folder, pattern in FLOWS:
+        folder, made = paths.under_output_root(folder), set()
+        for stem, given in given_by_stem.items():
+            if stem.startswith(writer):
+                made.update([given[written_as]] if written_as in given else [])
+                continue
+            value = given.get(name)
+            if value is None or value in made or (folder / pattern.format(value)).is_file():
+                continue
+            written = sorted(made) or "none: it is not in this run"
+            have = _names(folder, pattern.format("*"))
+            problems.append((stem, f"{name} is {value!r}, which notebook {writer} of this run "
+                             f"does not write (it writes {written}) and {folder} does not "
+                             f"hold: run notebook {writer} too, or name one it has ({have})"))
     return problems
 
 
 def problems(notebooks: list[Path], sets: dict[str, dict]) -> list[str]:
     """Every problem of the run's values, each prefixed by its notebook's file name."""
-    runs = {nb.stem: values(nb, sets.get(nb.stem, {})) for nb in notebooks}
+    given_by_stem = {nb.stem: values(nb, sets.get(nb.stem, {})) for nb in notebooks}
     names = {nb.stem: nb.name for nb in notebooks}
     out = []
-    for stem, given in runs.items():
+    for stem, given in given_by_stem.items():
         found = value_problems(stem, given) + file_problems(stem, given)
         if stem == "01_data_prep":
             found += tree_problems(given)
         out += [f"{names[stem]}: {p}" for p in found]
-    return out + [f"{names[stem]}: {p}" for stem, p in flow_problems(runs)]
+    return out + [f"{names[stem]}: {p}" for stem, p in flow_problems(given_by_stem)]
