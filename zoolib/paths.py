@@ -5,8 +5,8 @@ the command line is relative to the folder it is typed in (:func:`typed`), as in
 command; one given as a notebook parameter is relative to the project root
 (:func:`resolve`), wherever the kernel runs, so that a parameter set means the same files from
 JupyterLab, papermill and the runner (zoolib's functions take absolute paths, or say which
-rule they follow); image paths inside a catalogue are
-relative to the images root, which defaults to the catalogue file's folder.
+rule they follow); image paths inside a catalogue are relative to the images root, which
+defaults to the catalogue file's folder.
 
 **Two roots.** What ships (the notebooks, their parameter sets, the raw data in ``data/raw``)
 is read from the project root. What runs write (processed datasets, models, active-learning

@@ -42,7 +42,7 @@ from zoolib.data import processed
 from zoolib.universe import synthetic
 from zoolib.votes.schema import QUESTIONS, question
 
-MODEL_FILE = "bayesian_cnn_64px.keras"
+MODEL_FILE = paths.SHIPPED_MODELS["pretrained"].name  # bayesian_cnn_64px.keras
 MANIFEST_FILE = "manifest.json"
 UNIVERSE_SEED = 15_542_020  # the pretraining universe; notebooks and tests use small seeds
 FINGERPRINT_SEED = 491  # the small universe whose statistics identify the simulation's version

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -127,13 +128,8 @@ def read_catalog(
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     path = Path(path)
     raw = read_table(path)
-    if format == "auto":
-        try:
-            format = detect_format(raw.columns, path, tree)
-        except ValueError as err:  # no format fits: say which columns could be a new label
-            if not str(err).startswith("cannot tell"):
-                raise
-            detect_format(raw.columns, path, tree, zero_one_columns(raw))
+    if format == "auto":  # the 0/1 columns are looked for only if no format fits
+        format = detect_format(raw.columns, path, tree, lambda: zero_one_columns(raw))
     frame = pd.DataFrame(index=raw.index)
     ids = read_ids(raw, path)
     frame[ID_COLUMN] = ids
@@ -180,13 +176,13 @@ def zero_one_columns(raw: pd.DataFrame) -> list[str]:
 
 def detect_format(
     columns, path: str | Path = "the catalogue", tree: trees.Tree = trees.THREE,
-    labels: list[str] = (),
+    labels: Callable[[], list[str]] = list,
 ) -> str:  # fmt: skip
     """Name the format ("gz2", "decals", "classes" or "label") of a catalogue with these columns
     (decals: count columns of the three questions or of ``tree``; label: a one-question yes/no
     tree, :func:`zoolib.votes.trees.one_label`, whose question is a column of the catalogue).
-    ``labels``: its 0/1 columns (:func:`zero_one_columns`), named in the error when no format
-    fits, as a new label each could be."""
+    ``labels``: a function giving its 0/1 columns (:func:`zero_one_columns`), called only
+    when no format fits, to name the first in the error as the new label it could be."""
     columns = list(columns)
     if label_column(columns, tree) is not None and not any(c in columns for c in tree.columns()):
         return "label"
@@ -206,10 +202,10 @@ def detect_format(
             "how many volunteers N answered, k = round(fraction x N) with N in the total "
             "column; or give a consensus 'class' column, which trains as one vote (N = 1)"
         )
-    hint = ""
-    if labels:
-        hint = (f" Column {labels[0]!r} holds only 0/1 values: a new yes/no label is read with "
-                f"notebook 01's tree: \"label:{labels[0]}\" (docs/trees.md).")  # fmt: skip
+    hint, zero_one = "", labels()
+    if zero_one:
+        hint = (f" Column {zero_one[0]!r} holds only 0/1 values: a new yes/no label is read "
+                f"with notebook 01's tree: \"label:{zero_one[0]}\" (docs/trees.md).")  # fmt: skip
     raise ValueError(
         f"cannot tell the format of {path}: no {GZ2_MARKER!r} (gz2), no schema vote column such"
         " as 'smooth-or-featured_smooth' (decals), no 'class' or '*_class' column (classes)."
